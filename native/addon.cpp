@@ -1,0 +1,562 @@
+// addon.cpp: the N-API glue between src/tensor/native.ts and the kernels.
+//
+// What crosses the boundary:
+//  - a storage is a handle: a number naming a slot of the storage table (pointer, size) and the
+//    slot's generation, so a handle used after `free` is recognised even once the slot is
+//    reused. TypeScript reference-counts storages across views and calls `free` when the last
+//    view goes; its FinalizationRegistry is the backstop for tensors never disposed. (Handles
+//    are not Externals with finalizers on purpose: Node runs those finalizers only when the
+//    event loop turns, so a long synchronous training loop would pile them up.)
+//  - a tensor view is two arguments: its storage handle and a Float64Array descriptor
+//    [dtype, ndim, offset, shape..., strides...] (elements, not bytes). The descriptor is built
+//    once per tensor in TypeScript and cached. Before a kernel runs, the glue re-checks that
+//    the view lies inside its storage, so a wrong descriptor raises an error instead of reading
+//    out of bounds.
+//  - kernel failures (emu::Error) become the TypeScript error classes registered by `init`.
+#include <napi.h>
+
+#include <cmath>
+#include <cstring>
+#include <deque>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "core/errors.h"
+#include "core/view.h"
+#include "cpu/allocator.h"
+#include "cpu/kernels.h"
+#include "cpu/thread_pool.h"
+#include "cuda/runtime.h"
+#include "sim/sim.h"
+
+namespace emu {
+namespace {
+
+struct Storage {
+  void* ptr = nullptr;
+  size_t bytes = 0;
+  size_t rounded = 0;
+  uint32_t generation = 0;
+  bool live = false;
+};
+
+// The storage table; a handle is slot + generation * 2^32 (generations wrap at 2^20, so handles
+// stay exact doubles). A deque keeps slots in place as it grows.
+constexpr double kSlotSpan = 4294967296.0;
+constexpr uint32_t kGenerations = 1u << 20;
+std::mutex table_mutex;
+std::deque<Storage> table;
+std::vector<uint32_t> free_slots;
+
+Napi::FunctionReference error_classes[7];  // indexed by ErrorKind
+
+[[noreturn]] void throw_js(Napi::Env env, ErrorKind kind, const std::string& msg) {
+  auto& ctor = error_classes[int(kind)];
+  if (!ctor.IsEmpty()) throw Napi::Error(env, ctor.New({Napi::String::New(env, msg)}));
+  throw Napi::Error::New(env, msg);
+}
+
+// The live slot a handle names, or null: not a handle at all (*known = false), or a handle whose
+// storage was freed (*known = true). Callers hold table_mutex.
+Storage* slot_of(const Napi::Value& v, bool* known, uint32_t* slot_index = nullptr) {
+  *known = false;
+  if (!v.IsNumber()) return nullptr;
+  const double h = v.As<Napi::Number>().DoubleValue();
+  if (!(h >= 0 && h == std::floor(h) && h < kSlotSpan * kGenerations)) return nullptr;
+  const uint64_t id = uint64_t(h);
+  const uint64_t slot = id & 0xffffffffu;
+  if (slot >= table.size()) return nullptr;
+  *known = true;
+  if (slot_index) *slot_index = uint32_t(slot);
+  Storage& s = table[slot];
+  return s.live && s.generation == uint32_t(id >> 32) ? &s : nullptr;
+}
+
+// A copy of the storage a handle names; throws if it is not a live storage handle.
+Storage storage_of(const Napi::Value& v, const char* what) {
+  bool known;
+  Storage copy;
+  {
+    std::lock_guard<std::mutex> lock(table_mutex);
+    Storage* s = slot_of(v, &known);
+    if (s) copy = *s;
+  }
+  if (!copy.live && !known) throw_js(v.Env(), ErrorKind::Value, std::string(what) + ": expected a storage handle");
+  if (!copy.live) throw_js(v.Env(), ErrorKind::Value, std::string(what) + ": the tensor's storage was disposed");
+  return copy;
+}
+
+// Reads (handle, descriptor) at info[i], info[i+1] into a View, checking it fits its storage.
+View view_at(const Napi::CallbackInfo& info, size_t i) {
+  Napi::Env env = info.Env();
+  const Storage s = storage_of(info[i], "native");
+  if (!info[i + 1].IsTypedArray() || info[i + 1].As<Napi::TypedArray>().TypedArrayType() != napi_float64_array)
+    throw_js(env, ErrorKind::Value, "native: expected a Float64Array view descriptor");
+  auto desc = info[i + 1].As<Napi::Float64Array>();
+  size_t len = desc.ElementLength();
+  if (len < 3) throw_js(env, ErrorKind::Value, "native: view descriptor too short");
+  const double* d = desc.Data();
+  View v;
+  if (!(d[0] >= 0 && d[0] <= 4 && d[0] == std::floor(d[0]))) throw_js(env, ErrorKind::DType, "native: bad dtype code");
+  v.dtype = DType(int32_t(d[0]));
+  if (!(d[1] >= 0 && d[1] <= kMaxDims) || len != size_t(3 + 2 * int(d[1])))
+    throw_js(env, ErrorKind::Shape, "native: a view has at most 8 dims");
+  v.ndim = int(d[1]);
+  double offset = d[2];
+  if (!(offset >= 0 && offset == std::floor(offset) && offset < 9.0e15))
+    throw_js(env, ErrorKind::Index, "native: bad offset in a view descriptor");
+  double lo = offset, hi = offset;
+  bool empty = false;
+  for (int k = 0; k < v.ndim; k++) {
+    double n = d[3 + k], st = d[3 + v.ndim + k];
+    if (!(n >= 0 && n == std::floor(n) && n < 9.0e15) || !(st == std::floor(st) && std::fabs(st) < 9.0e15))
+      throw_js(env, ErrorKind::Shape, "native: bad shape or stride in a view descriptor");
+    v.shape[k] = int64_t(n);
+    v.strides[k] = int64_t(st);
+    if (n == 0) empty = true;
+    else if (st > 0) hi += (n - 1) * st;
+    else lo += (n - 1) * st;
+  }
+  const int es = dtype_size(v.dtype);
+  if (!empty && (lo < 0 || (hi + 1) * es > double(s.bytes)))
+    throw_js(env, ErrorKind::Index, "native: view lies outside its storage");
+  v.data = static_cast<char*>(s.ptr) + int64_t(offset) * es;
+  return v;
+}
+
+// The element-wise kernels walk every operand over the output's shape, reading each in the dtype
+// the op implies; check both, since a mismatch would read or write past an operand's storage.
+void check_like(Napi::Env env, const char* op, const View& out, const View& v, DType dtype) {
+  bool same = v.ndim == out.ndim && v.dtype == dtype;
+  for (int k = 0; same && k < v.ndim; k++) same = v.shape[k] == out.shape[k];
+  if (!same) throw_js(env, ErrorKind::Shape, std::string(op) + ": operand views do not match the output's shape or dtype");
+}
+
+template <class F>
+Napi::Value guarded(const Napi::CallbackInfo& info, F&& f) {
+  try {
+    return f();
+  } catch (const Napi::Error&) {
+    throw;
+  } catch (const Error& e) {
+    throw_js(info.Env(), e.kind, e.what());
+  } catch (const std::bad_alloc&) {
+    throw_js(info.Env(), ErrorKind::Memory, "out of memory");
+  } catch (const std::exception& e) {
+    throw_js(info.Env(), ErrorKind::Internal, e.what());
+  }
+}
+
+double num(const Napi::CallbackInfo& info, size_t i) {
+  if (!info[i].IsNumber()) throw_js(info.Env(), ErrorKind::Value, "native: expected a number argument");
+  return info[i].As<Napi::Number>().DoubleValue();
+}
+
+void ints(const Napi::CallbackInfo& info, size_t i, int64_t* out, int n) {
+  for (int k = 0; k < n; k++) out[k] = int64_t(num(info, i + k));
+}
+
+// ---- storage -------------------------------------------------------------------------------
+
+Napi::Value Init(const Napi::CallbackInfo& info) {
+  auto classes = info[0].As<Napi::Object>();
+  const char* names[7] = {"ShapeError", "DTypeError", "DeviceError", "IndexError", "ValueError", "MemoryError", "InternalError"};
+  for (int k = 0; k < 7; k++) {
+    auto v = classes.Get(names[k]);
+    if (v.IsFunction()) error_classes[k] = Napi::Persistent(v.As<Napi::Function>());
+  }
+  return info.Env().Undefined();
+}
+
+Napi::Value Alloc(const Napi::CallbackInfo& info) {
+  return guarded(info, [&]() -> Napi::Value {
+    double bytes = num(info, 0);
+    if (!(bytes >= 0 && bytes == std::floor(bytes) && bytes < 1.0e15))
+      throw_js(info.Env(), ErrorKind::Value, "alloc: bad byte count");
+    size_t rounded = 0;
+    void* ptr = cpu::allocate(size_t(bytes), &rounded);
+    double handle;
+    {
+      std::lock_guard<std::mutex> lock(table_mutex);
+      uint32_t slot;
+      if (free_slots.empty()) {
+        slot = uint32_t(table.size());
+        table.emplace_back();
+      } else {
+        slot = free_slots.back();
+        free_slots.pop_back();
+      }
+      Storage& s = table[slot];
+      s.ptr = ptr;
+      s.bytes = size_t(bytes);
+      s.rounded = rounded;
+      s.live = true;
+      handle = double(s.generation) * kSlotSpan + double(slot);
+    }
+    Napi::MemoryManagement::AdjustExternalMemory(info.Env(), int64_t(rounded));
+    return Napi::Number::New(info.Env(), handle);
+  });
+}
+
+// free(handle): returns the block to the caching allocator; anything but a live handle is ignored.
+Napi::Value Free(const Napi::CallbackInfo& info) {
+  size_t rounded = 0;
+  {
+    std::lock_guard<std::mutex> lock(table_mutex);
+    bool known;
+    uint32_t slot = 0;
+    Storage* s = slot_of(info[0], &known, &slot);
+    if (!s) return info.Env().Undefined();
+    cpu::deallocate(s->ptr, s->rounded);
+    rounded = s->rounded;
+    s->live = false;
+    s->ptr = nullptr;
+    s->generation = (s->generation + 1) % kGenerations;
+    free_slots.push_back(slot);
+  }
+  Napi::MemoryManagement::AdjustExternalMemory(info.Env(), -int64_t(rounded));
+  return info.Env().Undefined();
+}
+
+// read(handle, byteOffset, byteLength) -> ArrayBuffer copy
+Napi::Value Read(const Napi::CallbackInfo& info) {
+  return guarded(info, [&]() -> Napi::Value {
+    const Storage s = storage_of(info[0], "read");
+    double off = num(info, 1), len = num(info, 2);
+    if (!(off >= 0 && len >= 0 && off + len <= double(s.bytes))) throw_js(info.Env(), ErrorKind::Index, "read: out of range");
+    auto buf = Napi::ArrayBuffer::New(info.Env(), size_t(len));
+    if (len > 0) std::memcpy(buf.Data(), static_cast<char*>(s.ptr) + size_t(off), size_t(len));
+    return buf;
+  });
+}
+
+// write(handle, byteOffset, typedArray)
+Napi::Value Write(const Napi::CallbackInfo& info) {
+  return guarded(info, [&]() -> Napi::Value {
+    const Storage s = storage_of(info[0], "write");
+    double off = num(info, 1);
+    if (!info[2].IsTypedArray()) throw_js(info.Env(), ErrorKind::Value, "write: expected a typed array");
+    auto ta = info[2].As<Napi::TypedArray>();
+    size_t len = ta.ByteLength();
+    if (!(off >= 0 && off + double(len) <= double(s.bytes))) throw_js(info.Env(), ErrorKind::Index, "write: out of range");
+    const char* src = static_cast<const char*>(ta.ArrayBuffer().Data()) + ta.ByteOffset();
+    if (len > 0) std::memcpy(static_cast<char*>(s.ptr) + size_t(off), src, len);
+    return info.Env().Undefined();
+  });
+}
+
+Napi::Value MemoryStats(const Napi::CallbackInfo& info) {
+  auto st = cpu::allocator_stats();
+  auto o = Napi::Object::New(info.Env());
+  o.Set("allocated", double(st.allocated));
+  o.Set("reserved", double(st.reserved));
+  o.Set("peak", double(st.peak_allocated));
+  o.Set("blocks", double(st.live_blocks));
+  o.Set("freshAllocations", double(st.fresh_allocations));
+  return o;
+}
+
+Napi::Value EmptyCache(const Napi::CallbackInfo& info) {
+  cpu::empty_cache();
+  return info.Env().Undefined();
+}
+
+Napi::Value ResetPeak(const Napi::CallbackInfo& info) {
+  cpu::reset_peak();
+  return info.Env().Undefined();
+}
+
+Napi::Value RuntimeInfo(const Napi::CallbackInfo& info) {
+  auto env = info.Env();
+  auto o = Napi::Object::New(env);
+  o.Set("cpuIsa", cpu::kernels().isa);
+  o.Set("threads", cpu::num_threads());
+  o.Set("builtWithCuda", cuda::built_with_cuda());
+  std::string why;
+  int n = cuda::device_count(&why);
+  o.Set("cudaDeviceCount", n);
+  o.Set("cudaUnavailableReason", why);
+  auto names = Napi::Array::New(env);
+  for (int i = 0; i < n; i++) names.Set(uint32_t(i), cuda::device_name(i));
+  o.Set("cudaDeviceNames", names);
+  o.Set("simAvailable", sim::available());
+  return o;
+}
+
+Napi::Value SetNumThreads(const Napi::CallbackInfo& info) {
+  int n = int(num(info, 0));
+  cpu::set_num_threads(n);
+  return info.Env().Undefined();
+}
+
+// ---- kernels -------------------------------------------------------------------------------
+// Argument order mirrors the KernelTable entries; each View is (handle, descriptor).
+
+const cpu::KernelTable& K() { return cpu::kernels(); }
+
+Napi::Value Copy(const Napi::CallbackInfo& info) {
+  return guarded(info, [&]() -> Napi::Value {
+    View out = view_at(info, 0), in = view_at(info, 2);
+    check_like(info.Env(), "copy", out, in, in.dtype);
+    K().copy(out, in);
+    return info.Env().Undefined();
+  });
+}
+
+Napi::Value Fill(const Napi::CallbackInfo& info) {
+  return guarded(info, [&]() -> Napi::Value {
+    K().fill(view_at(info, 0), num(info, 2));
+    return info.Env().Undefined();
+  });
+}
+
+Napi::Value Unary(const Napi::CallbackInfo& info) {
+  return guarded(info, [&]() -> Napi::Value {
+    int op = int(num(info, 0));
+    if (op < 0 || op >= int(cpu::UnaryOp::Count)) throw_js(info.Env(), ErrorKind::Value, "unary: bad op");
+    View out = view_at(info, 1), in = view_at(info, 3);
+    const auto u = cpu::UnaryOp(op);
+    const bool pred = u == cpu::UnaryOp::LogicalNot || u == cpu::UnaryOp::IsFinite || u == cpu::UnaryOp::IsNaN;
+    check_like(info.Env(), "unary", in, out, pred ? DType::Bool : in.dtype);
+    K().unary(u, out, in, num(info, 5), num(info, 6));
+    return info.Env().Undefined();
+  });
+}
+
+Napi::Value Binary(const Napi::CallbackInfo& info) {
+  return guarded(info, [&]() -> Napi::Value {
+    int op = int(num(info, 0));
+    if (op < 0 || op >= int(cpu::BinaryOp::Count)) throw_js(info.Env(), ErrorKind::Value, "binary: bad op");
+    View out = view_at(info, 1), a = view_at(info, 3), b = view_at(info, 5);
+    const bool pred = op >= int(cpu::BinaryOp::Eq) && op <= int(cpu::BinaryOp::LogicalXor);
+    check_like(info.Env(), "binary", out, a, a.dtype);
+    check_like(info.Env(), "binary", out, b, a.dtype);
+    check_like(info.Env(), "binary", a, out, pred ? DType::Bool : a.dtype);
+    K().binary(cpu::BinaryOp(op), out, a, b);
+    return info.Env().Undefined();
+  });
+}
+
+Napi::Value Where(const Napi::CallbackInfo& info) {
+  return guarded(info, [&]() -> Napi::Value {
+    View out = view_at(info, 0), c = view_at(info, 2), a = view_at(info, 4), b = view_at(info, 6);
+    check_like(info.Env(), "where", out, c, DType::Bool);
+    check_like(info.Env(), "where", out, a, out.dtype);
+    check_like(info.Env(), "where", out, b, out.dtype);
+    K().where(out, c, a, b);
+    return info.Env().Undefined();
+  });
+}
+
+Napi::Value Reduce(const Napi::CallbackInfo& info) {
+  return guarded(info, [&]() -> Napi::Value {
+    int op = int(num(info, 0));
+    if (op < 0 || op >= int(cpu::ReduceOp::Count)) throw_js(info.Env(), ErrorKind::Value, "reduce: bad op");
+    View in = view_at(info, 3);
+    int nkeep = int(num(info, 5));
+    if (nkeep < 0 || nkeep > in.ndim) throw_js(info.Env(), ErrorKind::Shape, "reduce: bad kept-dim count");
+    View out = view_at(info, 1);
+    if (!out.contiguous()) throw_js(info.Env(), ErrorKind::Shape, "reduce: output must be contiguous");
+    K().reduce(cpu::ReduceOp(op), out, in, nkeep, num(info, 6));
+    return info.Env().Undefined();
+  });
+}
+
+int dim_arg(const Napi::CallbackInfo& info, size_t i, const View& v, const char* op) {
+  int d = int(num(info, i));
+  if (d < 0 || d >= v.ndim) throw_js(info.Env(), ErrorKind::Shape, std::string(op) + ": dim out of range");
+  return d;
+}
+
+Napi::Value Softmax(const Napi::CallbackInfo& info) {
+  return guarded(info, [&]() -> Napi::Value {
+    View in = view_at(info, 2);
+    K().softmax(view_at(info, 0), in, dim_arg(info, 4, in, "softmax"), info[5].ToBoolean());
+    return info.Env().Undefined();
+  });
+}
+
+Napi::Value Cumsum(const Napi::CallbackInfo& info) {
+  return guarded(info, [&]() -> Napi::Value {
+    View in = view_at(info, 2);
+    K().cumsum(view_at(info, 0), in, dim_arg(info, 4, in, "cumsum"));
+    return info.Env().Undefined();
+  });
+}
+
+Napi::Value Matmul(const Napi::CallbackInfo& info) {
+  return guarded(info, [&]() -> Napi::Value {
+    View out = view_at(info, 0), a = view_at(info, 2), b = view_at(info, 4);
+    if (out.ndim != 3 || a.ndim != 3 || b.ndim != 3 || a.shape[2] != b.shape[1] || out.shape[0] != a.shape[0] ||
+        out.shape[0] != b.shape[0] || out.shape[1] != a.shape[1] || out.shape[2] != b.shape[2])
+      throw_js(info.Env(), ErrorKind::Shape, "matmul: native views do not line up");
+    K().matmul(out, a, b);
+    return info.Env().Undefined();
+  });
+}
+
+Napi::Value Gather(const Napi::CallbackInfo& info) {
+  return guarded(info, [&]() -> Napi::Value {
+    View in = view_at(info, 2);
+    K().gather(view_at(info, 0), in, dim_arg(info, 4, in, "gather"), view_at(info, 5));
+    return info.Env().Undefined();
+  });
+}
+
+Napi::Value ScatterAdd(const Napi::CallbackInfo& info) {
+  return guarded(info, [&]() -> Napi::Value {
+    View out = view_at(info, 0);
+    K().scatter_add(out, dim_arg(info, 2, out, "scatterAdd"), view_at(info, 3), view_at(info, 5));
+    return info.Env().Undefined();
+  });
+}
+
+Napi::Value IndexSelect(const Napi::CallbackInfo& info) {
+  return guarded(info, [&]() -> Napi::Value {
+    View in = view_at(info, 2);
+    K().index_select(view_at(info, 0), in, dim_arg(info, 4, in, "indexSelect"), view_at(info, 5));
+    return info.Env().Undefined();
+  });
+}
+
+Napi::Value Triangle(const Napi::CallbackInfo& info) {
+  return guarded(info, [&]() -> Napi::Value {
+    K().triangle(view_at(info, 0), view_at(info, 2), int64_t(num(info, 4)), info[5].ToBoolean());
+    return info.Env().Undefined();
+  });
+}
+
+uint64_t u64(const Napi::CallbackInfo& info, size_t i) { return uint64_t(num(info, i)); }
+
+Napi::Value RandUniform(const Napi::CallbackInfo& info) {
+  return guarded(info, [&]() -> Napi::Value {
+    K().rand_uniform(view_at(info, 0), u64(info, 2), u64(info, 3), num(info, 4), num(info, 5));
+    return info.Env().Undefined();
+  });
+}
+
+Napi::Value RandNormal(const Napi::CallbackInfo& info) {
+  return guarded(info, [&]() -> Napi::Value {
+    K().rand_normal(view_at(info, 0), u64(info, 2), u64(info, 3), num(info, 4), num(info, 5));
+    return info.Env().Undefined();
+  });
+}
+
+Napi::Value RandInt(const Napi::CallbackInfo& info) {
+  return guarded(info, [&]() -> Napi::Value {
+    double lo = num(info, 4), hi = num(info, 5);
+    if (!(hi > lo) || hi - lo > 4294967296.0) throw_js(info.Env(), ErrorKind::Value, "randint: bad range");
+    K().rand_int(view_at(info, 0), u64(info, 2), u64(info, 3), int64_t(lo), int64_t(hi));
+    return info.Env().Undefined();
+  });
+}
+
+Napi::Value Randperm(const Napi::CallbackInfo& info) {
+  return guarded(info, [&]() -> Napi::Value {
+    K().randperm(view_at(info, 0), u64(info, 2), u64(info, 3));
+    return info.Env().Undefined();
+  });
+}
+
+// conv2d(out, in, weight, bias|null, sh, sw, ph, pw, dh, dw, groups)
+Napi::Value Conv2d(const Napi::CallbackInfo& info) {
+  return guarded(info, [&]() -> Napi::Value {
+    View out = view_at(info, 0), in = view_at(info, 2), w = view_at(info, 4);
+    bool has_bias = !info[6].IsNull() && !info[6].IsUndefined();
+    View bias;
+    if (has_bias) bias = view_at(info, 6);
+    int64_t p[7];
+    ints(info, 8, p, 7);
+    K().conv2d(out, in, w, has_bias ? &bias : nullptr, p, p + 2, p + 4, p[6]);
+    return info.Env().Undefined();
+  });
+}
+
+// maxPool2d(out, indices|null, in, kh, kw, sh, sw, ph, pw, dh, dw)
+Napi::Value MaxPool2d(const Napi::CallbackInfo& info) {
+  return guarded(info, [&]() -> Napi::Value {
+    View out = view_at(info, 0), in = view_at(info, 4);
+    bool has_idx = !info[2].IsNull() && !info[2].IsUndefined();
+    View idx;
+    if (has_idx) idx = view_at(info, 2);
+    int64_t p[8];
+    ints(info, 6, p, 8);
+    K().max_pool2d(out, has_idx ? &idx : nullptr, in, p, p + 2, p + 4, p + 6);
+    return info.Env().Undefined();
+  });
+}
+
+// avgPool2d(out, in, kh, kw, sh, sw, ph, pw, countIncludePad)
+Napi::Value AvgPool2d(const Napi::CallbackInfo& info) {
+  return guarded(info, [&]() -> Napi::Value {
+    int64_t p[6];
+    ints(info, 4, p, 6);
+    K().avg_pool2d(view_at(info, 0), view_at(info, 2), p, p + 2, p + 4, info[10].ToBoolean());
+    return info.Env().Undefined();
+  });
+}
+
+Napi::Value UpsampleNearest2d(const Napi::CallbackInfo& info) {
+  return guarded(info, [&]() -> Napi::Value {
+    K().upsample_nearest2d(view_at(info, 0), view_at(info, 2));
+    return info.Env().Undefined();
+  });
+}
+
+// peakGflops(iters), triadGbps(n, reps): the machine's roofline, measured (bench/ prints it).
+Napi::Value PeakGflops(const Napi::CallbackInfo& info) {
+  return Napi::Number::New(info.Env(), K().peak_gflops(int64_t(num(info, 0))));
+}
+
+Napi::Value TriadGbps(const Napi::CallbackInfo& info) {
+  return guarded(info, [&]() -> Napi::Value {
+    return Napi::Number::New(info.Env(), K().triad_gbps(int64_t(num(info, 0)), int(num(info, 1))));
+  });
+}
+
+Napi::Object Module(Napi::Env env, Napi::Object exports) {
+  auto def = [&](const char* name, Napi::Value (*fn)(const Napi::CallbackInfo&)) {
+    exports.Set(name, Napi::Function::New(env, fn, name));
+  };
+  def("init", Init);
+  def("alloc", Alloc);
+  def("free", Free);
+  def("read", Read);
+  def("write", Write);
+  def("memoryStats", MemoryStats);
+  def("emptyCache", EmptyCache);
+  def("resetPeak", ResetPeak);
+  def("runtimeInfo", RuntimeInfo);
+  def("setNumThreads", SetNumThreads);
+  def("copy", Copy);
+  def("fill", Fill);
+  def("unary", Unary);
+  def("binary", Binary);
+  def("where", Where);
+  def("reduce", Reduce);
+  def("softmax", Softmax);
+  def("cumsum", Cumsum);
+  def("matmul", Matmul);
+  def("gather", Gather);
+  def("scatterAdd", ScatterAdd);
+  def("indexSelect", IndexSelect);
+  def("triangle", Triangle);
+  def("randUniform", RandUniform);
+  def("randNormal", RandNormal);
+  def("randInt", RandInt);
+  def("randperm", Randperm);
+  def("conv2d", Conv2d);
+  def("maxPool2d", MaxPool2d);
+  def("avgPool2d", AvgPool2d);
+  def("upsampleNearest2d", UpsampleNearest2d);
+  def("peakGflops", PeakGflops);
+  def("triadGbps", TriadGbps);
+  return exports;
+}
+
+}  // namespace
+}  // namespace emu
+
+static Napi::Object InitModule(Napi::Env env, Napi::Object exports) { return emu::Module(env, exports); }
+NODE_API_MODULE(emu_native, InitModule)

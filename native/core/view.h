@@ -1,0 +1,41 @@
+// view.h: how a tensor reaches a kernel.
+//
+// A View is a typed window on a storage buffer: base pointer (already advanced by the view's
+// offset), dtype, shape and strides in elements. Every kernel entry point takes Views, so any
+// kernel can be handed a permuted, sliced or broadcast (stride 0) tensor; a kernel that needs
+// contiguous memory says so and the caller makes it contiguous first. This is the one backend
+// interface (in the spirit of candle's BackendStorage): the CPU kernels, and later the CUDA and
+// emulator kernels, all consume the same struct.
+#pragma once
+#include <cstdint>
+#include "dtype.h"
+
+namespace emu {
+
+constexpr int kMaxDims = 8;
+
+struct View {
+  void* data = nullptr;
+  DType dtype = DType::F32;
+  int ndim = 0;
+  int64_t shape[kMaxDims] = {};
+  int64_t strides[kMaxDims] = {};
+
+  int64_t numel() const {
+    int64_t n = 1;
+    for (int i = 0; i < ndim; i++) n *= shape[i];
+    return n;
+  }
+  bool contiguous() const {
+    int64_t expect = 1;
+    for (int i = ndim - 1; i >= 0; i--) {
+      if (shape[i] != 1 && strides[i] != expect) return false;
+      expect *= shape[i];
+    }
+    return true;
+  }
+  template <class T>
+  T* ptr() const { return static_cast<T*>(data); }
+};
+
+}  // namespace emu

@@ -1,0 +1,8 @@
+// sim.cpp: see sim.h.
+#include "sim.h"
+
+namespace emu::sim {
+
+bool available() { return false; }
+
+}  // namespace emu::sim

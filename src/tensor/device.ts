@@ -1,0 +1,58 @@
+// device.ts: the devices a tensor can live on and what is available on this machine.
+//
+//   cpu   native/cpu kernels; always there.
+//   meta  shapes and dtypes only, no memory: every op's shape and dtype inference runs, no kernel
+//         does, so a full-size model can be built and counted on a laptop.
+//   sim   the SIMT emulator running native/cuda's kernels on the CPU (CUDA backend issue).
+//   cuda  native/cuda kernels on an NVIDIA GPU (CUDA backend issue).
+import { DeviceError, ValueError } from './errors.ts';
+import { native, type RuntimeInfo } from './native.ts';
+
+export type Device = 'cpu' | 'meta' | 'sim' | 'cuda';
+export const DEVICES: readonly Device[] = ['cpu', 'meta', 'sim', 'cuda'];
+
+let info: RuntimeInfo | undefined;
+export function runtimeInfo(): RuntimeInfo {
+  return (info ??= native.runtimeInfo());
+}
+
+export function cudaAvailable(): boolean {
+  return runtimeInfo().cudaDeviceCount > 0;
+}
+
+export function cudaDeviceCount(): number {
+  return runtimeInfo().cudaDeviceCount;
+}
+
+export function cudaDeviceName(index = 0): string {
+  const n = cudaDeviceCount();
+  if (!Number.isInteger(index) || index < 0 || index >= n) {
+    throw new DeviceError(`cudaDeviceName: no CUDA device ${index} (${n} present)`);
+  }
+  return runtimeInfo().cudaDeviceNames[index];
+}
+
+/** Threads in the CPU pool (EMU_NUM_THREADS, default: the cores available). */
+export function numThreads(): number {
+  return runtimeInfo().threads;
+}
+
+export function setNumThreads(n: number): void {
+  if (!Number.isInteger(n) || n < 1 || n > 1024) throw new ValueError(`setNumThreads: expected 1..1024, got ${n}`);
+  native.setNumThreads(n);
+  info = undefined;
+}
+
+/** Checks a device name and that it can hold tensors in this build on this machine. */
+export function checkDevice(d: unknown, op: string): Device {
+  if (typeof d !== 'string' || !(DEVICES as readonly string[]).includes(d)) {
+    throw new ValueError(`${op}: device must be one of ${DEVICES.join(', ')}, got ${String(d)}`);
+  }
+  if (d === 'cuda' && !cudaAvailable()) {
+    throw new DeviceError(`${op}: device cuda is not available: ${runtimeInfo().cudaUnavailableReason}`);
+  }
+  if (d === 'sim' && !runtimeInfo().simAvailable) {
+    throw new DeviceError(`${op}: device sim is not available yet: this build has no SIMT emulator`);
+  }
+  return d as Device;
+}

@@ -1,0 +1,98 @@
+// native.ts: loads the addon (build/Release/emu_native.node) and types its functions.
+//
+// The addon is built by `npm install` (scripts/build-addon.mjs). Each kernel takes views as
+// (storage handle, Float64Array descriptor) pairs; see native/addon.cpp for the layout.
+import { createRequire } from 'node:module';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import * as errors from './errors.ts';
+
+/** An opaque native storage handle (a number naming a slot of the addon's storage table). */
+export type Handle = number & { readonly __brand: 'emu-storage' };
+export type Desc = Float64Array;
+
+export interface RuntimeInfo {
+  cpuIsa: string;
+  threads: number;
+  builtWithCuda: boolean;
+  cudaDeviceCount: number;
+  cudaUnavailableReason: string;
+  cudaDeviceNames: string[];
+  simAvailable: boolean;
+}
+
+export interface NativeStats {
+  allocated: number;
+  reserved: number;
+  peak: number;
+  blocks: number;
+  freshAllocations: number;
+}
+
+type H = Handle;
+type D = Desc;
+
+export interface Native {
+  init(classes: Record<string, unknown>): void;
+  alloc(bytes: number): Handle;
+  free(h: Handle): void;
+  read(h: Handle, byteOffset: number, byteLength: number): ArrayBuffer;
+  write(h: Handle, byteOffset: number, data: ArrayBufferView): void;
+  memoryStats(): NativeStats;
+  emptyCache(): void;
+  resetPeak(): void;
+  runtimeInfo(): RuntimeInfo;
+  setNumThreads(n: number): void;
+  copy(oh: H, od: D, ih: H, id: D): void;
+  fill(oh: H, od: D, value: number): void;
+  unary(op: number, oh: H, od: D, ih: H, id: D, a: number, b: number): void;
+  binary(op: number, oh: H, od: D, ah: H, ad: D, bh: H, bd: D): void;
+  where(oh: H, od: D, ch: H, cd: D, ah: H, ad: D, bh: H, bd: D): void;
+  reduce(op: number, oh: H, od: D, ih: H, id: D, nkeep: number, correction: number): void;
+  softmax(oh: H, od: D, ih: H, id: D, dim: number, log: boolean): void;
+  cumsum(oh: H, od: D, ih: H, id: D, dim: number): void;
+  matmul(oh: H, od: D, ah: H, ad: D, bh: H, bd: D): void;
+  gather(oh: H, od: D, ih: H, id: D, dim: number, xh: H, xd: D): void;
+  scatterAdd(oh: H, od: D, dim: number, xh: H, xd: D, sh: H, sd: D): void;
+  indexSelect(oh: H, od: D, ih: H, id: D, dim: number, xh: H, xd: D): void;
+  triangle(oh: H, od: D, ih: H, id: D, k: number, upper: boolean): void;
+  randUniform(oh: H, od: D, seed: number, offset: number, low: number, high: number): void;
+  randNormal(oh: H, od: D, seed: number, offset: number, mean: number, std: number): void;
+  randInt(oh: H, od: D, seed: number, offset: number, low: number, high: number): void;
+  randperm(oh: H, od: D, seed: number, offset: number): void;
+  conv2d(oh: H, od: D, ih: H, id: D, wh: H, wd: D, bh: H | null, bd: D | null,
+    sh: number, sw: number, ph: number, pw: number, dh: number, dw: number, groups: number): void;
+  maxPool2d(oh: H, od: D, xh: H | null, xd: D | null, ih: H, id: D,
+    kh: number, kw: number, sh: number, sw: number, ph: number, pw: number, dh: number, dw: number): void;
+  avgPool2d(oh: H, od: D, ih: H, id: D, kh: number, kw: number, sh: number, sw: number, ph: number, pw: number,
+    countIncludePad: boolean): void;
+  upsampleNearest2d(oh: H, od: D, ih: H, id: D): void;
+  peakGflops(iters: number): number;
+  triadGbps(n: number, reps: number): number;
+}
+
+function load(): Native {
+  const require = createRequire(import.meta.url);
+  const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
+  const path = join(root, 'build', 'Release', 'emu_native.node');
+  let mod: Native;
+  try {
+    mod = require(path) as Native;
+  } catch (e) {
+    throw new errors.InternalError(
+      `emu-engine: cannot load the native addon at ${path} (${(e as Error).message}). Run \`npm install\` to build it.`,
+    );
+  }
+  mod.init({
+    ShapeError: errors.ShapeError,
+    DTypeError: errors.DTypeError,
+    DeviceError: errors.DeviceError,
+    IndexError: errors.IndexError,
+    ValueError: errors.ValueError,
+    MemoryError: errors.MemoryError,
+    InternalError: errors.InternalError,
+  });
+  return mod;
+}
+
+export const native: Native = load();

@@ -1,0 +1,31 @@
+// storage.ts: reference-counted device memory shared by a tensor and its views.
+//
+// A Storage owns one native allocation (from the device's caching allocator). Every Tensor
+// viewing it holds one reference; dispose() of the last view frees it back to the cache at
+// once. Tensors that are never disposed are caught by a FinalizationRegistry in tensor.ts. On
+// `meta` there is no memory.
+import { InternalError } from './errors.ts';
+import type { Device } from './device.ts';
+import { native, type Handle } from './native.ts';
+
+export class Storage {
+  readonly handle: Handle;
+  readonly bytes: number;
+  readonly device: Device;
+  private refs = 0;
+
+  constructor(device: Device, bytes: number) {
+    if (device !== 'cpu') throw new InternalError(`storage: no allocator for device ${device}`);
+    this.device = device;
+    this.bytes = bytes;
+    this.handle = native.alloc(bytes);
+  }
+
+  retain(): void {
+    this.refs++;
+  }
+
+  release(): void {
+    if (--this.refs === 0) native.free(this.handle);
+  }
+}
