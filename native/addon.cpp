@@ -504,6 +504,47 @@ Napi::Value UpsampleNearest2d(const Napi::CallbackInfo& info) {
   });
 }
 
+// conv2dBackwardInput(gradIn, gradOut, weight, sh, sw, ph, pw, dh, dw, groups)
+Napi::Value Conv2dBackwardInput(const Napi::CallbackInfo& info) {
+  return guarded(info, [&]() -> Napi::Value {
+    int64_t p[7];
+    ints(info, 6, p, 7);
+    K().conv2d_backward_input(view_at(info, 0), view_at(info, 2), view_at(info, 4), p, p + 2, p + 4, p[6]);
+    return info.Env().Undefined();
+  });
+}
+
+// conv2dBackwardWeight(gradW, gradBias|null, gradOut, in, sh, sw, ph, pw, dh, dw, groups)
+Napi::Value Conv2dBackwardWeight(const Napi::CallbackInfo& info) {
+  return guarded(info, [&]() -> Napi::Value {
+    View gw = view_at(info, 0), go = view_at(info, 4), in = view_at(info, 6);
+    bool has_bias = !info[2].IsNull() && !info[2].IsUndefined();
+    View gb;
+    if (has_bias) gb = view_at(info, 2);
+    int64_t p[7];
+    ints(info, 8, p, 7);
+    K().conv2d_backward_weight(gw, has_bias ? &gb : nullptr, go, in, p, p + 2, p + 4, p[6]);
+    return info.Env().Undefined();
+  });
+}
+
+// avgPool2dBackward(gradIn, gradOut, kh, kw, sh, sw, ph, pw, countIncludePad)
+Napi::Value AvgPool2dBackward(const Napi::CallbackInfo& info) {
+  return guarded(info, [&]() -> Napi::Value {
+    int64_t p[6];
+    ints(info, 4, p, 6);
+    K().avg_pool2d_backward(view_at(info, 0), view_at(info, 2), p, p + 2, p + 4, info[10].ToBoolean());
+    return info.Env().Undefined();
+  });
+}
+
+Napi::Value UpsampleNearest2dBackward(const Napi::CallbackInfo& info) {
+  return guarded(info, [&]() -> Napi::Value {
+    K().upsample_nearest2d_backward(view_at(info, 0), view_at(info, 2));
+    return info.Env().Undefined();
+  });
+}
+
 // peakGflops(iters), triadGbps(n, reps): the machine's roofline, measured (bench/ prints it).
 Napi::Value PeakGflops(const Napi::CallbackInfo& info) {
   return Napi::Number::New(info.Env(), K().peak_gflops(int64_t(num(info, 0))));
@@ -550,6 +591,10 @@ Napi::Object Module(Napi::Env env, Napi::Object exports) {
   def("maxPool2d", MaxPool2d);
   def("avgPool2d", AvgPool2d);
   def("upsampleNearest2d", UpsampleNearest2d);
+  def("conv2dBackwardInput", Conv2dBackwardInput);
+  def("conv2dBackwardWeight", Conv2dBackwardWeight);
+  def("avgPool2dBackward", AvgPool2dBackward);
+  def("upsampleNearest2dBackward", UpsampleNearest2dBackward);
   def("peakGflops", PeakGflops);
   def("triadGbps", TriadGbps);
   return exports;

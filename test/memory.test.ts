@@ -7,8 +7,8 @@ import { runInNewContext } from 'node:vm';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import {
-  arange, DisposedError, emptyCache, Generator, keep, memoryStats, ones, randn, resetPeakMemory, type MemoryStats, Tensor,
-  tidy, ValueError, zeros,
+  AdamW, arange, DisposedError, emptyCache, F, Generator, keep, Linear, memoryStats, ones, randint, randn, resetPeakMemory,
+  type MemoryStats, Sequential, ReLU, Tensor, tidy, ValueError, zeros,
 } from '../src/index.ts';
 
 /** global.gc when node runs with --expose-gc, else V8's gc fetched through a fresh context (or none). */
@@ -78,6 +78,30 @@ test('a tidy training-like loop leaves memoryStats and RSS flat', () => {
   assert.equal(counters(after), counters(before));
   assert.ok(rss1 - rss0 < 30 * MB, `RSS grew by ${((rss1 - rss0) / MB).toFixed(1)} MB`);
   w.dispose();
+});
+
+test('thousands of optimizer steps on a small model keep memoryStats and RSS flat', () => {
+  const g = new Generator(5);
+  const model = new Sequential(new Linear(24, 48, { generator: g }), new ReLU(), new Linear(48, 10, { generator: g }));
+  const opt = new AdamW(model.parameters(), { lr: 1e-3 });
+  const x = randn([32, 24], { generator: g }), y = randint(0, 10, [32], { generator: g });
+  const step = () => tidy(() => {
+    const loss = F.crossEntropy(model.forward(x), y);
+    opt.zeroGrad();
+    loss.backward();
+    opt.step();
+    return loss.item() as number;
+  });
+  for (let i = 0; i < 200; i++) step();
+  const before = memoryStats(), rss0 = rss();
+  let last = 0;
+  for (let i = 0; i < 3000; i++) last = step();
+  const after = memoryStats(), rss1 = rss();
+  assert.ok(last < 0.5, `the model learns its batch (loss ${last})`);
+  assert.equal(counters(after), counters(before));
+  assert.ok(rss1 - rss0 < 30 * MB, `RSS grew by ${((rss1 - rss0) / MB).toFixed(1)} MB`);
+  x.dispose();
+  y.dispose();
 });
 
 test('views keep the storage alive until the last view is disposed', () => {

@@ -69,6 +69,14 @@ struct KernelTable {
   void (*avg_pool2d)(const View& out, const View& in, const int64_t* kernel, const int64_t* stride,
                      const int64_t* padding, bool count_include_pad);
   void (*upsample_nearest2d)(const View& out, const View& in);
+  // Their adjoints (image_backward.cpp); grad_in / grad_w are fully overwritten.
+  void (*conv2d_backward_input)(const View& grad_in, const View& grad_out, const View& weight, const int64_t* stride,
+                                const int64_t* padding, const int64_t* dilation, int64_t groups);
+  void (*conv2d_backward_weight)(const View& grad_w, const View* grad_bias, const View& grad_out, const View& in,
+                                 const int64_t* stride, const int64_t* padding, const int64_t* dilation, int64_t groups);
+  void (*avg_pool2d_backward)(const View& grad_in, const View& grad_out, const int64_t* kernel, const int64_t* stride,
+                              const int64_t* padding, bool count_include_pad);
+  void (*upsample_nearest2d_backward)(const View& grad_in, const View& grad_out);
   // The roofline (peak.cpp): f32 FMA GFLOP/s on all pool threads; triad GB/s over n floats.
   double (*peak_gflops)(int64_t iters);
   double (*triad_gbps)(int64_t n, int reps);

@@ -67,6 +67,13 @@ export interface Native {
   avgPool2d(oh: H, od: D, ih: H, id: D, kh: number, kw: number, sh: number, sw: number, ph: number, pw: number,
     countIncludePad: boolean): void;
   upsampleNearest2d(oh: H, od: D, ih: H, id: D): void;
+  conv2dBackwardInput(gih: H, gid: D, goh: H, god: D, wh: H, wd: D,
+    sh: number, sw: number, ph: number, pw: number, dh: number, dw: number, groups: number): void;
+  conv2dBackwardWeight(gwh: H, gwd: D, gbh: H | null, gbd: D | null, goh: H, god: D, ih: H, id: D,
+    sh: number, sw: number, ph: number, pw: number, dh: number, dw: number, groups: number): void;
+  avgPool2dBackward(gih: H, gid: D, goh: H, god: D, kh: number, kw: number, sh: number, sw: number, ph: number, pw: number,
+    countIncludePad: boolean): void;
+  upsampleNearest2dBackward(gih: H, gid: D, goh: H, god: D): void;
   peakGflops(iters: number): number;
   triadGbps(n: number, reps: number): number;
 }

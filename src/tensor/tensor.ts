@@ -283,6 +283,7 @@ export class Tensor implements Tracked {
   softplus(): Tensor { return E.softplus(this); }
   square(): Tensor { return E.square(this); }
   reciprocal(): Tensor { return E.reciprocal(this); }
+  erf(): Tensor { return E.erf(this); }
   sign(): Tensor { return E.sign(this); }
   floor(): Tensor { return E.floor(this); }
   ceil(): Tensor { return E.ceil(this); }

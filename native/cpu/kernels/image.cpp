@@ -25,130 +25,26 @@
 
 #include "../kernels.h"
 #include "../thread_pool.h"
+#include "image_common.h"
 #include "scalar.h"
 
 namespace emu::cpu::EMU_ISA {
 namespace {
 
-#if defined(__AVX512F__)
-constexpr int kVectorBytes = 64;
-#elif defined(__AVX__)
-constexpr int kVectorBytes = 32;
-#else
-constexpr int kVectorBytes = 16;
-#endif
-
-[[noreturn]] void shape_error(const char* op, const std::string& what) {
-  fail(ErrorKind::Shape, std::string(op) + ": " + what);
-}
-
-[[noreturn]] void dtype_error(const char* op, const std::string& what) {
-  fail(ErrorKind::DType, std::string(op) + ": " + what);
-}
-
-void check_4d(const char* op, const char* name, const View& v) {
-  if (v.ndim != 4) shape_error(op, std::string(name) + " must be 4-d (NCHW), got " + std::to_string(v.ndim) + " dims");
-}
-
-// Output size of a sliding window along one dim; fails when the window does not fit.
-int64_t window_count(const char* op, int64_t size, int64_t kernel, int64_t stride, int64_t pad, int64_t dilation) {
-  if (kernel < 1 || stride < 1 || dilation < 1 || pad < 0)
-    shape_error(op, "kernel, stride and dilation must be positive and padding non-negative");
-  const int64_t span = size + 2 * pad - dilation * (kernel - 1) - 1;
-  if (span < 0) shape_error(op, "the window is larger than the padded input");
-  return span / stride + 1;
-}
-
-void check_out(const char* op, const View& out, int64_t n, int64_t c, int64_t h, int64_t w) {
-  if (out.shape[0] != n || out.shape[1] != c || out.shape[2] != h || out.shape[3] != w)
-    shape_error(op, "output must have shape [" + std::to_string(n) + ", " + std::to_string(c) + ", " +
-                        std::to_string(h) + ", " + std::to_string(w) + "]");
-}
-
-// ---- conv2d ----
-
-struct ConvShape {
-  int64_t n, c, h, w;        // input
-  int64_t o, kh, kw;         // weight [o, c / groups, kh, kw]
-  int64_t oh, ow;            // output
-  int64_t sh, sw, ph, pw, dh, dw;
-  int64_t groups, cg, og;    // channels per group, in and out
-  int64_t k;                 // GEMM depth: cg * kh * kw
-};
-
-// One vector register of A, as a GCC/Clang vector extension, and the same type at A's
-// alignment for unaligned loads. The register tile below is written with it instead of being
-// left to the auto-vectoriser, whose code for this loop nest swung between near peak and 20x
-// slower with the ISA, the dtype and the inlining context.
-template <class A> struct VecOf;
-template <> struct VecOf<float> {
-  typedef float type __attribute__((vector_size(kVectorBytes)));
-  typedef float unaligned __attribute__((vector_size(kVectorBytes), aligned(4), may_alias));
-};
-template <> struct VecOf<double> {
-  typedef double type __attribute__((vector_size(kVectorBytes)));
-  typedef double unaligned __attribute__((vector_size(kVectorBytes), aligned(8), may_alias));
-};
-
-// acc[o][q] = sum over k of w[k][o] * col[k][q], for OB output channels and NV vectors of
-// pixels; r[][] is indexed only by constants once the loops unroll, so it lives in registers.
-// (a * b + c becomes an FMA wherever the ISA has one: GCC contracts by default in C++.)
-template <class A, int OB, int NV>
-inline void micro_tile(const A* w, const A* col, int64_t depth, int64_t ld, A* acc) {
-  using V = typename VecOf<A>::type;
-  using U = typename VecOf<A>::unaligned;
-  V r[OB][NV] = {};
-  for (int64_t k = 0; k < depth; k++) {
-    const U* c = reinterpret_cast<const U*>(col + k * ld);
-    for (int o = 0; o < OB; o++) {
-      const V wo = w[k * OB + o] - V{};  // broadcast (x - 0 is exactly x, so this folds away)
-      for (int v = 0; v < NV; v++) r[o][v] += wo * c[v];
-    }
-  }
-  U* out = reinterpret_cast<U*>(acc);
-  for (int o = 0; o < OB; o++)
-    for (int v = 0; v < NV; v++) out[o * NV + v] = r[o][v];
-}
+using namespace image_detail;
 
 // Unfolds the patches of output pixels [p0, p0 + count) of image n, group g into
-// col[k][q] (row length ld >= count; columns past count are zeroed). Each output row's run of
-// pixels reads one input row; the part of the run inside the input is copied with a
-// contiguous loop when the input row is contiguous and the stride is 1.
+// col[k][q] (row length ld >= count; columns past count are zeroed), one unfold_line per k.
 template <class T, class A>
 void im2col(A* col, int64_t ld, const View& in, const ConvShape& s, int64_t n, int64_t g, int64_t p0, int64_t count) {
   const T* image = in.ptr<T>() + n * in.strides[0] + g * s.cg * in.strides[1];
-  const int64_t step = s.sw * in.strides[3];  // input elements between neighbouring pixels
   for (int64_t c = 0, k = 0; c < s.cg; c++) {
     const T* plane = image + c * in.strides[1];
     for (int64_t i = 0; i < s.kh; i++) {
       for (int64_t j = 0; j < s.kw; j++, k++) {
         A* dst = col + k * ld;
-        for (int64_t q = 0, p = p0; q < count;) {
-          const int64_t oy = p / s.ow, ox = p % s.ow;
-          const int64_t seg = std::min(s.ow - ox, count - q);  // pixels left in this output row
-          const int64_t y = oy * s.sh - s.ph + i * s.dh;
-          // Pixel t of the run reads input column x0 + t * sw; [lo, hi) are the t inside the row.
-          const int64_t x0 = ox * s.sw - s.pw + j * s.dw;
-          int64_t lo = 0, hi = 0;
-          if (y >= 0 && y < s.h) {
-            lo = x0 >= 0 ? 0 : std::min(seg, (s.sw - 1 - x0) / s.sw);
-            hi = x0 < s.w ? std::min(seg, (s.w - 1 - x0) / s.sw + 1) : 0;
-            hi = std::max(lo, hi);
-          }
-          A* d = dst + q;
-          std::fill(d, d + lo, A(0));
-          if (hi > lo) {
-            const T* src = plane + y * in.strides[2] + (x0 + lo * s.sw) * in.strides[3];
-            if (step == 1) {
-              for (int64_t t = lo; t < hi; t++) d[t] = load(src[t - lo]);
-            } else {
-              for (int64_t t = lo; t < hi; t++) d[t] = load(src[(t - lo) * step]);
-            }
-          }
-          std::fill(d + hi, d + seg, A(0));
-          q += seg;
-          p += seg;
-        }
+        const Line line{s.h, s.w, in.strides[2], in.strides[3], s.ow, i * s.dh - s.ph, s.sh, j * s.dw - s.pw, s.sw};
+        unfold_line(dst, 1, plane, line, p0, count);
         std::fill(dst + count, dst + ld, A(0));
       }
     }
@@ -183,21 +79,12 @@ void conv2d_typed(const View& out, const View& in, const View& weight, const Vie
     for (int64_t o = 0; o < s.o; o++) bias_acc[size_t(o)] = load(bias->ptr<T>()[o * bias->strides[0]]);
   }
 
-  // Tiling: pixel tiles small enough for the scratch matrix to stay in L2, and narrower (down
-  // to 4 register tiles) when the batch gives too few tasks; then output-channel chunks.
+  // Tiling: see gemm_tiling; a task reuses its scratch matrix when the next task covers the
+  // same pixels.
   const int64_t pixels = s.oh * s.ow;
-  const int64_t want = 4 * int64_t(num_threads());
   const int64_t images = s.n * s.groups;
-  const int64_t round_pixels = (pixels + PW - 1) / PW * PW;
-  int64_t tile = std::max<int64_t>(PW, (256 * 1024 / int64_t(sizeof(A)) / std::max<int64_t>(1, s.k)) / PW * PW);
-  const int64_t tiles_wanted = (want + images - 1) / images;
-  const int64_t even_tile = ((pixels + tiles_wanted - 1) / tiles_wanted + PW - 1) / PW * PW;
-  tile = std::min({tile, std::max<int64_t>(4 * PW, even_tile), round_pixels});
-  const int64_t tiles = (pixels + tile - 1) / tile;
-  const int64_t chunks_wanted =  // chunks of at least 2 blocks: each chunk redoes its im2col
-      std::min((want + images * tiles - 1) / (images * tiles), std::max<int64_t>(1, blocks / 2));
-  const int64_t chunk_blocks = (blocks + chunks_wanted - 1) / chunks_wanted;
-  const int64_t chunks = (blocks + chunk_blocks - 1) / chunk_blocks;
+  const GemmTiling tiling = gemm_tiling(images, pixels, s.k, blocks, PW, int64_t(sizeof(A)));
+  const int64_t tile = tiling.tile, tiles = tiling.tiles, chunk_blocks = tiling.chunk_blocks, chunks = tiling.chunks;
 
   T* dst = out.ptr<T>();
   parallel_for(images * tiles * chunks, 1, [&](int64_t t0, int64_t t1) {
@@ -262,18 +149,8 @@ void conv2d(const View& out, const View& in, const View& weight, const View* bia
   check_4d(op, "output", out);
   if (weight.dtype != in.dtype || out.dtype != in.dtype || (bias && bias->dtype != in.dtype))
     dtype_error(op, "input, weight, bias and output must share a dtype");
-  ConvShape s;
-  s.n = in.shape[0], s.c = in.shape[1], s.h = in.shape[2], s.w = in.shape[3];
-  s.o = weight.shape[0], s.kh = weight.shape[2], s.kw = weight.shape[3];
-  s.sh = stride[0], s.sw = stride[1], s.ph = padding[0], s.pw = padding[1], s.dh = dilation[0], s.dw = dilation[1];
-  s.groups = groups;
-  if (groups < 1 || s.c % groups != 0 || s.o % groups != 0 || weight.shape[1] != s.c / groups)
-    shape_error(op, "weight [" + std::to_string(s.o) + ", " + std::to_string(weight.shape[1]) + ", ...] does not fit " +
-                        std::to_string(s.c) + " input channels in " + std::to_string(groups) + " groups");
-  s.cg = s.c / groups, s.og = s.o / groups, s.k = s.cg * s.kh * s.kw;
-  s.oh = window_count(op, s.h, s.kh, s.sh, s.ph, s.dh);
-  s.ow = window_count(op, s.w, s.kw, s.sw, s.pw, s.dw);
-  check_out(op, out, s.n, s.o, s.oh, s.ow);
+  const ConvShape s = conv_geometry(op, in, weight, stride, padding, dilation, groups);
+  check_shape(op, "output", out, s.n, s.o, s.oh, s.ow);
   if (bias && (bias->ndim != 1 || bias->shape[0] != s.o)) shape_error(op, "bias must have shape [" + std::to_string(s.o) + "]");
   if (out.numel() == 0) return;
   dispatch_float(in.dtype, op, [&](auto t) { conv2d_typed<decltype(t)>(out, in, weight, bias, s); });
@@ -289,11 +166,11 @@ void max_pool2d(const View& out, const View* indices, const View& in, const int6
                     window_count(op, in.shape[2], kernel[0], stride[0], padding[0], dilation[0]),
                     window_count(op, in.shape[3], kernel[1], stride[1], padding[1], dilation[1]),
                     kernel[0], kernel[1], stride[0], stride[1], padding[0], padding[1], dilation[0], dilation[1]};
-  check_out(op, out, in.shape[0], s.c, s.oh, s.ow);
+  check_shape(op, "output", out, in.shape[0], s.c, s.oh, s.ow);
   if (indices) {
     check_4d(op, "indices", *indices);
     if (indices->dtype != DType::I32) dtype_error(op, "indices must be i32");
-    check_out(op, *indices, in.shape[0], s.c, s.oh, s.ow);
+    check_shape(op, "output", *indices, in.shape[0], s.c, s.oh, s.ow);
   }
   dispatch_float(in.dtype, op, [&](auto t) {
     using T = decltype(t);
@@ -334,7 +211,7 @@ void avg_pool2d(const View& out, const View& in, const int64_t* kernel, const in
                     window_count(op, in.shape[2], kernel[0], stride[0], padding[0], 1),
                     window_count(op, in.shape[3], kernel[1], stride[1], padding[1], 1),
                     kernel[0], kernel[1], stride[0], stride[1], padding[0], padding[1], 1, 1};
-  check_out(op, out, in.shape[0], s.c, s.oh, s.ow);
+  check_shape(op, "output", out, in.shape[0], s.c, s.oh, s.ow);
   dispatch_float(in.dtype, op, [&](auto t) {
     using T = decltype(t);
     using A = C<T>;
@@ -367,13 +244,11 @@ void upsample_nearest2d(const View& out, const View& in) {
   if (out.shape[0] != in.shape[0] || out.shape[1] != in.shape[1]) shape_error(op, "batch and channel sizes must match");
   if (out.numel() == 0) return;
   if (in.shape[2] == 0 || in.shape[3] == 0) shape_error(op, "cannot upsample an empty image");
-  // PyTorch's legacy 'nearest': src = min(floor(dst * scale), in - 1) with scale = in / out in
-  // float (exact for in == out and out == 2 in, the cases PyTorch special-cases).
+  // Source indices as nearest_source (PyTorch's legacy 'nearest'), as offsets.
   auto source_offsets = [](int64_t in_size, int64_t out_size, int64_t in_stride) {
-    const float scale = float(in_size) / float(out_size);
+    const float scale = nearest_scale(in_size, out_size);
     std::vector<int64_t> offsets(static_cast<size_t>(out_size));
-    for (int64_t i = 0; i < out_size; i++)
-      offsets[size_t(i)] = std::min(int64_t(std::floor(float(i) * scale)), in_size - 1) * in_stride;
+    for (int64_t i = 0; i < out_size; i++) offsets[size_t(i)] = nearest_source(i, scale, in_size) * in_stride;
     return offsets;
   };
   const std::vector<int64_t> ys = source_offsets(in.shape[2], out.shape[2], in.strides[2]);

@@ -281,7 +281,7 @@ struct RunWalker {
 
 // Folds flat reduced indices [begin, end) of the output whose elements start at p, from `start`.
 // Element i of a run goes to lane i % kLanes (a run's tail to lane 0), so every lane still sees
-// increasing indices; the lanes are combined in order at the end.
+// increasing indices; the lanes are combined at the end in a fixed pairwise tree.
 template <int P, class R, class T>
 typename R::S fold(const R& r, const Plan& pl, const T* p, const typename R::S& start, int64_t begin, int64_t end) {
   typename R::S lane[kLanes];
@@ -300,7 +300,8 @@ typename R::S fold(const R& r, const Plan& pl, const T* p, const typename R::S& 
     }
     for (; i < n; i++) r.template step<P>(lane[0], load(q[i * st]), first + i);
   }
-  for (int l = 1; l < kLanes; l++) r.template combine<P>(lane[0], lane[l]);
+  for (int w = 1; w < kLanes; w *= 2)  // a pairwise tree: 3 dependent steps, not 7
+    for (int l = 0; l < kLanes; l += 2 * w) r.template combine<P>(lane[l], lane[l + w]);
   return lane[0];
 }
 
@@ -464,9 +465,11 @@ void check_line_op(const char* op, const View& out, const View& in, int dim) {
 }  // namespace
 
 void reduce(ReduceOp op, const View& out, const View& in, int nkeep, double correction) {
-  if (int(op) < 0 || int(op) >= int(ReduceOp::Count)) fail(ErrorKind::Value, "reduce: unknown op code " + std::to_string(int(op)));
+  if (int(op) < 0 || int(op) >= int(ReduceOp::Count))
+    fail(ErrorKind::Value, "reduce: unknown op code " + std::to_string(int(op)));
   const std::string name = op_name(op);
-  if (nkeep < 0 || nkeep > in.ndim) fail(ErrorKind::Value, name + ": nkeep " + std::to_string(nkeep) + " is out of range");
+  if (nkeep < 0 || nkeep > in.ndim)
+    fail(ErrorKind::Value, name + ": nkeep " + std::to_string(nkeep) + " is out of range");
   if (!supported(op, in.dtype)) fail(ErrorKind::DType, name + ": not defined for " + dtype_name(in.dtype));
   const bool arg = op == ReduceOp::ArgMax || op == ReduceOp::ArgMin;
   const bool logic = op == ReduceOp::All || op == ReduceOp::Any;

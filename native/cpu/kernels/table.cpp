@@ -27,6 +27,13 @@ void max_pool2d(const View& out, const View* indices, const View& in, const int6
 void avg_pool2d(const View& out, const View& in, const int64_t* kernel, const int64_t* stride, const int64_t* padding,
                 bool count_include_pad);
 void upsample_nearest2d(const View& out, const View& in);
+void conv2d_backward_input(const View& grad_in, const View& grad_out, const View& weight, const int64_t* stride,
+                           const int64_t* padding, const int64_t* dilation, int64_t groups);
+void conv2d_backward_weight(const View& grad_w, const View* grad_bias, const View& grad_out, const View& in,
+                            const int64_t* stride, const int64_t* padding, const int64_t* dilation, int64_t groups);
+void avg_pool2d_backward(const View& grad_in, const View& grad_out, const int64_t* kernel, const int64_t* stride,
+                         const int64_t* padding, bool count_include_pad);
+void upsample_nearest2d_backward(const View& grad_in, const View& grad_out);
 double peak_gflops(int64_t iters);
 double triad_gbps(int64_t n, int reps);
 
@@ -37,7 +44,8 @@ const KernelTable& kernel_table() {
   static const KernelTable table = {
       EMU_STR(EMU_ISA), copy, fill, unary, binary, where, reduce, softmax, cumsum, matmul, gather, scatter_add,
       index_select, triangle, rand_uniform, rand_normal, rand_int, randperm, conv2d, max_pool2d, avg_pool2d,
-      upsample_nearest2d, peak_gflops, triad_gbps,
+      upsample_nearest2d, conv2d_backward_input, conv2d_backward_weight, avg_pool2d_backward,
+      upsample_nearest2d_backward, peak_gflops, triad_gbps,
   };
   return table;
 }

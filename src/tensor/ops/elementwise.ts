@@ -9,7 +9,8 @@ import { DTypeError, ValueError } from '../errors.ts';
 import { broadcastShapes, broadcastStrides, type Shape } from '../shape.ts';
 import { Tensor, type TensorLike } from '../tensor.ts';
 import { checkTensor, checkTensorLike, launch, sameDevice, scalarTensor } from './dispatch.ts';
-import { to } from './views.ts';
+import { record } from '../tape.ts';
+import { copyAs } from './views.ts';
 
 export const UNARY = {
   neg: 0, abs: 1, exp: 2, log: 3, log1p: 4, sqrt: 5, rsqrt: 6, sin: 7, cos: 8, tanh: 9, sigmoid: 10, relu: 11,
@@ -28,9 +29,9 @@ function broadcastView(x: Tensor, target: Shape): Tensor {
   return x.viewAs(target, broadcastStrides(x.shape, x.strides, target), x.offset);
 }
 
-/** x in dtype d: x itself, or a cast copy the caller must dispose. */
+/** x in dtype d: x itself, or a cast copy the caller must dispose (the op records x itself). */
 function asDType(x: Tensor, d: DType): Tensor {
-  return x.dtype === d ? x : to(x, d);
+  return x.dtype === d ? x : copyAs(x, d);
 }
 
 function operandDType(a: TensorLike, b: TensorLike): DType {
@@ -40,6 +41,7 @@ function operandDType(a: TensorLike, b: TensorLike): DType {
 }
 
 const PREDICATES = new Set<BinaryName>(['eq', 'ne', 'lt', 'le', 'gt', 'ge', 'logicalAnd', 'logicalOr', 'logicalXor']);
+const DIFFERENTIABLE = new Set<string>(['add', 'sub', 'mul', 'div', 'pow', 'maximum', 'minimum', 'remainder', 'atan2']);
 const INT_OK = new Set<BinaryName>(['add', 'sub', 'mul', 'maximum', 'minimum', 'pow', 'remainder', 'floorDivide']);
 
 function binary(name: BinaryName, a: TensorLike, b: TensorLike): Tensor {
@@ -61,14 +63,16 @@ function binary(name: BinaryName, a: TensorLike, b: TensorLike): Tensor {
   try {
     const shape = broadcastShapes(ta.shape, tb.shape, name);
     const out = Tensor.empty(shape, pred ? 'bool' : dtype, device);
-    if (out.numel === 0) return out;
-    const va = broadcastView(ta, shape), vb = broadcastView(tb, shape);
-    try {
-      return launch(out, (k) => k.binary(BINARY[name], out.handle, out.desc, va.handle, va.desc, vb.handle, vb.desc));
-    } finally {
-      va.dispose();
-      vb.dispose();
+    if (out.numel > 0) {
+      const va = broadcastView(ta, shape), vb = broadcastView(tb, shape);
+      try {
+        launch(out, (k) => k.binary(BINARY[name], out.handle, out.desc, va.handle, va.desc, vb.handle, vb.desc));
+      } finally {
+        va.dispose();
+        vb.dispose();
+      }
     }
+    return DIFFERENTIABLE.has(name) ? record(name, [a, b], out) : out;
   } finally {
     if (ta !== a) ta.dispose();
     if (tb !== b) tb.dispose();
@@ -109,8 +113,8 @@ function unary(name: UnaryName, x: Tensor, opts: { intOk?: boolean; outBool?: bo
   const src = asDType(x, dtype);
   try {
     const out = Tensor.empty(x.shape, opts.outBool ? 'bool' : dtype, x.device);
-    if (out.numel === 0) return out;
-    return launch(out, (k) => k.unary(UNARY[name], out.handle, out.desc, src.handle, src.desc, opts.a ?? NaN, opts.b ?? NaN));
+    if (out.numel > 0) launch(out, (k) => k.unary(UNARY[name], out.handle, out.desc, src.handle, src.desc, opts.a ?? NaN, opts.b ?? NaN));
+    return opts.outBool ? out : record(name, [x], out, { min: opts.a ?? NaN, max: opts.b ?? NaN, p: opts.a ?? NaN });
   } finally {
     if (src !== x) src.dispose();
   }
@@ -182,15 +186,17 @@ export function where(cond: Tensor, a: TensorLike, b: TensorLike): Tensor {
   try {
     const shape = broadcastShapes(broadcastShapes(cond.shape, ta.shape, 'where'), tb.shape, 'where');
     const out = Tensor.empty(shape, dtype, device);
-    if (out.numel === 0) return out;
-    const vc = broadcastView(cond, shape), va = broadcastView(ta, shape), vb = broadcastView(tb, shape);
-    try {
-      return launch(out, (k) => k.where(out.handle, out.desc, vc.handle, vc.desc, va.handle, va.desc, vb.handle, vb.desc));
-    } finally {
-      vc.dispose();
-      va.dispose();
-      vb.dispose();
+    if (out.numel > 0) {
+      const vc = broadcastView(cond, shape), va = broadcastView(ta, shape), vb = broadcastView(tb, shape);
+      try {
+        launch(out, (k) => k.where(out.handle, out.desc, vc.handle, vc.desc, va.handle, va.desc, vb.handle, vb.desc));
+      } finally {
+        vc.dispose();
+        va.dispose();
+        vb.dispose();
+      }
     }
+    return record('where', [cond, a, b], out);
   } finally {
     if (ta !== a) ta.dispose();
     if (tb !== b) tb.dispose();

@@ -4,6 +4,7 @@ import { isFloat } from '../dtype.ts';
 import { DTypeError, ShapeError, ValueError } from '../errors.ts';
 import { checkInt, checkSize, shapeStr } from '../shape.ts';
 import { Tensor } from '../tensor.ts';
+import { record } from '../tape.ts';
 import { checkTensor, launch, sameDevice } from './dispatch.ts';
 import { full } from './creation.ts';
 import { copyInto, narrow, unsqueeze } from './views.ts';
@@ -74,11 +75,39 @@ export function conv2d(x: Tensor, weight: Tensor, bias?: Tensor | null, opts: Co
     const OH = outSize(H, KH, sh, ph, dh), OW = outSize(W, KW, sw, pw, dw);
     if (OH <= 0 || OW <= 0) throw new ShapeError(`conv2d: input ${H}x${W} is too small for kernel ${KH}x${KW} with padding ${ph},${pw} and dilation ${dh},${dw}`);
     const out = Tensor.empty([N, O, OH, OW], x4.dtype, device);
-    if (out.numel === 0) return out;
-    return launch(out, (k) =>
-      k.conv2d(out.handle, out.desc, x4.handle, x4.desc, weight.handle, weight.desc, bias ? bias.handle : null, bias ? bias.desc : null,
-        sh, sw, ph, pw, dh, dw, groups));
+    if (out.numel > 0) {
+      launch(out, (k) =>
+        k.conv2d(out.handle, out.desc, x4.handle, x4.desc, weight.handle, weight.desc, bias ? bias.handle : null, bias ? bias.desc : null,
+          sh, sw, ph, pw, dh, dw, groups));
+    }
+    return record('conv2d', [x4, weight, bias ?? null], out, { stride: [sh, sw], padding: [ph, pw], dilation: [dh, dw], groups });
   });
+}
+
+type Geometry = { stride: number[]; padding: number[]; dilation: number[]; groups: number };
+
+/** Internal (autograd): the gradient of conv2d's input, a transposed convolution of g. */
+export function conv2dBackwardInput(g: Tensor, weight: Tensor, inputShape: readonly number[], a: Geometry): Tensor {
+  const gi = Tensor.empty(inputShape, g.dtype, g.device);
+  if (gi.numel === 0) return gi;
+  return launch(gi, (k) => k.conv2dBackwardInput(gi.handle, gi.desc, g.handle, g.desc, weight.handle, weight.desc,
+    a.stride[0], a.stride[1], a.padding[0], a.padding[1], a.dilation[0], a.dilation[1], a.groups));
+}
+
+/** Internal (autograd): the gradients of conv2d's weight and (when withBias) bias. */
+export function conv2dBackwardWeight(g: Tensor, input: Tensor, weightShape: readonly number[], withBias: boolean, a: Geometry): [Tensor, Tensor | null] {
+  const gw = Tensor.empty(weightShape, g.dtype, g.device);
+  const gb = withBias ? Tensor.empty([weightShape[0]], g.dtype, g.device) : null;
+  if (gw.device !== 'meta') {
+    try {
+      launch(gw, (k) => k.conv2dBackwardWeight(gw.handle, gw.desc, gb ? gb.handle : null, gb ? gb.desc : null, g.handle, g.desc,
+        input.handle, input.desc, a.stride[0], a.stride[1], a.padding[0], a.padding[1], a.dilation[0], a.dilation[1], a.groups));
+    } catch (e) {
+      gb?.dispose();
+      throw e;
+    }
+  }
+  return [gw, gb];
 }
 
 export interface PoolOptions {
@@ -108,20 +137,24 @@ export function maxPool2d(x: Tensor, kernelSize: Pair, opts: PoolOptions & { ret
     check4d(x4, 'maxPool2d');
     const g = poolGeometry(x4, kernelSize, opts, 'maxPool2d');
     const o = Tensor.empty(g.shape, x4.dtype, x4.device);
-    const idx = opts.returnIndices ? Tensor.empty(g.shape, 'i32', x4.device) : null;
+    // The indices are always made: backward routes each gradient to its window's maximum.
+    const idx = Tensor.empty(g.shape, 'i32', x4.device);
     if (o.numel > 0) {
       try {
-        launch(o, (k) => k.maxPool2d(o.handle, o.desc, idx ? idx.handle : null, idx ? idx.desc : null, x4.handle, x4.desc,
+        launch(o, (k) => k.maxPool2d(o.handle, o.desc, idx.handle, idx.desc, x4.handle, x4.desc,
           g.kh, g.kw, g.sh, g.sw, g.ph, g.pw, g.dh, g.dw));
       } catch (e) {
-        idx?.dispose();
+        idx.dispose();
         throw e;
       }
     }
     indices = idx;
-    return o;
+    return record('maxPool2d', [x4], o, { indices: idx });
   });
-  if (!opts.returnIndices) return out;
+  if (!opts.returnIndices) {
+    (indices as unknown as Tensor).dispose();
+    return out;
+  }
   const idx = indices as unknown as Tensor;
   if (x.ndim === 3) {
     const squeezed = idx.squeeze(0);
@@ -137,9 +170,18 @@ export function avgPool2d(x: Tensor, kernelSize: Pair, opts: Omit<PoolOptions, '
     check4d(x4, 'avgPool2d');
     const g = poolGeometry(x4, kernelSize, opts, 'avgPool2d');
     const out = Tensor.empty(g.shape, x4.dtype, x4.device);
-    if (out.numel === 0) return out;
-    return launch(out, (k) => k.avgPool2d(out.handle, out.desc, x4.handle, x4.desc, g.kh, g.kw, g.sh, g.sw, g.ph, g.pw, opts.countIncludePad ?? true));
+    const cip = opts.countIncludePad ?? true;
+    if (out.numel > 0) launch(out, (k) => k.avgPool2d(out.handle, out.desc, x4.handle, x4.desc, g.kh, g.kw, g.sh, g.sw, g.ph, g.pw, cip));
+    return record('avgPool2d', [x4], out, { kernel: [g.kh, g.kw], stride: [g.sh, g.sw], padding: [g.ph, g.pw], countIncludePad: cip });
   });
+}
+
+/** Internal (autograd): the adjoint of avgPool2d. */
+export function avgPool2dBackward(g: Tensor, inputShape: readonly number[], a: { kernel: number[]; stride: number[]; padding: number[]; countIncludePad: boolean }): Tensor {
+  const gi = Tensor.empty(inputShape, g.dtype, g.device);
+  if (gi.numel === 0) return gi;
+  return launch(gi, (k) => k.avgPool2dBackward(gi.handle, gi.desc, g.handle, g.desc, a.kernel[0], a.kernel[1], a.stride[0], a.stride[1],
+    a.padding[0], a.padding[1], a.countIncludePad));
 }
 
 /** Nearest-neighbour upsampling by an integer scale factor or to a size (torch's 'nearest'). */
@@ -158,9 +200,16 @@ export function upsampleNearest2d(x: Tensor, opts: { scaleFactor?: Pair; size?: 
       throw new ValueError('upsampleNearest2d: give scaleFactor or size');
     }
     const out = Tensor.empty([N, C, OH, OW], x4.dtype, x4.device);
-    if (out.numel === 0) return out;
-    return launch(out, (k) => k.upsampleNearest2d(out.handle, out.desc, x4.handle, x4.desc));
+    if (out.numel > 0) launch(out, (k) => k.upsampleNearest2d(out.handle, out.desc, x4.handle, x4.desc));
+    return record('upsampleNearest2d', [x4], out);
   });
+}
+
+/** Internal (autograd): the adjoint of upsampleNearest2d. */
+export function upsampleNearest2dBackward(g: Tensor, inputShape: readonly number[]): Tensor {
+  const gi = Tensor.empty(inputShape, g.dtype, g.device);
+  if (gi.numel === 0) return gi;
+  return launch(gi, (k) => k.upsampleNearest2dBackward(gi.handle, gi.desc, g.handle, g.desc));
 }
 
 /**
@@ -196,5 +245,5 @@ export function pad(x: Tensor, padding: number[], value = 0): Tensor {
   } finally {
     for (const v of views) v.dispose();
   }
-  return out;
+  return record('pad', [x], out, { padding });
 }

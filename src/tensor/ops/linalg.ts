@@ -7,11 +7,12 @@ import { isFloat } from '../dtype.ts';
 import { DTypeError, IndexError, ShapeError, ValueError } from '../errors.ts';
 import { broadcastShapes, broadcastStrides, checkInt, checkSize, normDim, numelOf, shapeStr, viewStrides } from '../shape.ts';
 import { Tensor } from '../tensor.ts';
+import { record } from '../tape.ts';
 import { checkTensor, launch, sameDevice, scalarTensor } from './dispatch.ts';
 import { arange } from './creation.ts';
 import { eq, where } from './elementwise.ts';
 import { max, min } from './reduce.ts';
-import { clone, contiguous, to } from './views.ts';
+import { contiguous, copyAs, to } from './views.ts';
 
 /** x as a 3-d view [B, r, c] of `batch` + [r, c] (broadcasting the batch dims), copying only if needed. */
 function batched3d(x: Tensor, batch: number[], rows: number, cols: number): Tensor {
@@ -56,7 +57,7 @@ export function matmul(a: Tensor, b: Tensor): Tensor {
     const shape = [...batch, ...(a.ndim === 1 ? [] : [M]), ...(b.ndim === 1 ? [] : [N])];
     const out = out3.reshape(shape);
     out3.dispose();
-    return out;
+    return record('matmul', [a, b], out);
   } finally {
     a3.dispose();
     b3.dispose();
@@ -91,8 +92,8 @@ export function gather(x: Tensor, dim: number, index: Tensor): Tensor {
     if (k !== d && s > x.shape[k]) throw new ShapeError(`gather: index shape ${shapeStr(index.shape)} exceeds input shape ${shapeStr(x.shape)} at dim ${k}`);
   });
   const out = Tensor.empty(index.shape, x.dtype, device);
-  if (out.numel === 0) return out;
-  return launch(out, (k) => k.gather(out.handle, out.desc, x.handle, x.desc, d, index.handle, index.desc));
+  if (out.numel > 0) launch(out, (k) => k.gather(out.handle, out.desc, x.handle, x.desc, d, index.handle, index.desc));
+  return record('gather', [x, dim, index], out, { dim: d });
 }
 
 /** A copy of x with src added at the positions index names along dim (torch.scatter_add). */
@@ -110,9 +111,9 @@ export function scatterAdd(x: Tensor, dim: number, index: Tensor, src: Tensor): 
       throw new ShapeError(`scatterAdd: index shape ${shapeStr(index.shape)} exceeds src ${shapeStr(src.shape)} or input ${shapeStr(x.shape)} at dim ${k}`);
     }
   });
-  const out = clone(x);
-  if (index.numel === 0) return out;
-  return launch(out, (k) => k.scatterAdd(out.handle, out.desc, d, index.handle, index.desc, src.handle, src.desc));
+  const out = copyAs(x, x.dtype);
+  if (index.numel > 0) launch(out, (k) => k.scatterAdd(out.handle, out.desc, d, index.handle, index.desc, src.handle, src.desc));
+  return record('scatterAdd', [x, dim, index, src], out, { dim: d });
 }
 
 /** The entries of x at `index` (1-d, i32) along dim. */
@@ -128,8 +129,8 @@ export function indexSelect(x: Tensor, dim: number, index: Tensor): Tensor {
     const shape = [...x.shape];
     shape[d] = idx.shape[0];
     const out = Tensor.empty(shape, x.dtype, device);
-    if (out.numel === 0) return out;
-    return launch(out, (k) => k.indexSelect(out.handle, out.desc, x.handle, x.desc, d, idx.handle, idx.desc));
+    if (out.numel > 0) launch(out, (k) => k.indexSelect(out.handle, out.desc, x.handle, x.desc, d, idx.handle, idx.desc));
+    return record('indexSelect', [x, dim, index], out, { dim: d });
   } finally {
     if (idx !== index) idx.dispose();
   }
@@ -178,8 +179,8 @@ function triangle(name: string, x: Tensor, k: number, upper: boolean): Tensor {
   checkInt(k, name, 'diagonal');
   if (x.ndim < 2) throw new ShapeError(`${name}: expected at least 2 dims, got shape ${shapeStr(x.shape)}`);
   const out = Tensor.empty(x.shape, x.dtype, x.device);
-  if (out.numel === 0) return out;
-  return launch(out, (kern) => kern.triangle(out.handle, out.desc, x.handle, x.desc, k, upper));
+  if (out.numel > 0) launch(out, (kern) => kern.triangle(out.handle, out.desc, x.handle, x.desc, k, upper));
+  return record(name, [x], out, { k });
 }
 /** Keeps the lower triangle (j - i <= k) of the last two dims, zeroing the rest. */
 export const tril = (x: Tensor, k = 0): Tensor => triangle('tril', x, k, false);

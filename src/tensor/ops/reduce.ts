@@ -9,8 +9,9 @@ import { DTypeError, ShapeError, ValueError } from '../errors.ts';
 import { normDim, normDims } from '../shape.ts';
 import { Tensor } from '../tensor.ts';
 import { native } from '../native.ts';
+import { record } from '../tape.ts';
 import { checkTensor, launch } from './dispatch.ts';
-import { to } from './views.ts';
+import { copyAs } from './views.ts';
 
 export type Dims = number | number[];
 export interface VarOptions {
@@ -19,6 +20,7 @@ export interface VarOptions {
   keepdim?: boolean;
 }
 
+const DIFFERENTIABLE = new Set<string>(['sum', 'mean', 'max', 'min', 'prod', 'var', 'logsumexp']);
 const REDUCE = { sum: 0, mean: 1, max: 2, min: 3, prod: 4, argmax: 5, argmin: 6, all: 7, any: 8, var: 9, logsumexp: 10 } as const;
 type ReduceName = keyof typeof REDUCE;
 
@@ -31,12 +33,12 @@ function reduce(name: ReduceName, x: Tensor, dim: Dims | undefined, keepdim: boo
   const kept = [...Array(x.ndim).keys()].filter((d) => !reduced.has(d));
   const outShape = keepdim ? x.shape.map((s, d) => (reduced.has(d) ? 1 : s)) : kept.map((d) => x.shape[d]);
   const order = [...kept, ...dims];
-  const src = x.dtype === inDType ? x : to(x, inDType);
+  const src = x.dtype === inDType ? x : copyAs(x, inDType);
   const perm = src.viewAs(order.map((d) => x.shape[d]), order.map((d) => src.strides[d]), src.offset);
   try {
     const out = Tensor.empty(outShape, outDType, x.device);
-    if (out.numel === 0) return out;
-    return launch(out, (k) => k.reduce(REDUCE[name], out.handle, out.desc, perm.handle, perm.desc, kept.length, correction));
+    if (out.numel > 0) launch(out, (k) => k.reduce(REDUCE[name], out.handle, out.desc, perm.handle, perm.desc, kept.length, correction));
+    return DIFFERENTIABLE.has(name) ? record(name, [x], out, { dims, keepdim, correction }) : out;
   } finally {
     perm.dispose();
     if (src !== x) src.dispose();
@@ -137,18 +139,18 @@ function alongDim(name: string, x: Tensor, dim: number, dtype: DType,
   kernel: (o: Tensor, v: Tensor, d: number) => void): Tensor {
   if (dim === undefined) throw new ValueError(`${name}: dim is required`);
   const d = x.ndim === 0 ? (normDim(dim, 0, name), 0) : normDim(dim, x.ndim, name);
-  const src = x.dtype === dtype ? x : to(x, dtype);
+  const src = x.dtype === dtype ? x : copyAs(x, dtype);
   const v = x.ndim === 0 ? src.viewAs([1], [1], src.offset) : src;
   try {
     const out = Tensor.empty(x.shape, dtype, x.device);
-    if (out.numel === 0) return out;
+    if (out.numel === 0) return record(name, [x], out, { dim: d });
     const o = x.ndim === 0 ? out.viewAs([1], [1], 0) : out;
     try {
       launch(out, () => kernel(o, v, d));
     } finally {
       if (o !== out) o.dispose();
     }
-    return out;
+    return record(name, [x], out, { dim: d });
   } finally {
     if (v !== src) v.dispose();
     if (src !== x) src.dispose();

@@ -11,6 +11,7 @@ import {
   broadcastStrides, checkInt, checkShape, checkSize, contiguousStrides, normDim, numelOf, shapeStr, viewStrides,
 } from '../shape.ts';
 import { Tensor } from '../tensor.ts';
+import { record } from '../tape.ts';
 import { checkTensor, launch, sameDevice } from './dispatch.ts';
 
 /** Accepts both f(2, 3) and f([2, 3]) argument styles. */
@@ -31,7 +32,8 @@ export function copyInto(dst: Tensor, src: Tensor): Tensor {
   return dst;
 }
 
-function copyAs(x: Tensor, dtype: DType): Tensor {
+/** Internal: a contiguous copy of x in dtype, not recorded for autograd. */
+export function copyAs(x: Tensor, dtype: DType): Tensor {
   const out = Tensor.empty(x.shape, dtype, x.device);
   if (x.numel === 0) return out;
   return launch(out, (k) => k.copy(out.handle, out.desc, x.handle, x.desc));
@@ -39,12 +41,11 @@ function copyAs(x: Tensor, dtype: DType): Tensor {
 
 export function contiguous(x: Tensor): Tensor {
   checkTensor(x, 'contiguous');
-  if (x.isContiguous) return x.viewAs(x.shape, x.strides, x.offset);
-  return copyAs(x, x.dtype);
+  return record('identity', [x], x.isContiguous ? x.viewAs(x.shape, x.strides, x.offset) : copyAs(x, x.dtype));
 }
 
 export function clone(x: Tensor): Tensor {
-  return copyAs(checkTensor(x, 'clone'), x.dtype);
+  return record('identity', [x], copyAs(checkTensor(x, 'clone'), x.dtype));
 }
 
 /** Casts to a dtype or moves to a device; returns a new view when nothing changes. */
@@ -52,10 +53,10 @@ export function to(x: Tensor, target: DType | Device): Tensor {
   checkTensor(x, 'to');
   if ((DTYPES as readonly string[]).includes(target)) {
     const d = checkDType(target, 'to');
-    return d === x.dtype ? x.viewAs(x.shape, x.strides, x.offset) : copyAs(x, d);
+    return d === x.dtype ? record('identity', [x], x.viewAs(x.shape, x.strides, x.offset)) : record('to', [x], copyAs(x, d));
   }
   const dev = checkDevice(target, 'to');
-  if (dev === x.device) return x.viewAs(x.shape, x.strides, x.offset);
+  if (dev === x.device) return record('identity', [x], x.viewAs(x.shape, x.strides, x.offset));
   if (dev === 'meta') return Tensor.empty(x.shape, x.dtype, 'meta');
   throw new ValueError(`to: cannot move a ${x.device} tensor to ${dev}${x.device === 'meta' ? ' (a meta tensor has no values)' : ''}`);
 }
@@ -64,11 +65,11 @@ export function reshape(x: Tensor, shape: number[]): Tensor {
   checkTensor(x, 'reshape');
   const target = inferShape(x, shape, 'reshape');
   const st = viewStrides(x.shape, x.strides, target);
-  if (st) return x.viewAs(target, st, x.offset);
+  if (st) return record('reshape', [x], x.viewAs(target, st, x.offset));
   const c = copyAs(x, x.dtype);
   const out = c.viewAs(target, contiguousStrides(target), 0);
   c.dispose();
-  return out;
+  return record('reshape', [x], out);
 }
 
 export function view(x: Tensor, shape: number[]): Tensor {
@@ -78,7 +79,7 @@ export function view(x: Tensor, shape: number[]): Tensor {
   if (!st) {
     throw new ShapeError(`view: shape ${shapeStr(target)} is not compatible with the strides of this ${shapeStr(x.shape)} tensor; use reshape (copies)`);
   }
-  return x.viewAs(target, st, x.offset);
+  return record('reshape', [x], x.viewAs(target, st, x.offset));
 }
 
 /** Resolves one -1 in a target shape and checks the element count. */
@@ -113,12 +114,12 @@ export function permute(x: Tensor, dims: number[]): Tensor {
   }
   const p = dims.map((d) => normDim(d, x.ndim, 'permute'));
   if (new Set(p).size !== p.length) throw new IndexError(`permute: dims ${shapeStr(dims)} repeat a dim`);
-  return x.viewAs(p.map((d) => x.shape[d]), p.map((d) => x.strides[d]), x.offset);
+  return record('permute', [x], x.viewAs(p.map((d) => x.shape[d]), p.map((d) => x.strides[d]), x.offset), { dims: p });
 }
 
 export function transpose(x: Tensor, dim0: number, dim1: number): Tensor {
   checkTensor(x, 'transpose');
-  if (x.ndim < 2 && (dim0 === 0 || dim0 === -1) && (dim1 === 0 || dim1 === -1)) return x.viewAs(x.shape, x.strides, x.offset);
+  if (x.ndim < 2 && (dim0 === 0 || dim0 === -1) && (dim1 === 0 || dim1 === -1)) return record('identity', [x], x.viewAs(x.shape, x.strides, x.offset));
   const a = normDim(dim0, x.ndim, 'transpose', 'dim0'), b = normDim(dim1, x.ndim, 'transpose', 'dim1');
   const p = [...Array(x.ndim).keys()];
   p[a] = b;
@@ -138,7 +139,7 @@ export function expand(x: Tensor, shape: number[]): Tensor {
     const s = x.shape[i], t = target[i + off];
     if (s !== t && s !== 1) throw new ShapeError(`expand: cannot expand ${shapeStr(x.shape)} to ${shapeStr(target)} (dim ${i + off}: ${s} vs ${t})`);
   }
-  return x.viewAs(target, broadcastStrides(x.shape, x.strides, target), x.offset);
+  return record('expand', [x], x.viewAs(target, broadcastStrides(x.shape, x.strides, target), x.offset));
 }
 
 export function broadcastTo(x: Tensor, shape: number[]): Tensor {
@@ -154,7 +155,7 @@ export function squeeze(x: Tensor, dim?: number | number[]): Tensor {
     if (x.ndim > 0 && x.shape[n] === 1) drop.add(n);
   }
   const keep = [...Array(x.ndim).keys()].filter((i) => !drop.has(i));
-  return x.viewAs(keep.map((i) => x.shape[i]), keep.map((i) => x.strides[i]), x.offset);
+  return record('reshape', [x], x.viewAs(keep.map((i) => x.shape[i]), keep.map((i) => x.strides[i]), x.offset));
 }
 
 export function unsqueeze(x: Tensor, dim: number): Tensor {
@@ -165,7 +166,7 @@ export function unsqueeze(x: Tensor, dim: number): Tensor {
   shape.splice(d, 0, 1);
   strides.splice(d, 0, st);
   checkShape(shape, 'unsqueeze');
-  return x.viewAs(shape, strides, x.offset);
+  return record('reshape', [x], x.viewAs(shape, strides, x.offset));
 }
 
 export function flatten(x: Tensor, startDim = 0, endDim = -1): Tensor {
@@ -187,7 +188,7 @@ export function narrow(x: Tensor, dim: number, start: number, length: number): T
   if (s < 0 || s + length > size) throw new IndexError(`narrow: [${start}, ${start}+${length}) is out of range for dim ${d} of size ${size}`);
   const shape = [...x.shape];
   shape[d] = length;
-  return x.viewAs(shape, x.strides, x.offset + s * x.strides[d]);
+  return record('slice', [x], x.viewAs(shape, x.strides, x.offset + s * x.strides[d]), { dim: d, start: s, end: s + length, step: 1 });
 }
 
 /** Python-style slice x[..., start:end:step, ...] along dim (negative start/end count from the end). */
@@ -207,7 +208,7 @@ export function slice(x: Tensor, dim: number, start?: number, end?: number, step
   const shape = [...x.shape], strides = [...x.strides];
   shape[d] = len;
   strides[d] = x.strides[d] * step;
-  return x.viewAs(shape, strides, x.offset + (len > 0 ? s * x.strides[d] : 0));
+  return record('slice', [x], x.viewAs(shape, strides, x.offset + (len > 0 ? s * x.strides[d] : 0)), { dim: d, start: s, end: e, step });
 }
 
 export function select(x: Tensor, dim: number, index: number): Tensor {
@@ -219,7 +220,7 @@ export function select(x: Tensor, dim: number, index: number): Tensor {
   if (i < -size || i >= size) throw new IndexError(`select: index ${index} is out of range for dim ${d} of size ${size}`);
   if (i < 0) i += size;
   const shape = x.shape.filter((_, k) => k !== d), strides = x.strides.filter((_, k) => k !== d);
-  return x.viewAs(shape, strides, x.offset + i * x.strides[d]);
+  return record('select', [x], x.viewAs(shape, strides, x.offset + i * x.strides[d]), { dim: d, index: i });
 }
 
 export function split(x: Tensor, sizes: number | number[], dim = 0): Tensor[] {
@@ -288,7 +289,7 @@ export function cat(tensors: Tensor[], dim = 0): Tensor {
     part.dispose();
     at += t.shape[d];
   }
-  return out;
+  return record('cat', tensors, out, { dim: d });
 }
 
 export function stack(tensors: Tensor[], dim = 0): Tensor {
