@@ -1,41 +1,36 @@
 // demo.ts: what `npm start` runs until the Emu demo lands: a short tour of the engine.
 //
-// It fits a tiny linear model y = x W + b to noisy data by hand-written gradient descent (the
-// autograd layer comes next), prints the tensors it makes along the way, and shows the
-// machine the kernels were picked for.
-import {
-  manualSeed, matmul, memoryStats, randn, runtimeInfo, tensor, tidy, type Tensor,
-} from '../src/index.ts';
+// It shows the machine the kernels were picked for, fits a small linear model with autograd
+// and AdamW, then builds the full-size Emu-14B on the `meta` device (shapes only, no memory)
+// and counts its parameters.
+import { AdamW, F, Linear, manualSeed, memoryStats, randn, runtimeInfo, tensor, tidy } from '../src/index.ts';
+import { Emu, preset } from '../src/emu/index.ts';
 
 const info = runtimeInfo();
 console.log(`emu-engine on ${info.threads} CPU thread(s), kernels for ${info.cpuIsa}; ` +
   `CUDA: ${info.cudaDeviceCount > 0 ? info.cudaDeviceNames.join(', ') : info.cudaUnavailableReason}`);
 
 manualSeed(0);
-const trueW = tensor([[2.0], [-3.0], [0.5]]);
+const trueW = tensor([[2.0, -3.0, 0.5]]);
 const x = randn([256, 3]);
-const noise = randn([256, 1], { std: 0.01 });
-const y = tidy(() => matmul(x, trueW).add(1.25).add(noise));
+const y = tidy(() => x.matmul(trueW.t()).add(1.25).add(randn([256, 1], { std: 0.01 })));
 console.log('inputs x:', x.toString());
 
-let w: Tensor = tensor([[0], [0], [0]]);
-let b: Tensor = tensor(0);
-const lr = 0.1;
-for (let step = 0; step <= 200; step++) {
-  const [nw, nb, loss] = tidy(() => {
-    const err = matmul(x, w).add(b).sub(y);                       // [256, 1]
-    const gradW = matmul(x.t(), err).mul(2 / x.shape[0]);          // d mean(err^2) / dW
-    const gradB = err.mean().mul(2);
-    return [w.sub(gradW.mul(lr)), b.sub(gradB.mul(lr)), err.square().mean()];
+const model = new Linear(3, 1);
+const opt = new AdamW(model.parameters(), { lr: 0.05, weightDecay: 0 });
+for (let step = 0; step <= 300; step++) {
+  const loss = tidy(() => {
+    const l = F.mseLoss(model.forward(x), y);
+    opt.zeroGrad();
+    l.backward();
+    opt.step();
+    return l.item() as number;
   });
-  w.dispose();
-  b.dispose();
-  w = nw;
-  b = nb;
-  if (step % 50 === 0) console.log(`step ${String(step).padStart(3)}  mse ${(loss.item() as number).toExponential(3)}`);
-  loss.dispose();
+  if (step % 75 === 0) console.log(`step ${String(step).padStart(3)}  mse ${loss.toExponential(3)}`);
 }
-console.log('learned W:', w.toString());
-console.log('learned b:', b.toString(), '(true W = [2, -3, 0.5], b = 1.25)');
-const m = memoryStats();
-console.log(`memory: ${m.liveTensors} live tensors, ${m.allocated} bytes allocated, ${m.reserved} reserved`);
+console.log('learned W:', model.weight.toString(), '(true [2, -3, 0.5])');
+console.log('learned b:', model.bias!.toString(), '(true 1.25)');
+
+const emu = new Emu(preset('emu-14b'), { device: 'meta' });
+console.log(`Emu-14B on meta: ${(emu.numParameters() / 1e9).toFixed(2)}B parameters, ` +
+  `${memoryStats('cpu').allocated} bytes of CPU memory in use`);

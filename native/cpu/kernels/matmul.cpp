@@ -1,7 +1,8 @@
 // matmul.cpp: batched matrix multiply out[i] = a[i] @ b[i], [B,M,K] x [B,K,N] -> [B,M,N].
 //
 // a and b may have any strides (a transposed view, a stride-0 broadcast batch); out is
-// contiguous. The foundation of a BLIS-style GEMM, in portable C++ the compiler vectorises:
+// contiguous. The foundation of a BLIS-style GEMM, written with GCC/Clang vector extensions
+// (sized per instruction set) plus the FMA intrinsic where the set has one:
 //  - The output is cut into tasks of (batch, kMC-row block, kNC-column block), spread over the
 //    pool. A task walks K in kKC-deep slices; for each slice it packs its block of A into
 //    kMR-row micro-panels and its block of B into NR-column micro-panels (k-major, zero-padded,

@@ -478,6 +478,8 @@ void reduce(ReduceOp op, const View& out, const View& in, int nkeep, double corr
     fail(ErrorKind::DType, name + ": output must be " + dtype_name(want) + ", got " + dtype_name(out.dtype));
   const Plan pl = make_plan(in, nkeep);
   if (out.numel() != pl.nout) fail(ErrorKind::Shape, name + ": output has the wrong size");
+  if (arg && pl.rnumel > std::numeric_limits<int32_t>::max())
+    fail(ErrorKind::Value, name + ": too many elements for an i32 index");
   if (pl.rnumel == 0) return reduce_empty(op, out, pl.nout);
   if (pl.nout == 0) return;
 
