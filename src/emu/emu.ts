@@ -22,6 +22,7 @@ import { ShapeError, ValueError } from '../tensor/errors.ts';
 import type { Generator } from '../tensor/random.ts';
 import { Tensor } from '../tensor/tensor.ts';
 import { tidy } from '../tensor/memory.ts';
+import { noGrad } from '../autograd/grad_mode.ts';
 import { fromValues } from '../tensor/ops/creation.ts';
 import { indexSelect } from '../tensor/ops/linalg.ts';
 import { cat, reshape } from '../tensor/ops/views.ts';
@@ -30,6 +31,7 @@ import { LayerNorm } from '../nn/layers.ts';
 import * as F from '../nn/functional.ts';
 import { CausalTransformer } from './cformer.ts';
 import { vocabSize, type EmuConfig } from './config.ts';
+import { generateText, regressVisual, type GenerateOptions, type GenerateResult } from './generate.ts';
 import { LlamaForReg } from './llama.ts';
 import type { Tokenizer } from './tokenizer.ts';
 import { VisionEncoder, createLnVisual } from './vision.ts';
@@ -193,6 +195,47 @@ export class Emu extends Module {
       return { loss, ce, mse, counts: { ceTargets, imageSlots, regressPairs: from.length } };
     });
   }
+}
+
+export interface EmuTextResult extends GenerateResult {
+  text: string;
+}
+
+/** Input embeddings [1, L, H] of a prompt (its images encoded and written into their slots). */
+function promptEmbeds(model: Emu, tok: Tokenizer, parts: Part[]): Tensor {
+  const { ids, images } = model.tokenize(tok, parts);
+  return tidy(() => model.embedWithImages([ids], images.length ? model.encodeImages(stackImages(images)) : null));
+}
+
+/**
+ * Text continuing an interleaved prompt (captioning, VQA, chat, in-context prompts): the
+ * prompt's images go through the vision path into their <image> slots, then the LLM decodes
+ * with its KV cache. EOS defaults to the tokenizer's.
+ */
+export function emuGenerate(model: Emu, tok: Tokenizer, parts: Part[], opts: GenerateOptions = {}): EmuTextResult {
+  return noGrad(() => {
+    const prefix = promptEmbeds(model, tok, parts);
+    try {
+      const r = generateText(model.lm, prefix, { eos: tok.eos, ...opts });
+      return { ...r, text: tok.decode(r.tokens, { skipSpecial: true }) };
+    } finally {
+      prefix.dispose();
+    }
+  });
+}
+
+/**
+ * The N visual embeddings Emu regresses after `[IMG]` for a prompt [1, N, H] (text-to-image,
+ * blending, in-context generation): greedy regression with the KV cache, which equals the
+ * reference's full-recompute loop (spec 4.3). The empty prompt gives the unconditional branch
+ * of classifier-free guidance.
+ */
+export function emuVisualEmbeddings(model: Emu, tok: Tokenizer, parts: Part[]): Tensor {
+  return noGrad(() => tidy(() => {
+    const prefix = promptEmbeds(model, tok, parts);
+    const img = model.lm.embed(fromValues([model.ids.img], [1], 'i32', prefix.device));
+    return regressVisual(model.lm, prefix, img, model.cfg.cformer.numQueries);
+  }));
 }
 
 function stackImages(images: Tensor[]): Tensor {

@@ -15,7 +15,7 @@
 //   regressVisualFullRecompute   the reference's procedure: no cache, the whole prefix + [IMG] +
 //                    k fed-back embeddings recomputed at step k; outputs from the last step.
 import { ShapeError, ValueError } from '../tensor/errors.ts';
-import { keep, tidy } from '../tensor/memory.ts';
+import { tidy } from '../tensor/memory.ts';
 import { rand, type Generator } from '../tensor/random.ts';
 import { Tensor } from '../tensor/tensor.ts';
 import { fromValues } from '../tensor/ops/creation.ts';
@@ -289,7 +289,7 @@ export function regressVisual(lm: LlamaForReg, prefixEmbeds: Tensor, imgTokenEmb
           return lm.stu_regress_head.forward(narrow(hidden, 1, L - 1, 1));
         });
         if (k === 0) x.dispose();
-        zs.push(keep(z));
+        zs.push(z);
         x = z;
       }
       const out = tidy(() => cat(zs, 1));
@@ -320,7 +320,7 @@ export function regressVisualFullRecompute(lm: LlamaForReg, prefixEmbeds: Tensor
         return lm.stu_regress_head.forward(narrow(hidden, 1, L0, k + 1));
       });
       zs?.dispose();
-      zs = keep(out);
+      zs = out;
     }
     return zs as unknown as Tensor;
   });

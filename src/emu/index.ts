@@ -11,3 +11,7 @@ export * from './cformer.ts';
 export * from './llama.ts';
 export * from './generate.ts';
 export * from './emu.ts';
+export * from './vae.ts';
+export * from './unet.ts';
+export * from './diffusion.ts';
+export * from './pipeline.ts';
