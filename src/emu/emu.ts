@@ -72,7 +72,6 @@ export interface EmuLosses {
 
 export class Emu extends Module {
   readonly cfg: EmuConfig;
-  readonly vocab: number;
   visual: VisionEncoder;
   ln_visual: LayerNorm;
   cformer: CausalTransformer;
@@ -81,12 +80,12 @@ export class Emu extends Module {
   constructor(cfg: EmuConfig, opts: EmuOptions = {}) {
     super();
     this.cfg = cfg;
-    this.vocab = vocabSize(cfg.llm, opts.instruct ?? false);
+    const vocab = vocabSize(cfg.llm, opts.instruct ?? false);
     const t = { dtype: opts.dtype, device: opts.device, generator: opts.generator };
     this.visual = this.module('visual', new VisionEncoder(cfg.vision, t));
     this.ln_visual = this.module('ln_visual', createLnVisual(cfg.vision, t));
     this.cformer = this.module('cformer', new CausalTransformer(cfg.cformer, cfg.vision.width, cfg.llm.hidden, t));
-    this.decoder = this.module('decoder', new Decoder(new LlamaForReg(cfg.llm, { ...t, vocabSize: this.vocab, padId: this.ids.pad })));
+    this.decoder = this.module('decoder', new Decoder(new LlamaForReg(cfg.llm, { ...t, vocabSize: vocab, padId: this.ids.pad })));
   }
 
   get lm(): LlamaForReg {

@@ -24,7 +24,8 @@ import type { Device } from '../tensor/device.ts';
 import { fromValues, ones } from '../tensor/ops/creation.ts';
 import { add, mul, neg, logicalNot } from '../tensor/ops/elementwise.ts';
 import { indexSelect } from '../tensor/ops/linalg.ts';
-import { cat, contiguous, narrow, reshape, to, transpose } from '../tensor/ops/views.ts';
+import { cat, contiguous, expand, narrow, reshape, to, transpose } from '../tensor/ops/views.ts';
+import { noGrad } from '../autograd/grad_mode.ts';
 import * as F from '../nn/functional.ts';
 import { normal_, zeros_ } from '../nn/init.ts';
 import { Embedding, Linear, RMSNorm } from '../nn/layers.ts';
@@ -231,13 +232,12 @@ export class LlamaModel extends Module {
   embed_tokens: Embedding;
   layers: ModuleList<LlamaDecoderLayer>;
   norm: RMSNorm;
-  readonly vocabSize: number;
   readonly padId: number | null;
   constructor(readonly cfg: LlmConfig, opts: LlamaOptions = {}) {
     super();
-    this.vocabSize = opts.vocabSize ?? fullVocab(cfg);
+    const vocab = opts.vocabSize ?? fullVocab(cfg);
     this.padId = opts.padId === undefined ? cfg.baseVocab : opts.padId;
-    this.embed_tokens = this.module('embed_tokens', new Embedding(this.vocabSize, cfg.hidden, {
+    this.embed_tokens = this.module('embed_tokens', new Embedding(vocab, cfg.hidden, {
       paddingIdx: this.padId, dtype: opts.dtype, device: opts.device, generator: opts.generator,
     }));
     normal_(this.embed_tokens.weight, 0, opts.initStd ?? 0.02, { generator: opts.generator });
@@ -250,6 +250,11 @@ export class LlamaModel extends Module {
     this.layers = this.module('layers', new ModuleList<LlamaDecoderLayer>());
     for (let i = 0; i < cfg.layers; i++) this.layers.push(new LlamaDecoderLayer(cfg, opts));
     this.norm = this.module('norm', new RMSNorm(cfg.hidden, { eps: cfg.eps, dtype: opts.dtype, device: opts.device }));
+  }
+
+  /** Rows of the token embedding (grows with resizeTokenEmbeddings). */
+  get vocabSize(): number {
+    return this.embed_tokens.weight.shape[0];
   }
 
   /** Token embeddings [..., H] of i32 ids. */
@@ -354,6 +359,25 @@ export class LlamaForReg extends Module {
 
   embed(ids: Tensor): Tensor {
     return this.model.embed(ids);
+  }
+
+  /**
+   * Grows the vocabulary to n rows (32004 -> 32006 when Emu-I adds [USER] and [ASSISTANT]): the
+   * new rows of the input embedding and of the untied LM head start at the mean of the existing
+   * rows (Alpaca's "smart resize", as the release does). Parameters keep their requiresGrad.
+   */
+  resizeTokenEmbeddings(n: number): void {
+    const old = this.vocabSize;
+    if (!Number.isInteger(n) || n < old) throw new ValueError(`resizeTokenEmbeddings: n must be an integer >= ${old}, got ${String(n)}`);
+    if (n === old) return;
+    noGrad(() => {
+      for (const layer of [this.model.embed_tokens, this.lm_head] as (Module & { weight: Tensor })[]) {
+        const w = layer.weight;
+        const grown = tidy(() => cat([w, expand(w.mean(0, true), [n - old, w.shape[1]])], 0));
+        layer.param('weight', grown, w.requiresGrad);
+        w.dispose();
+      }
+    });
   }
 
   newCache(): KVCache {

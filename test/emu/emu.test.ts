@@ -154,6 +154,30 @@ test('instruction tuning: LoRA on the LLM q, k, v, o trains only the LoRA weight
   model.zeroGrad();
 });
 
+test('Emu-I vocabulary growth: new embedding and LM-head rows start at the mean of the existing rows', () => {
+  const model = new Emu(cfg, { generator: new Generator(13) });
+  const lm = model.lm, V = lm.vocabSize;
+  assert.is(V, cfg.llm.baseVocab + 4);
+  const meanOf = (w: import('../../src/index.ts').Tensor) => noGrad(() => tidy(() => [...w.mean(0).data()]));
+  const embMean = meanOf(lm.model.embed_tokens.weight), headMean = meanOf(lm.lm_head.weight);
+  lm.resizeTokenEmbeddings(V + 2);
+  assert.is(lm.vocabSize, V + 2);
+  assert.equal(lm.lm_head.weight.shape, [V + 2, cfg.llm.hidden]);
+  noGrad(() => tidy(() => {
+    for (const [w, mean] of [[lm.model.embed_tokens.weight, embMean], [lm.lm_head.weight, headMean]] as const) {
+      for (const row of [V, V + 1]) {
+        const got = [...w.select(0, row).data()];
+        got.forEach((v, i) => assert.ok(Math.abs(v - mean[i]) < 1e-6));
+      }
+    }
+  }));
+  const batch = model.collate([model.tokenize(tok, [{ text: '[USER] a red circle [ASSISTANT] yes' }], { eos: true })]);
+  assert.ok(batch.ids[0].includes(model.ids.user) && batch.ids[0].includes(model.ids.assistant));
+  tidy(() => model.loss(batch).loss.backward());
+  assert.ok(lm.model.embed_tokens.weight.grad !== null);
+  model.zeroGrad();
+});
+
 test('the tiny preset runs a forward and backward pass on cpu', () => {
   const tcfg = preset('tiny');
   const ttok = trainBPE(corpus, { vocabSize: tcfg.llm.baseVocab, minFrequency: 1 });
