@@ -6,7 +6,7 @@ namespace emu::cuda {
 bool built_with_cuda() { return false; }
 
 int device_count(std::string* why) {
-  if (why) *why = "no CUDA device: this build of emu-engine was compiled without CUDA (nvcc was not found)";
+  if (why) *why = "no CUDA device: this build of emu-engine was compiled without CUDA (nvcc not found, or EMU_CUDA=OFF)";
   return 0;
 }
 
