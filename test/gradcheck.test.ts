@@ -21,19 +21,15 @@ import {
   sqrt, square, squeeze, stack, std, sub, sum, tanh, tensor, Tensor, tidy, to, transpose, tril, triu, unbind, unsqueeze,
   upsampleNearest2d, variance, view, where, sign, floor, ceil, round,
 } from '../src/index.ts';
+import { mulberry32 } from '../src/emu/data/shapes.ts';
 
 // ---- inputs ----------------------------------------------------------------------------------
 
-/** mulberry32: a small seeded PRNG (each case seeds its own from its name). */
+/** A seeded PRNG per case (mulberry32, seeded from the case's name). */
 function rng(name: string): () => number {
   let s = 0x9e3779b9;
   for (const ch of name) s = Math.imul(s ^ ch.charCodeAt(0), 0x01000193) >>> 0;
-  return () => {
-    let t = (s = (s + 0x6d2b79f5) >>> 0);
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
+  return mulberry32(s);
 }
 
 interface Input {

@@ -10,18 +10,7 @@ import * as assert from 'uvu/assert';
 import { CheckpointError, ValueError } from '../../src/tensor/errors.ts';
 import { preset, SPECIAL_TOKENS, vocabSize } from '../../src/emu/config.ts';
 import { Tokenizer, trainBPE } from '../../src/emu/tokenizer.ts';
-
-/** A deterministic generator (mulberry32) so the corpora are the same on every run. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+import { mulberry32 as rng } from '../../src/emu/data/shapes.ts';
 
 /** Asserts fn throws an instance of `cls` whose message matches `pattern` (uvu's throws calls classes). */
 function throwsA(fn: () => unknown, cls: new (message: string) => Error, pattern = /./, note?: string): void {
