@@ -15,3 +15,4 @@ export * from './vae.ts';
 export * from './unet.ts';
 export * from './diffusion.ts';
 export * from './pipeline.ts';
+export * from './data/index.ts';

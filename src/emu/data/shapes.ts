@@ -195,12 +195,13 @@ const REL_PHRASE: Record<Relation, string> = {
   'left of': 'to the left of', 'right of': 'to the right of', above: 'above', below: 'below',
 };
 
-function article(word: string): string {
+/** "a" or "an" for the word that follows. */
+export function article(word: string): string {
   return /^[aeiou]/.test(word) ? 'an' : 'a';
 }
 
 /** "small red circle", "red circle", "circle" etc. (withSize / withColor pick the words). */
-function phrase(s: Shape, withSize: boolean, withColor = true): string {
+export function phrase(s: Shape, withSize: boolean, withColor = true): string {
   return [withSize ? s.size : '', withColor ? s.color : '', s.kind].filter(Boolean).join(' ');
 }
 
