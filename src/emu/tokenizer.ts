@@ -35,8 +35,9 @@
 // lone UTF-16 surrogate is encoded as U+FFFD's bytes (TextEncoder), so it comes back as U+FFFD.
 //
 // On disk: JSON { format: "emu-bpe", version: 1, baseVocab, alphabet, merges: [[left, right], ...],
-// specials } with merges as id pairs; save() writes a temporary file and renames it into place.
-import { readFileSync, renameSync, unlinkSync, writeFileSync } from 'node:fs';
+// specials } with merges as id pairs; save() writes it atomically (nn/atomic_write.ts).
+import { readFileSync } from 'node:fs';
+import { writeFileAtomic } from '../nn/atomic_write.ts';
 import { CheckpointError, ValueError } from '../tensor/errors.ts';
 import { SPECIAL_TOKENS } from './config.ts';
 
@@ -299,16 +300,9 @@ export class Tokenizer {
   /** Writes toJSON() to `path` atomically (a temporary file next to it, then a rename). */
   save(path: string): void {
     if (typeof path !== 'string' || path === '') throw new ValueError('save: path must be a non-empty string');
-    const tmp = `${path}.tmp-${process.pid}-${Math.random().toString(36).slice(2)}`;
     try {
-      writeFileSync(tmp, JSON.stringify(this.toJSON()));
-      renameSync(tmp, path);
+      writeFileAtomic(path, [Buffer.from(JSON.stringify(this.toJSON()))]);
     } catch (e) {
-      try {
-        unlinkSync(tmp);
-      } catch {
-        // the temporary file was never created
-      }
       throw new CheckpointError(`tokenizer: cannot save to ${path}: ${(e as Error).message}`);
     }
   }

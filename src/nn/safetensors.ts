@@ -6,13 +6,13 @@
 // header. We write F32, F64, BF16, I32 and BOOL, and also read F16 (widened to f32) and I64
 // (narrowed to i32 when every value fits), which PyTorch writes by default for integer tensors.
 //
-// Writes are atomic: the bytes go to a temporary file in the same directory, are fsynced, and the
-// file is renamed over the target, so a crash mid-write leaves the previous checkpoint intact.
+// Writes are atomic (atomic_write.ts: temporary file, fsync, rename), so a crash mid-write leaves
+// the previous checkpoint intact.
 // Reads validate everything before trusting it (header size, JSON, dtypes, shapes, offsets
 // inside the file and consistent with the shape, BOOL bytes 0 or 1), and any problem is a
 // CheckpointError naming the file and what is wrong.
-import { closeSync, fsyncSync, openSync, readFileSync, renameSync, rmSync, writeSync } from 'node:fs';
-import { basename, dirname, join } from 'node:path';
+import { writeFileAtomic } from './atomic_write.ts';
+import { readFileSync } from 'node:fs';
 import { DTYPE_SIZE, type DType } from '../tensor/dtype.ts';
 import { CheckpointError, ValueError } from '../tensor/errors.ts';
 import { native } from '../tensor/native.ts';
@@ -62,28 +62,9 @@ export function saveSafetensors(path: string, tensors: Record<string, Tensor> | 
   const prefix = Buffer.alloc(8);
   prefix.writeBigUInt64LE(BigInt(headerBytes.length));
 
-  const tmp = join(dirname(path), `.${basename(path)}.${process.pid}.tmp`);
-  let fd = -1, created = false;
   try {
-    fd = openSync(tmp, 'w');
-    created = true;
-    writeSync(fd, prefix);
-    writeSync(fd, headerBytes);
-    for (const b of blobs) {
-      let done = 0;
-      while (done < b.length) done += writeSync(fd, b, done, b.length - done);
-    }
-    fsyncSync(fd);
-    closeSync(fd);
-    fd = -1;
-    renameSync(tmp, path);
-    // Make the rename itself durable.
-    const dfd = openSync(dirname(path), 'r');
-    try { fsyncSync(dfd); } finally { closeSync(dfd); }
+    writeFileAtomic(path, [prefix, headerBytes, ...blobs]);
   } catch (e) {
-    if (fd >= 0) closeSync(fd);
-    // Only our own temp file: whatever already sat at that path (it made openSync fail) stays.
-    if (created) rmSync(tmp, { force: true });
     throw new CheckpointError(`saveSafetensors: cannot write ${path}: ${(e as Error).message}`);
   }
 }
