@@ -36,8 +36,19 @@ import { LlamaForReg } from './llama.ts';
 import type { Tokenizer } from './tokenizer.ts';
 import { VisionEncoder, createLnVisual } from './vision.ts';
 
-/** One part of an interleaved sample: text, an image [3,S,S], or a video as frames. */
-export type Part = { text: string } | { image: Tensor } | { video: Tensor[] };
+/**
+ * One part of an interleaved sample: text, an image [3,S,S], or a video as frames. A text part
+ * marked `target` restricts the cross-entropy: once any part of a sample is marked, only the
+ * tokens of marked parts are CE targets (instruction tuning: the loss is on answers only).
+ */
+export type Part = { text: string; target?: boolean } | { image: Tensor } | { video: Tensor[] };
+
+/** A tokenized sample: ids, its images in order, and (when some part is marked) the CE target flags. */
+export interface TokenizedSample {
+  ids: number[];
+  images: Tensor[];
+  targets?: boolean[];
+}
 
 export interface EmuOptions {
   dtype?: DType;
@@ -60,6 +71,8 @@ class Decoder extends Module {
 export interface EmuBatch {
   ids: number[][];
   images: Tensor[];
+  /** Per position: may this token be a CE target (absent: every text token may). */
+  targets?: boolean[][];
 }
 
 export interface EmuLosses {
@@ -103,26 +116,40 @@ export class Emu extends Module {
     return tidy(() => this.cformer.forward(this.ln_visual.forward(this.visual.forward(pixels))));
   }
 
-  /** Token ids of a sample, and its images in order (BOS first; EOS when asked). */
-  tokenize(tok: Tokenizer, parts: Part[], opts: { eos?: boolean } = {}): { ids: number[]; images: Tensor[] } {
+  /**
+   * Token ids of a sample, and its images in order (BOS first; EOS when asked: the EOS is a
+   * target when the last part is).
+   */
+  tokenize(tok: Tokenizer, parts: Part[], opts: { eos?: boolean } = {}): TokenizedSample {
     const ids: number[] = [tok.bos];
     const images: Tensor[] = [];
+    const flags: boolean[] = [false];
+    const marked = parts.some((p) => 'text' in p && p.target !== undefined);
     const N = this.cfg.cformer.numQueries;
-    const imageBlock = () => ids.push(this.ids.img, ...new Array<number>(N).fill(this.ids.image), this.ids.imgEnd);
+    const push = (xs: number[], target: boolean) => {
+      for (const x of xs) { ids.push(x); flags.push(target); }
+    };
+    const imageBlock = () => push([this.ids.img, ...new Array<number>(N).fill(this.ids.image), this.ids.imgEnd], false);
+    let lastTarget = false;
     for (const p of parts) {
-      if ('text' in p) ids.push(...tok.encode(p.text, { bos: false }));
-      else if ('image' in p) {
+      if ('text' in p) {
+        if (typeof p.text !== 'string') throw new ValueError('Emu.tokenize: a text part must hold a string');
+        lastTarget = p.target === true;
+        push(tok.encode(p.text, { bos: false }), lastTarget);
+      } else if ('image' in p) {
         imageBlock();
         images.push(p.image);
+        lastTarget = false;
       } else if ('video' in p) {
         for (const frame of p.video) {
           imageBlock();
           images.push(frame);
         }
+        lastTarget = false;
       } else throw new ValueError('Emu.tokenize: a part must have text, image or video');
     }
-    if (opts.eos) ids.push(tok.eos);
-    return { ids, images };
+    if (opts.eos) push([tok.eos], lastTarget);
+    return marked ? { ids, images, targets: flags } : { ids, images };
   }
 
   /**
@@ -148,18 +175,23 @@ export class Emu extends Module {
     });
   }
 
-  /** Right-pads samples with [PAD] into a batch. */
-  collate(samples: { ids: number[]; images: Tensor[] }[]): EmuBatch {
+  /** Right-pads samples with [PAD] into a batch (target flags padded with false). */
+  collate(samples: TokenizedSample[]): EmuBatch {
+    if (samples.length === 0) throw new ValueError('Emu.collate: no samples');
     const L = Math.max(...samples.map((s) => s.ids.length));
-    return {
+    const batch: EmuBatch = {
       ids: samples.map((s) => [...s.ids, ...new Array<number>(L - s.ids.length).fill(this.ids.pad)]),
       images: samples.flatMap((s) => s.images),
     };
+    if (samples.some((s) => s.targets)) {
+      batch.targets = samples.map((s) => [...(s.targets ?? s.ids.map(() => true)), ...new Array<boolean>(L - s.ids.length).fill(false)]);
+    }
+    return batch;
   }
 
   /** The unified CE + regression loss of one forward pass over a batch. */
   loss(batch: EmuBatch, opts: { regressionWeight?: number } = {}): EmuLosses {
-    const { ids, images } = batch;
+    const { ids, images, targets: allowed } = batch;
     const lambda = opts.regressionWeight ?? this.cfg.regressionWeight;
     const B = ids.length, L = ids[0].length, H = this.cfg.llm.hidden;
     const { pad, img, imgEnd, image } = this.ids;
@@ -171,7 +203,9 @@ export class Emu extends Module {
       // Cross-entropy: logits at t predict id t+1; special and pad targets are ignored.
       const ignored = new Set([pad, img, imgEnd, image]);
       const targets: number[] = [];
-      for (const row of ids) for (let t = 1; t <= L; t++) targets.push(t < L && !ignored.has(row[t]) ? row[t] : -100);
+      ids.forEach((row, b) => {
+        for (let t = 1; t <= L; t++) targets.push(t < L && !ignored.has(row[t]) && (!allowed || allowed[b][t]) ? row[t] : -100);
+      });
       const ceTargets = targets.filter((t) => t !== -100).length;
       const ce = F.crossEntropy(out.logits!, fromValues(targets, [B, L], 'i32', embeds.device), { ignoreIndex: -100 });
       // Regression pairs: outputs at [IMG] and <image> -> inputs at <image> and [/IMG], in order.

@@ -16,3 +16,14 @@ export * from './unet.ts';
 export * from './diffusion.ts';
 export * from './pipeline.ts';
 export * from './data/index.ts';
+export * from './io/index.ts';
+export * from './eval/index.ts';
+// The inference tasks; caption, vqa and videoQA are renamed here because the data module's
+// functions of those names (a scene's true captions and questions) are exported too.
+export {
+  caption as captionImage, vqa as answerQuestion, videoQA as answerVideoQuestion, loadForInference, sampleFrameIndices, Chat, fewShot,
+  generate, textToImage, blend, inContextGenerate, DECODING, VIDEO_FRAMES, type Pixels, type Decoding, type TextAnswer, type TextTaskOptions,
+  type VideoAnswer, type VideoQAOptions, type Message, type PixelExample, type ImageGenOptions, type GeneratedImage,
+} from './infer/tasks.ts';
+export * from './infer/prompts.ts';
+export * from './train/index.ts';

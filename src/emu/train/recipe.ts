@@ -1,0 +1,133 @@
+// recipe.ts: the stage plans of the built-in recipes, and the data each stage reads.
+//
+//   micro  CI: the micro preset, a few steps of every stage (checks that each loss falls).
+//   quick  the tiny preset with short stages: `npm start -- --quick`, about two minutes.
+//   tiny   the demo: the tiny preset long enough to learn to caption, answer and draw
+//          (`npm start`, at most 15 minutes on 2 cores).
+// Learning rates follow spec section 5 (the paper's, scaled up for a small model trained for
+// minutes); the pretrain lr is the LLM group's (vision x4/3, causal transformer x10/3).
+import { ValueError } from '../../tensor/errors.ts';
+import type { DataSource, MixtureEntry } from '../data/sources.ts';
+import { mnistSource, seededSource } from '../data/sources.ts';
+import { dialogueSample, documentSample, shapesPair, storyboardSample, videoPair } from '../data/layouts.ts';
+import type { Sample } from '../data/sample.ts';
+import type { StageName } from './run_dir.ts';
+import type { StageOptions } from './stage.ts';
+
+export interface Recipe {
+  name: string;
+  preset: 'micro' | 'tiny';
+  stages: Record<StageName, StageOptions>;
+  /** Pretraining mixture ratios: shapes pairs, MNIST pairs, documents, video pairs, storyboards. */
+  mixture: [number, number, number, number, number];
+  /** Training pairs whose conditions the decoder stage precomputes. */
+  decoderPool: number;
+  checkpointEvery: number;
+}
+
+const stage = (steps: number, batch: number, lr: number, warmup = 0.2): StageOptions => ({ steps, batch, lr, warmup });
+
+export const RECIPES: Record<string, Recipe> = {
+  micro: {
+    name: 'micro', preset: 'micro', checkpointEvery: 4, decoderPool: 8, mixture: [4, 4, 2, 1, 1],
+    stages: {
+      clip: stage(6, 4, 2e-3), lm: stage(6, 4, 3e-3), pretrain: stage(8, 4, 2e-3),
+      vae: stage(6, 4, 2e-3), decoder: stage(6, 4, 2e-3), instruct: stage(6, 2, 3e-3),
+    },
+  },
+  quick: {
+    name: 'quick', preset: 'tiny', checkpointEvery: 50, decoderPool: 64, mixture: [4, 4, 2, 1, 1],
+    stages: {
+      clip: stage(20, 16, 2e-3), lm: stage(30, 8, 2e-3), pretrain: stage(60, 8, 1.5e-3),
+      vae: stage(30, 16, 2e-3), decoder: stage(30, 16, 1e-3), instruct: stage(30, 8, 2e-3),
+    },
+  },
+  tiny: {
+    name: 'tiny', preset: 'tiny', checkpointEvery: 100, decoderPool: 512, mixture: [4, 4, 2, 1, 1],
+    stages: {
+      clip: stage(150, 32, 2e-3), lm: stage(150, 16, 2e-3), pretrain: stage(500, 8, 1.5e-3),
+      vae: stage(300, 16, 2e-3), decoder: stage(600, 16, 1e-3), instruct: stage(300, 8, 2e-3),
+    },
+  },
+};
+
+export function recipe(name: string): Recipe {
+  const r = RECIPES[name];
+  if (!r) throw new ValueError(`unknown recipe '${name}'; choose one of ${Object.keys(RECIPES).join(', ')}`);
+  return structuredClone(r);
+}
+
+/** The pretraining mixture (spec 3.1's five sources on built-in data) with the recipe's ratios. */
+export function pretrainSources(r: Recipe): MixtureEntry[] {
+  const [pairs, digits, docs, videos, boards] = r.mixture;
+  return [
+    { source: seededSource('shapes-pairs', (s) => shapesPair(s)), ratio: pairs },
+    { source: mnistSource('train'), ratio: digits },
+    { source: seededSource('documents', (s) => documentSample(s)), ratio: docs },
+    { source: seededSource('video-pairs', (s) => videoPair(s)), ratio: videos },
+    { source: seededSource('storyboards', (s) => storyboardSample(s)), ratio: boards },
+  ];
+}
+
+/** Image-text pairs only (clip, vae and decoder stages): shapes and digits, half each. */
+export function pairSources(): MixtureEntry[] {
+  return [
+    { source: seededSource('shapes-pairs', (s) => shapesPair(s)), ratio: 1 },
+    { source: mnistSource('train'), ratio: 1 },
+  ];
+}
+
+/** Emu-I dialogues: about images (3 in 4) and videos (1 in 4). */
+export function instructSources(): MixtureEntry[] {
+  return [
+    { source: seededSource('image-dialogues', (s) => dialogueSample(s)), ratio: 3 },
+    { source: seededSource('video-dialogues', (s) => dialogueSample(s, { video: true })), ratio: 1 },
+  ];
+}
+
+/** The same source with every image and video dropped (the lm stage's text). */
+export function textOnly(source: DataSource): DataSource {
+  return {
+    name: `${source.name}-text`, size: source.size,
+    get: (i): Sample => {
+      const s = source.get(i);
+      return { ...s, parts: s.parts.filter((p) => 'text' in p) };
+    },
+  };
+}
+
+/** What a config file may change in a recipe. */
+export interface RecipeOverrides {
+  stages?: Partial<Record<StageName, Partial<StageOptions>>>;
+  mixture?: Recipe['mixture'];
+  decoderPool?: number;
+  checkpointEvery?: number;
+}
+
+/** The recipe with a config file's overrides applied; unknown keys are an error, not ignored. */
+export function applyOverrides(r: Recipe, o: RecipeOverrides): Recipe {
+  if (o === null || typeof o !== 'object' || Array.isArray(o)) throw new ValueError('recipe config: expected a JSON object');
+  const known = ['stages', 'mixture', 'decoderPool', 'checkpointEvery'];
+  const bad = Object.keys(o).filter((k) => !known.includes(k));
+  if (bad.length) throw new ValueError(`recipe config: unknown key${bad.length > 1 ? 's' : ''} ${bad.join(', ')} (known: ${known.join(', ')})`);
+  const out = structuredClone(r);
+  for (const [name, so] of Object.entries(o.stages ?? {})) {
+    if (!(name in out.stages)) throw new ValueError(`recipe config: unknown stage '${name}' (stages: ${Object.keys(out.stages).join(', ')})`);
+    const badOpt = Object.keys(so ?? {}).filter((k) => !['steps', 'batch', 'lr', 'warmup'].includes(k));
+    if (badOpt.length) throw new ValueError(`recipe config: stages.${name}: unknown option ${badOpt.join(', ')} (options: steps, batch, lr, warmup)`);
+    Object.assign(out.stages[name as StageName], so);
+  }
+  if (o.mixture !== undefined) {
+    if (!Array.isArray(o.mixture) || o.mixture.length !== 5 || !o.mixture.every((x) => Number.isInteger(x) && x >= 1)) {
+      throw new ValueError('recipe config: mixture must be 5 positive integers (shapes pairs, MNIST pairs, documents, video pairs, storyboards)');
+    }
+    out.mixture = [...o.mixture];
+  }
+  for (const k of ['decoderPool', 'checkpointEvery'] as const) {
+    const v = o[k];
+    if (v === undefined) continue;
+    if (!Number.isInteger(v) || v < 1) throw new ValueError(`recipe config: ${k} must be a positive integer, got ${String(v)}`);
+    out[k] = v;
+  }
+  return out;
+}

@@ -1,0 +1,49 @@
+// pretrain.ts: stage `pretrain`, Emu's unified objective (spec 2.1 and 3.1): every module trained
+// end to end on the four sequence layouts (image-text pairs with the image before or after the
+// text, interleaved documents, video-text pairs, interleaved video-text), loss = CE on text +
+// regression of the next visual embedding. AdamW (0.9, 0.98), eps 1e-6, weight decay 0.05;
+// learning-rate groups vision : LLM : causal transformer = 4 : 3 : 10; warm-up then cosine.
+// Starts from the clip stage's vision tower and the lm stage's LLM when those have run.
+import { Emu } from '../../emu.ts';
+import { EVA_UNUSED_PREFIXES } from '../../vision.ts';
+import type { Sample } from '../../data/sample.ts';
+import type { StageSpec } from '../loop.ts';
+import { emuBatch, sampleLength } from '../samples.ts';
+import { optimizer, type StageContext } from '../stage.ts';
+import type { BatchSource } from '../loop.ts';
+
+export const PRETRAIN_HYPER = { betas: [0.9, 0.98] as [number, number], eps: 1e-6, weightDecay: 0.05 };
+
+/** The pretrained Emu's starting point: random, then the earlier stages' towers where present. */
+export function initialEmu(ctx: StageContext): Emu {
+  const emu = new Emu(ctx.meta.config);
+  if (ctx.run.has('clip')) {
+    ctx.run.load('clip', 'clip', emu.visual, (n) => {
+      if (!n.startsWith('visual.')) return null;
+      const k = n.slice('visual.'.length);
+      return EVA_UNUSED_PREFIXES.some((p) => k.startsWith(p)) ? null : k;
+    });
+  }
+  if (ctx.run.has('lm')) ctx.run.load('lm', 'decoder.lm', emu.lm);
+  return emu;
+}
+
+export function pretrainStage(ctx: StageContext, data: BatchSource<Sample[]>): StageSpec<Sample[]> {
+  const emu = initialEmu(ctx);
+  emu.train();
+  const vision = [...emu.visual.parameters(), ...emu.ln_visual.parameters()];
+  const { optimizer: opt, scheduler } = optimizer([
+    { params: vision, lrScale: 4 / 3 },
+    { params: emu.lm.parameters(), lrScale: 1 },
+    { params: emu.cformer.parameters(), lrScale: 10 / 3 },
+  ], ctx.options, PRETRAIN_HYPER);
+  return {
+    name: 'pretrain', steps: ctx.options.steps, modules: { emu }, optimizer: opt, scheduler, data, generators: {},
+    clipNorm: 1,
+    step(samples) {
+      const { loss, ce, mse } = emu.loss(emuBatch(emu, ctx.tok, samples));
+      return { loss, ce, mse };
+    },
+    count: (samples) => ({ items: samples.reduce((n, s) => n + sampleLength(emu.cfg, ctx.tok, s), 0), unit: 'tok' }),
+  };
+}
