@@ -1,36 +1,39 @@
-// demo.ts: what `npm start` runs until the Emu demo lands: a short tour of the engine.
+// demo.ts: what `npm start` runs: a tiny Emu trained end to end on the built-in data, then
+// evaluated on held-out data, with a report at the end.
 //
-// It shows the machine the kernels were picked for, fits a small linear model with autograd
-// and AdamW, then builds the full-size Emu-14B on the `meta` device (shapes only, no memory)
-// and counts its parameters.
-import { AdamW, F, Linear, manualSeed, memoryStats, randn, runtimeInfo, tensor, tidy } from '../src/index.ts';
-import { Emu, preset } from '../src/emu/index.ts';
+//   npm start                 the tiny recipe (clip, lm, pretrain, vae, decoder, instruct), then
+//                             the full evaluation: at most 15 minutes on 2 cores
+//   npm start -- --quick      short stages and a quick evaluation (about 2 minutes)
+//   npm start -- --out DIR    another run folder (default runs/tiny or runs/quick)
+// Run it again and finished stages are skipped (an interrupted one resumes from its checkpoint).
+import { parseArgs } from 'node:util';
+import { runtimeInfo } from '../src/index.ts';
+import { evaluateRun, headline, Progress, train } from '../src/emu/index.ts';
 
+const { values } = parseArgs({ options: { quick: { type: 'boolean' }, out: { type: 'string' } } });
+const recipe = values.quick ? 'quick' : 'tiny';
+const out = values.out ?? `runs/${recipe}`;
 const info = runtimeInfo();
-console.log(`emu-engine on ${info.threads} CPU thread(s), kernels for ${info.cpuIsa}; ` +
-  `CUDA: ${info.cudaDeviceCount > 0 ? info.cudaDeviceNames.join(', ') : info.cudaUnavailableReason}`);
+console.log(`emu-engine demo: training a tiny Emu (recipe '${recipe}') in ${out} on ${info.threads} CPU thread(s), ${info.cpuIsa} kernels`);
 
-manualSeed(0);
-const trueW = tensor([[2.0, -3.0, 0.5]]);
-const x = randn([256, 3]);
-const y = tidy(() => x.matmul(trueW.t()).add(1.25).add(randn([256, 1], { std: 0.01 })));
-console.log('inputs x:', x.toString());
-
-const model = new Linear(3, 1);
-const opt = new AdamW(model.parameters(), { lr: 0.05, weightDecay: 0 });
-for (let step = 0; step <= 300; step++) {
-  const loss = tidy(() => {
-    const l = F.mseLoss(model.forward(x), y);
-    opt.zeroGrad();
-    l.backward();
-    opt.step();
-    return l.item() as number;
-  });
-  if (step % 75 === 0) console.log(`step ${String(step).padStart(3)}  mse ${loss.toExponential(3)}`);
-}
-console.log('learned W:', model.weight.toString(), '(true [2, -3, 0.5])');
-console.log('learned b:', model.bias!.toString(), '(true 1.25)');
-
-const emu = new Emu(preset('emu-14b'), { device: 'meta' });
-console.log(`Emu-14B on meta: ${(emu.numParameters() / 1e9).toFixed(2)}B parameters, ` +
-  `${memoryStats('cpu').allocated} bytes of CPU memory in use`);
+const t0 = performance.now();
+const elapsed = () => `${((performance.now() - t0) / 1000).toFixed(0)}s`;
+let bar: Progress | null = null;
+train({
+  recipe, out, resume: true,
+  onStage: (stage, event, detail) => {
+    if (event === 'end') { bar?.done(); bar = null; }
+    console.log(`[${elapsed()}] ${stage}: ${event === 'start' ? 'training' : event === 'skip' ? 'skipped' : 'done'} (${detail})`);
+  },
+  onStep: (stage, rec, total) => {
+    bar ??= new Progress({ total, label: stage, unit: rec.unit, startStep: rec.step, stream: process.stdout });
+    bar.update(rec.step + 1, rec.losses, rec.items);
+  },
+});
+const trainSeconds = (performance.now() - t0) / 1000;
+console.log(`[${elapsed()}] evaluating on held-out data`);
+const { results, path } = evaluateRun(out, values.quick ? 'quick' : 'full', {
+  about: [`Trained and evaluated by \`npm start${values.quick ? ' -- --quick' : ''}\` in ${trainSeconds.toFixed(0)} s of training on ${info.threads} thread(s).`],
+});
+for (const line of headline(results)) console.log(`  ${line}`);
+console.log(`[${elapsed()}] done. The report: ${path}`);

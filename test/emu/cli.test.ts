@@ -100,6 +100,32 @@ test('chat: one answer per message, images inline or by /image, /reset, and a fa
   assert.is(bad.out.length, 1, 'the session goes on after a failed message');
 });
 
+test('train and eval: a stage of the micro recipe, a config file, the report; bad flags and devices are errors', async () => {
+  const out = join(work, 'trained');
+  const config = join(work, 'recipe.json');
+  writeFileSync(config, JSON.stringify({ stages: { clip: { batch: 2 } }, checkpointEvery: 2 }));
+  const r = await cli(['train', '--recipe', 'micro', '--stage', 'clip', '--steps', '3', '--config', config, '--out', out]);
+  assert.is(r.code, 0, r.err.join(' '));
+  assert.equal(r.out, [`trained: ${out}`]);
+  assert.ok(r.err.some((l) => /clip: done/.test(l)));
+  assert.is(readFileSync(join(out, 'clip', 'metrics.jsonl'), 'utf8').trim().split('\n').length, 3);
+  const again = await cli(['train', '--recipe', 'micro', '--stage', 'clip', '--steps', '3', '--config', config, '--out', out, '--resume']);
+  assert.ok(again.err.some((l) => /clip: skipped/.test(l)), again.err.join(' '));
+  const bad: [string[], RegExp, number][] = [
+    [['train', '--stage', 'dream', '--out', out], /--stage must be one of clip, lm, pretrain/, 2],
+    [['train', '--recipe', 'micro', '--device', 'sim', '--out', out], /not available for training yet/, 1],
+    [['train', '--recipe', 'micro', '--config', join(work, 'none.json'), '--out', out], /--config/, 2],
+    [['eval', '--run', join(work, 'nowhere')], /not a training run/, 1],
+  ];
+  writeFileSync(join(work, 'bad.json'), JSON.stringify({ stages: { clip: { epochs: 3 } } }));
+  bad.push([['train', '--recipe', 'micro', '--config', join(work, 'bad.json'), '--out', join(work, 'other')], /stages.clip: unknown option epochs/, 1]);
+  for (const [argv, re, code] of bad) {
+    const e = await cli(argv);
+    assert.is(e.code, code, argv.join(' '));
+    assert.ok(re.test(e.err.join(' ')), `${argv.join(' ')}: ${e.err.join(' ')}`);
+  }
+});
+
 test('parseChatLine: text and <img:PATH> in order, commands, syntax errors', () => {
   assert.equal(parseChatLine(' <img:x.png> what is it? <img:y.png>'), { kind: 'message', items: [{ path: 'x.png' }, 'what is it?', { path: 'y.png' }] });
   assert.equal(parseChatLine('hello'), { kind: 'message', items: ['hello'] });

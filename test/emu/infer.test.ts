@@ -177,6 +177,9 @@ test('videoQA samples 8 frames as the reference and answers', () => {
   assert.equal(r.frameIndices, [1, 3, 5, 7, 9, 11, 13, 15]);
   assert.ok(r.tokens.length >= 1 && r.tokens.length <= 4);
   assert.equal(videoQA(trained, frames.slice(0, 3), 'where?', { ...quick, allFrames: true }).frameIndices, [0, 1, 2]);
+  // A clip of at most 8 frames is fed whole by default (sampling 8 of 8 would repeat frame 4).
+  assert.equal(videoQA(trained, frames.slice(0, 8), 'where?', quick).frameIndices, [0, 1, 2, 3, 4, 5, 6, 7]);
+  assert.equal(videoQA(trained, frames.slice(0, 8), 'where?', { ...quick, allFrames: false }).frameIndices, [0, 1, 2, 3, 4, 4, 5, 6]);
   assert.throws(() => videoQA(trained, [], 'q?'), (e: unknown) => e instanceof ValueError);
 });
 

@@ -126,14 +126,14 @@ const videoQACommand: Command = {
   details: ['Frames are the folder\'s .png files sorted by name (numbers compared as numbers).'],
   options: {
     ...RUN_OPTIONS, ...DECODING_OPTIONS,
-    'all-frames': { type: 'boolean', help: 'feed every frame instead of 8 sampled evenly' },
+    'all-frames': { type: 'boolean', help: 'feed every frame (default only for clips of at most 8 frames; longer ones are sampled to 8 evenly)' },
   },
   run(args, io) {
     const [dir, question] = expectPositionals(this, args, ['FRAMES_DIR', 'QUESTION']);
     const paths = framePaths(dir);
     const trained = load(args);
     const frames = paths.map((p) => loadImage(trained, p));
-    io.out(videoQA(trained, frames, question, { decoding: decodingFlags(args), allFrames: args.values['all-frames'] === true }).text);
+    io.out(videoQA(trained, frames, question, { decoding: decodingFlags(args), allFrames: args.values['all-frames'] === true ? true : undefined }).text);
   },
 };
 

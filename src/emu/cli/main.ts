@@ -10,8 +10,9 @@ import { EmuError } from '../../tensor/errors.ts';
 import { UsageError, commandHelp, parseCommandArgs, type CliIO, type Command } from './command.ts';
 import { INFERENCE_COMMANDS } from './commands.ts';
 import { TRAIN_COMMAND } from './train_command.ts';
+import { EVAL_COMMAND } from './eval_command.ts';
 
-export const COMMANDS: Command[] = [TRAIN_COMMAND, ...INFERENCE_COMMANDS];
+export const COMMANDS: Command[] = [TRAIN_COMMAND, EVAL_COMMAND, ...INFERENCE_COMMANDS];
 
 /** The standard streams as a CliIO. */
 export function processIO(): CliIO {

@@ -191,7 +191,8 @@ export function holds(a: Shape, rel: Relation, b: Shape): boolean {
   }
 }
 
-const REL_PHRASE: Record<Relation, string> = {
+/** How captions say each relation ("to the left of"). */
+export const REL_PHRASE: Record<Relation, string> = {
   'left of': 'to the left of', 'right of': 'to the right of', above: 'above', below: 'below',
 };
 

@@ -9,3 +9,5 @@ export * from './fid.ts';
 export * from './digits.ts';
 export * from './attributes.ts';
 export * from './tables.ts';
+export * from './suite.ts';
+export * from './report.ts';

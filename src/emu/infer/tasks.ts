@@ -151,9 +151,9 @@ export interface VideoAnswer extends TextAnswer {
 export interface VideoQAOptions {
   decoding?: Decoding;
   /**
-   * Feed every given frame instead of the reference's 8 sampled ones. Note that the sampling
-   * of an 8-frame clip repeats frame 4 and drops frame 7 ([0,1,2,3,4,4,5,6]); a model trained
-   * on all 8 frames of 8-frame clips may want this.
+   * Feed every given frame instead of the reference's 8 sampled ones. Default: only when there
+   * are at most 8 frames, since sampling 8 of an 8-frame clip repeats frame 4 and drops frame 7
+   * ([0,1,2,3,4,4,5,6]), which is not how our clips are trained.
    */
   allFrames?: boolean;
 }
@@ -163,7 +163,8 @@ export function videoQA(trained: Trained, frames: readonly Pixels[], question: s
   const emu = instructModel(trained, 'videoQA');
   if (!Array.isArray(frames) || frames.length === 0) throw new ValueError('videoQA: need at least one frame');
   if (typeof question !== 'string' || question.trim() === '') throw new ValueError('videoQA: the question must be a non-empty string');
-  const frameIndices = opts.allFrames ? frames.map((_, i) => i) : sampleFrameIndices(frames.length);
+  const whole = opts.allFrames ?? frames.length <= VIDEO_FRAMES;
+  const frameIndices = whole ? frames.map((_, i) => i) : sampleFrameIndices(frames.length);
   const r = answer(trained, emu, () => videoQAPrompt(frameIndices.map((i) => imageInput(emu, frames[i], 'videoQA')), question),
     { ...DECODING.videoQA, ...opts.decoding }, trim);
   return { ...r, frameIndices };
