@@ -28,6 +28,7 @@
 #include "cpu/kernels.h"
 #include "cpu/thread_pool.h"
 #include "cuda/runtime.h"
+#include "sim/selftest.h"
 #include "sim/sim.h"
 
 namespace emu {
@@ -282,6 +283,53 @@ Napi::Value RuntimeInfo(const Napi::CallbackInfo& info) {
   o.Set("cudaDeviceNames", names);
   o.Set("simAvailable", sim::available());
   return o;
+}
+
+// ---- the SIMT emulator's self-tests (native/sim/selftest.cu) ----------------------------------
+
+Napi::Value SimSelfTests(const Napi::CallbackInfo& info) {
+  auto env = info.Env();
+  static const char* const kinds[] = {"feature", "broken-result", "broken-error"};
+  auto list = Napi::Array::New(env);
+  for (const SelfTest& t : sim::self_tests()) {
+    auto o = Napi::Object::New(env);
+    o.Set("name", t.name);
+    o.Set("kind", kinds[t.kind]);
+    o.Set("description", t.description);
+    list.Set(list.Length(), o);
+  }
+  return list;
+}
+
+// simSelfTest(name, order?): "" when the kernel's result matches its reference, else the first
+// mismatch; errors the emulator reports are thrown (DeviceError). `order` applies to this call
+// only; without it the launch uses EMU_SIM_ORDER (default sequential).
+Napi::Value SimSelfTest(const Napi::CallbackInfo& info) {
+  return guarded(info, [&]() -> Napi::Value {
+    if (!info[0].IsString() || !(info[1].IsString() || info[1].IsUndefined())) {
+      fail(ErrorKind::Value, "simSelfTest: expected (name, order?) strings");
+    }
+    const std::string name = info[0].As<Napi::String>();
+    struct Restore {
+      sim::Order previous = sim::current_order();
+      ~Restore() { sim::set_order(previous); }
+    } restore;
+    if (info[1].IsString()) sim::set_order(sim::parse_order(info[1].As<Napi::String>()));
+    for (const SelfTest& t : sim::self_tests()) {
+      if (name == t.name) return Napi::String::New(info.Env(), t.run());
+    }
+    fail(ErrorKind::Value, "simSelfTest: no self-test named '" + name + "'");
+  });
+}
+
+Napi::Value SimBarrierResumeNs(const Napi::CallbackInfo& info) {
+  return guarded(info, [&]() -> Napi::Value {
+    const int threads = int(num(info, 0)), rounds = int(num(info, 1)), blocks = int(num(info, 2));
+    if (threads < 1 || threads > 1024 || rounds < 1 || blocks < 1) {
+      fail(ErrorKind::Value, "simBarrierResumeNs: expected 1..1024 threads and at least one round and block");
+    }
+    return Napi::Number::New(info.Env(), sim::barrier_resume_ns(threads, rounds, blocks));
+  });
 }
 
 Napi::Value SetNumThreads(const Napi::CallbackInfo& info) {
@@ -570,6 +618,9 @@ Napi::Object Module(Napi::Env env, Napi::Object exports) {
   def("resetPeak", ResetPeak);
   def("runtimeInfo", RuntimeInfo);
   def("setNumThreads", SetNumThreads);
+  def("simSelfTests", SimSelfTests);
+  def("simSelfTest", SimSelfTest);
+  def("simBarrierResumeNs", SimBarrierResumeNs);
   def("copy", Copy);
   def("fill", Fill);
   def("unary", Unary);
