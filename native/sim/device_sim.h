@@ -66,6 +66,7 @@ inline int __syncthreads_or(int p, emu::sim::Site s = emu::sim::here()) {
   return emu::sim::block_barrier(emu::sim::BarrierKind::Or, p, s);
 }
 inline void __syncwarp(unsigned mask = 0xffffffffu, emu::sim::Site s = emu::sim::here()) { emu::sim::warp_sync(mask, s); }
+// The emulator has no notion of convergence: __activemask() is the lanes that have not exited.
 inline unsigned __activemask() { return emu::sim::active_mask(); }
 inline unsigned __ballot_sync(unsigned mask, int p, emu::sim::Site s = emu::sim::here()) {
   return emu::sim::warp_ballot(mask, p, "__ballot_sync", s);

@@ -267,7 +267,8 @@ std::string check_shuffles() {
 
 __global__ void vote_kernel(unsigned* out) {
   const int lane = threadIdx.x % 32;
-  unsigned* o = out + threadIdx.x * 5;
+  unsigned* o = out + threadIdx.x * 6;
+  o[5] = __activemask();  // before any collective: no lane can have exited yet
   o[0] = __ballot_sync(0xffffffffu, lane % 3 == 0);
   o[1] = unsigned(__any_sync(0xffffffffu, lane == 29));
   o[2] = unsigned(__all_sync(0xffffffffu, lane < 31));
@@ -277,7 +278,7 @@ __global__ void vote_kernel(unsigned* out) {
 
 std::string check_votes() {
   const int threads = 64;
-  DeviceArray<unsigned> dout(size_t(threads * 5), 0u);
+  DeviceArray<unsigned> dout(size_t(threads * 6), 0u);
   launch<vote_kernel>(dim3(1), dim3(threads), 0, Stream{}, dout.get());
   unsigned every_third = 0, odd_middle = 0;
   for (int l = 0; l < 32; l++) {
@@ -287,7 +288,7 @@ std::string check_votes() {
   std::vector<unsigned> want;
   for (int t = 0; t < threads; t++) {
     const int lane = t % 32;
-    for (unsigned v : {every_third, 1u, 0u, 1u, lane >= 8 && lane < 24 ? odd_middle : 7u}) want.push_back(v);
+    for (unsigned v : {every_third, 1u, 0u, 1u, lane >= 8 && lane < 24 ? odd_middle : 7u, 0xffffffffu}) want.push_back(v);
   }
   return compare("votes", dout.to_host(), want);
 }
@@ -707,10 +708,27 @@ __global__ void warp_exited_lanes_kernel(int* out) {
   out[threadIdx.x] = __shfl_down_sync(0xffffffffu, int(threadIdx.x), 1);
 }
 
-template <auto Kernel>
+__global__ void fill_kernel(int* out) { out[threadIdx.x] = 1; }
+
+// Lanes 0-15 shuffle among themselves, but lane 15 asks for lane 16, which is outside the mask.
+__global__ void shuffle_outside_mask_kernel(int* out) {
+  if (threadIdx.x < 16) out[threadIdx.x] = __shfl_down_sync(0x0000ffffu, int(threadIdx.x), 1);
+}
+
+// Row addresses 8 bytes off the 16-byte alignment ldmatrix requires.
+__global__ void ldmatrix_misaligned_kernel(int* out) {
+  EMU_SHARED(unsigned short, tile, [8][16]);
+  for (int i = threadIdx.x; i < 128; i += 32) tile[i / 16][i % 16] = static_cast<unsigned short>(i);
+  __syncwarp();
+  uint32_t r[1];
+  ldmatrix_x1(r, &tile[threadIdx.x % 8][4]);
+  out[threadIdx.x] = int(r[0]);
+}
+
+template <auto Kernel, unsigned Threads = 32>
 std::string run_broken() {
-  DeviceArray<int> out(64, 0);
-  launch<Kernel>(dim3(1), dim3(32), 0, Stream{}, out.get());
+  DeviceArray<int> out(Threads, 0);
+  launch<Kernel>(dim3(1), dim3(Threads), 0, Stream{}, out.get());
   return "";
 }
 
@@ -755,6 +773,13 @@ std::string run_throwing() {
   return "";
 }
 
+// More static shared memory than CUDA allows (nvcc refuses it at compile time).
+__global__ void shared_over_limit_kernel(int* out) {
+  EMU_SHARED(float, big, [13000]);
+  big[threadIdx.x] = 1.0f;
+  out[threadIdx.x] = int(big[threadIdx.x]);
+}
+
 __global__ void barrier_loop_kernel(int rounds) {
   for (int r = 0; r < rounds; r++) __syncthreads();
 }
@@ -793,8 +818,14 @@ const std::vector<SelfTest>& self_tests() {
        run_broken<warp_missing_lanes_kernel>},
       {"warp_exited_lanes", SelfTest::BrokenError, "a full-mask shuffle after half the warp has exited",
        run_broken<warp_exited_lanes_kernel>},
+      {"shuffle_outside_mask", SelfTest::BrokenError, "a shuffle reading a lane outside its mask",
+       run_broken<shuffle_outside_mask_kernel>},
+      {"ldmatrix_misaligned", SelfTest::BrokenError, "ldmatrix row addresses off 16-byte alignment",
+       run_broken<ldmatrix_misaligned_kernel>},
+      {"block_too_large", SelfTest::BrokenError, "a launch of 1056 threads per block", run_broken<fill_kernel, 1056>},
 #ifndef __CUDACC__
       {"kernel_exception", SelfTest::BrokenError, "a C++ exception thrown by one thread of a kernel", run_throwing},
+      {"shared_over_limit", SelfTest::BrokenError, "52 KB of static shared memory", run_broken<shared_over_limit_kernel>},
 #endif
   };
   return tests;

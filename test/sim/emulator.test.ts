@@ -34,7 +34,10 @@ test('the self-tests cover every emulated feature and every kind of broken kerne
     'transpose', 'vector_loads', 'votes',
   ]);
   assert.equal(byKind('broken-result').sort(), ['missing_barrier_reduce', 'missing_barrier_transpose', 'missing_cp_async_wait']);
-  assert.equal(byKind('broken-error').sort(), ['divergent_barrier', 'kernel_exception', 'warp_exited_lanes', 'warp_missing_lanes']);
+  assert.equal(byKind('broken-error').sort(), [
+    'block_too_large', 'divergent_barrier', 'kernel_exception', 'ldmatrix_misaligned', 'shared_over_limit',
+    'shuffle_outside_mask', 'warp_exited_lanes', 'warp_missing_lanes',
+  ]);
 });
 
 for (const name of byKind('feature')) {
@@ -92,6 +95,18 @@ test('an exception thrown in a kernel reaches the caller as a DeviceError naming
     assert.match(e.message, /kernel .*throwing_kernel, block \(1,0,0\), thread \(40,0,0\): thrown inside the kernel/);
   }
   assert.is(native.simSelfTest('block_sum', 'random:1'), '', 'the emulator still works after a failed launch');
+});
+
+test('misuse the GPU would not report is an error naming the place', () => {
+  const cases: [string, RegExp][] = [
+    ['shuffle_outside_mask', /__shfl_down_sync at selftest\.cu:\d+: lane 15 reads lane 16, which is not in the mask/],
+    ['ldmatrix_misaligned', /ldmatrix at selftest\.cu:\d+: lane 0 gives a row address that is not a 16-byte-aligned address in shared memory/],
+    ['block_too_large', /launch of kernel .*fill_kernel: a block has at most 1024 threads/],
+    ['shared_over_limit', /shared array at selftest\.cu:\d+: 52000 bytes of static shared memory exceed/],
+  ];
+  for (const [name, pattern] of cases) {
+    for (const order of ORDERS) assert.match(errorOf(name, order).message, pattern);
+  }
 });
 
 test('bad thread orders and unknown self-tests are ValueErrors', () => {
