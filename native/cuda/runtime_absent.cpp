@@ -1,6 +1,7 @@
 // runtime_absent.cpp: the `cuda` half of runtime.h for a build without nvcc (or with EMU_CUDA=OFF).
 #include "core/errors.h"
 #include "cuda/runtime.h"
+#include "sim/selftest.h"
 
 namespace emu::cuda {
 
@@ -18,5 +19,11 @@ int device_count(std::string* why) {
 std::string device_name(int) { return ""; }
 
 DeviceRuntime& runtime() { fail(ErrorKind::Device, std::string("cuda: ") + kWhy); }
+
+// The nvcc build of native/sim/selftest.cu defines the real list; without nvcc there is none.
+const std::vector<SelfTest>& self_tests() {
+  static const std::vector<SelfTest> none;
+  return none;
+}
 
 }  // namespace emu::cuda

@@ -32,7 +32,7 @@ double barrier_resume_ns(int threads, int rounds, int blocks);
 }  // namespace sim
 
 namespace cuda {
-const std::vector<SelfTest>& self_tests();  // present in builds with nvcc
+const std::vector<SelfTest>& self_tests();  // nvcc's build of selftest.cu; empty without nvcc
 }  // namespace cuda
 
 }  // namespace emu

@@ -57,6 +57,10 @@ export interface Native {
    */
   simSelfTest(name: string, order?: string): string;
   simBarrierResumeNs(threads: number, rounds: number, blocks: number): number;
+  /** The self-tests compiled by nvcc (empty in a build without CUDA). */
+  cudaSelfTests(): SimSelfTestInfo[];
+  /** A self-test on the GPU: '' when it matches its reference; DeviceError where there is no CUDA device. */
+  cudaSelfTest(name: string): string;
   copy(oh: H, od: D, ih: H, id: D): void;
   fill(oh: H, od: D, value: number): void;
   unary(op: number, oh: H, od: D, ih: H, id: D, a: number, b: number): void;

@@ -8,7 +8,7 @@ import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { DeviceError, ValueError } from '../../src/index.ts';
+import { DeviceError, runtimeInfo, ValueError } from '../../src/index.ts';
 import { native } from '../../src/tensor/native.ts';
 
 const ORDERS = ['sequential', 'reverse', 'random:20261130'];
@@ -114,6 +114,22 @@ test('bad thread orders and unknown self-tests are ValueErrors', () => {
     assert.throws(() => native.simSelfTest('builtins', order), (e: unknown) => e instanceof ValueError && /sequential, reverse or random:<seed>/.test((e as Error).message), order);
   }
   assert.throws(() => native.simSelfTest('no_such_test', 'sequential'), (e: unknown) => e instanceof ValueError && /no self-test named/.test((e as Error).message));
+});
+
+test('nvcc compiles the same self-tests; they run on a GPU where there is one, and say why not where there is none', () => {
+  const info = runtimeInfo();
+  const onCuda = native.cudaSelfTests().map((t) => t.name).sort();
+  if (!info.builtWithCuda) {
+    assert.equal(onCuda, []);
+    return;
+  }
+  const simOnly = ['kernel_exception', 'shared_over_limit'];  // device code cannot throw; nvcc rejects 52 KB of static shared
+  assert.equal(onCuda, tests.map((t) => t.name).filter((n) => !simOnly.includes(n)).sort());
+  if (info.cudaDeviceCount === 0) {
+    assert.throws(() => native.cudaSelfTest('builtins'), (e: unknown) => e instanceof DeviceError && /no CUDA device/.test((e as Error).message));
+    return;
+  }
+  for (const name of byKind('feature')) assert.is(native.cudaSelfTest(name), '', `${name} on the GPU`);
 });
 
 test('EMU_SIM_ORDER sets the order of launches that do not choose one', () => {
