@@ -156,15 +156,22 @@ const char* kernel_name() {
 template <auto Kernel, typename... Args>
 void launch(dim3 grid, dim3 block, size_t shared_bytes, Stream stream, Args... args) {
 #ifdef __CUDACC__
-  Kernel<<<grid, block, shared_bytes, static_cast<cudaStream_t>(stream.handle)>>>(args...);
-  const cudaError_t err = cudaGetLastError();
+  cudaError_t err = cudaSuccess;
+  if (shared_bytes > 48 * 1024) {  // beyond 48 KiB a kernel must opt in (sim allows up to 227 KiB too)
+    err = cudaFuncSetAttribute(Kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(shared_bytes));
+  }
+  if (err == cudaSuccess) {
+    Kernel<<<grid, block, shared_bytes, static_cast<cudaStream_t>(stream.handle)>>>(args...);
+    err = cudaGetLastError();
+  }
   if (err != cudaSuccess) {
+    cudaGetLastError();  // clear it, so the next launch's check starts clean
     fail(ErrorKind::Device, std::string("cuda: launch of kernel ") + kernel_name<Kernel>() + ": " + cudaGetErrorString(err));
   }
 #else
   (void)stream;  // sim streams run in order on the calling thread
-  sim::launch_grid(kernel_name<Kernel>(), sim::Dim{grid.x, grid.y, grid.z}, sim::Dim{block.x, block.y, block.z}, shared_bytes,
-              [&] { Kernel(args...); });
+  sim::launch_grid(kernel_name<Kernel>(), sim::Dim{grid.x, grid.y, grid.z}, sim::Dim{block.x, block.y, block.z},
+                   shared_bytes, [&] { Kernel(args...); });
 #endif
 }
 
