@@ -28,6 +28,7 @@
 #include "cpu/kernels.h"
 #include "cpu/thread_pool.h"
 #include "cuda/runtime.h"
+#include "sim/selftest.h"
 #include "sim/sim.h"
 
 namespace emu {
@@ -282,6 +283,68 @@ Napi::Value RuntimeInfo(const Napi::CallbackInfo& info) {
   o.Set("cudaDeviceNames", names);
   o.Set("simAvailable", sim::available());
   return o;
+}
+
+// ---- the SIMT emulator's self-tests (native/sim/selftest.cu), on sim and on cuda ----------------
+
+Napi::Value self_test_list(Napi::Env env, const std::vector<SelfTest>& tests) {
+  static const char* const kinds[] = {"feature", "broken-result", "broken-error"};
+  auto list = Napi::Array::New(env);
+  for (const SelfTest& t : tests) {
+    auto o = Napi::Object::New(env);
+    o.Set("name", t.name);
+    o.Set("kind", kinds[t.kind]);
+    o.Set("description", t.description);
+    list.Set(list.Length(), o);
+  }
+  return list;
+}
+
+const SelfTest& self_test_named(const std::vector<SelfTest>& tests, const Napi::Value& name, const char* fn) {
+  if (!name.IsString()) fail(ErrorKind::Value, std::string(fn) + ": expected a self-test name");
+  const std::string n = name.As<Napi::String>();
+  for (const SelfTest& t : tests) {
+    if (n == t.name) return t;
+  }
+  fail(ErrorKind::Value, std::string(fn) + ": no self-test named '" + n + "'");
+}
+
+Napi::Value SimSelfTests(const Napi::CallbackInfo& info) { return self_test_list(info.Env(), sim::self_tests()); }
+
+// A build without nvcc has no CUDA self-tests (an empty list).
+Napi::Value CudaSelfTests(const Napi::CallbackInfo& info) { return self_test_list(info.Env(), cuda::self_tests()); }
+
+// simSelfTest(name, order?): "" when the kernel's result matches its reference, else the first
+// mismatch; errors the emulator reports are thrown (DeviceError). `order` applies to this call
+// only; without it the launch uses EMU_SIM_ORDER (default sequential).
+Napi::Value SimSelfTest(const Napi::CallbackInfo& info) {
+  return guarded(info, [&]() -> Napi::Value {
+    const SelfTest& test = self_test_named(sim::self_tests(), info[0], "simSelfTest");
+    if (!(info[1].IsString() || info[1].IsUndefined())) fail(ErrorKind::Value, "simSelfTest: the order must be a string");
+    struct Restore {
+      sim::Order previous = sim::current_order();
+      ~Restore() { sim::set_order(previous); }
+    } restore;
+    if (info[1].IsString()) sim::set_order(sim::parse_order(info[1].As<Napi::String>()));
+    return Napi::String::New(info.Env(), test.run());
+  });
+}
+
+// cudaSelfTest(name): the same kernel and check on the GPU; a DeviceError where there is none.
+Napi::Value CudaSelfTest(const Napi::CallbackInfo& info) {
+  return guarded(info, [&]() -> Napi::Value {
+    return Napi::String::New(info.Env(), self_test_named(cuda::self_tests(), info[0], "cudaSelfTest").run());
+  });
+}
+
+Napi::Value SimBarrierResumeNs(const Napi::CallbackInfo& info) {
+  return guarded(info, [&]() -> Napi::Value {
+    const int threads = int(num(info, 0)), rounds = int(num(info, 1)), blocks = int(num(info, 2));
+    if (threads < 1 || threads > 1024 || rounds < 1 || blocks < 1) {
+      fail(ErrorKind::Value, "simBarrierResumeNs: expected 1..1024 threads and at least one round and block");
+    }
+    return Napi::Number::New(info.Env(), sim::barrier_resume_ns(threads, rounds, blocks));
+  });
 }
 
 Napi::Value SetNumThreads(const Napi::CallbackInfo& info) {
@@ -570,6 +633,11 @@ Napi::Object Module(Napi::Env env, Napi::Object exports) {
   def("resetPeak", ResetPeak);
   def("runtimeInfo", RuntimeInfo);
   def("setNumThreads", SetNumThreads);
+  def("simSelfTests", SimSelfTests);
+  def("simSelfTest", SimSelfTest);
+  def("cudaSelfTests", CudaSelfTests);
+  def("cudaSelfTest", CudaSelfTest);
+  def("simBarrierResumeNs", SimBarrierResumeNs);
   def("copy", Copy);
   def("fill", Fill);
   def("unary", Unary);

@@ -1,15 +1,29 @@
-// runtime_absent.cpp: runtime.h for a build without nvcc (or with EMU_CUDA=OFF).
-#include "runtime.h"
+// runtime_absent.cpp: the `cuda` half of runtime.h for a build without nvcc (or with EMU_CUDA=OFF).
+#include "core/errors.h"
+#include "cuda/runtime.h"
+#include "sim/selftest.h"
 
 namespace emu::cuda {
+
+namespace {
+constexpr const char* kWhy = "no CUDA device: this build of emu-engine was compiled without CUDA (nvcc not found, or EMU_CUDA=OFF)";
+}
 
 bool built_with_cuda() { return false; }
 
 int device_count(std::string* why) {
-  if (why) *why = "no CUDA device: this build of emu-engine was compiled without CUDA (nvcc not found, or EMU_CUDA=OFF)";
+  if (why) *why = kWhy;
   return 0;
 }
 
 std::string device_name(int) { return ""; }
+
+DeviceRuntime& runtime() { fail(ErrorKind::Device, std::string("cuda: ") + kWhy); }
+
+// The nvcc build of native/sim/selftest.cu defines the real list; without nvcc there is none.
+const std::vector<SelfTest>& self_tests() {
+  static const std::vector<SelfTest> none;
+  return none;
+}
 
 }  // namespace emu::cuda

@@ -52,7 +52,7 @@ export function checkDevice(d: unknown, op: string): Device {
     throw new DeviceError(`${op}: device cuda is not available: ${runtimeInfo().cudaUnavailableReason}`);
   }
   if (d === 'sim' && !runtimeInfo().simAvailable) {
-    throw new DeviceError(`${op}: device sim is not available yet: this build has no SIMT emulator`);
+    throw new DeviceError(`${op}: device sim is not available yet: the SIMT emulator runs only its self-tests so far, no op has a sim kernel`);
   }
   return d as Device;
 }

@@ -21,6 +21,13 @@ export interface RuntimeInfo {
   simAvailable: boolean;
 }
 
+/** One of the SIMT emulator's self-tests (native/sim/selftest.h says what the kinds mean). */
+export interface SimSelfTestInfo {
+  name: string;
+  kind: 'feature' | 'broken-result' | 'broken-error';
+  description: string;
+}
+
 export interface NativeStats {
   allocated: number;
   reserved: number;
@@ -43,6 +50,17 @@ export interface Native {
   resetPeak(): void;
   runtimeInfo(): RuntimeInfo;
   setNumThreads(n: number): void;
+  simSelfTests(): SimSelfTestInfo[];
+  /**
+   * '' when the self-test's result matches its reference, else the first mismatch; throws DeviceError for errors the
+   * emulator reports. `order` (sequential | reverse | random:<seed>) applies to this call; without it, EMU_SIM_ORDER.
+   */
+  simSelfTest(name: string, order?: string): string;
+  simBarrierResumeNs(threads: number, rounds: number, blocks: number): number;
+  /** The self-tests compiled by nvcc (empty in a build without CUDA). */
+  cudaSelfTests(): SimSelfTestInfo[];
+  /** A self-test on the GPU: '' when it matches its reference; DeviceError where there is no CUDA device. */
+  cudaSelfTest(name: string): string;
   copy(oh: H, od: D, ih: H, id: D): void;
   fill(oh: H, od: D, value: number): void;
   unary(op: number, oh: H, od: D, ih: H, id: D, a: number, b: number): void;

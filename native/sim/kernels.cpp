@@ -1,0 +1,5 @@
+// kernels.cpp: the host-compiler build of CUDA kernel sources for the device `sim`.
+//
+// Each .cu file included here is also compiled by nvcc (native/sources.json "cuda"); here the
+// host compiler sees it through cuda/device.cuh's emulator branch, in namespace emu::sim.
+#include "sim/selftest.cu"
