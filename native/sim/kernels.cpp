@@ -3,3 +3,8 @@
 // Each .cu file included here is also compiled by nvcc (native/sources.json "cuda"); here the
 // host compiler sees it through cuda/device.cuh's emulator branch, in namespace emu::sim.
 #include "sim/selftest.cu"
+#include "cuda/elementwise.cu"
+#include "cuda/reduce.cu"
+#include "cuda/matmul.cu"
+#include "cuda/random.cu"
+#include "cuda/kernel_table.cu"

@@ -1,0 +1,47 @@
+// kernel_table.cu: this device's op kernels gathered into its kernel table (cuda/kernels.h).
+// Entries left null have no kernel on the device yet; the addon reports them as DeviceErrors.
+#include "cuda/kernels.h"
+#include "cuda/device.cuh"
+
+namespace emu::EMU_DEVICE_NS {
+
+// elementwise.cu
+void copy(const View& out, const View& in);
+void fill(const View& out, double value);
+void unary(cpu::UnaryOp op, const View& out, const View& in, double a, double b);
+void binary(cpu::BinaryOp op, const View& out, const View& a, const View& b);
+void where(const View& out, const View& cond, const View& a, const View& b);
+// reduce.cu
+void reduce(cpu::ReduceOp op, const View& out, const View& in, int nkeep, double correction);
+void softmax(const View& out, const View& in, int dim, bool log);
+// matmul.cu
+void matmul(const View& out, const View& a, const View& b);
+// random.cu
+void rand_uniform(const View& out, uint64_t seed, uint64_t offset, double low, double high);
+void rand_normal(const View& out, uint64_t seed, uint64_t offset, double mean, double stddev);
+void rand_int(const View& out, uint64_t seed, uint64_t offset, int64_t low, int64_t high);
+
+#define EMU_STR2(x) #x
+#define EMU_STR(x) EMU_STR2(x)
+
+const cpu::KernelTable& kernel_table() {
+  static const cpu::KernelTable table = [] {
+    cpu::KernelTable t{};
+    t.isa = EMU_STR(EMU_DEVICE_NS);
+    t.copy = copy;
+    t.fill = fill;
+    t.unary = unary;
+    t.binary = binary;
+    t.where = where;
+    t.reduce = reduce;
+    t.softmax = softmax;
+    t.matmul = matmul;
+    t.rand_uniform = rand_uniform;
+    t.rand_normal = rand_normal;
+    t.rand_int = rand_int;
+    return t;
+  }();
+  return table;
+}
+
+}  // namespace emu::EMU_DEVICE_NS
