@@ -12,6 +12,10 @@
 //    once per tensor in TypeScript and cached. Before a kernel runs, the glue re-checks that
 //    the view lies inside its storage, so a wrong descriptor raises an error instead of reading
 //    out of bounds.
+//  - a storage lives on a device (cpu, or sim / cuda through their DeviceRuntime, cuda/runtime.h);
+//    each kernel call runs the kernel table of the device its views live on (cpu/kernels.h,
+//    cuda/kernels.h), and views on different devices, or an op with no kernel on the device yet,
+//    are DeviceErrors.
 //  - kernel failures (emu::Error) become the TypeScript error classes registered by `init`.
 #include <napi.h>
 
@@ -27,6 +31,8 @@
 #include "cpu/allocator.h"
 #include "cpu/kernels.h"
 #include "cpu/thread_pool.h"
+#include "cuda/caching_allocator.h"
+#include "cuda/kernels.h"
 #include "cuda/runtime.h"
 #include "sim/selftest.h"
 #include "sim/sim.h"
@@ -40,6 +46,7 @@ struct Storage {
   size_t rounded = 0;
   uint32_t generation = 0;
   bool live = false;
+  DeviceKind device = DeviceKind::Cpu;
 };
 
 // The storage table; a handle is slot + generation * 2^32 (generations wrap at 2^20, so handles
@@ -123,6 +130,7 @@ View view_at(const Napi::CallbackInfo& info, size_t i) {
   if (!empty && (lo < 0 || (hi + 1) * es > double(s.bytes)))
     throw_js(env, ErrorKind::Index, "native: view lies outside its storage");
   v.data = static_cast<char*>(s.ptr) + int64_t(offset) * es;
+  v.device = s.device;
   return v;
 }
 
@@ -158,6 +166,38 @@ void ints(const Napi::CallbackInfo& info, size_t i, int64_t* out, int n) {
   for (int k = 0; k < n; k++) out[k] = int64_t(num(info, i + k));
 }
 
+// ---- devices -------------------------------------------------------------------------------
+
+const char* device_name(DeviceKind d) { return d == DeviceKind::Cpu ? "cpu" : d == DeviceKind::Sim ? "sim" : "cuda"; }
+
+// The device code at info[i] (DEVICE_CODE in src/tensor/storage.ts); cpu when absent.
+DeviceKind device_at(const Napi::CallbackInfo& info, size_t i) {
+  if (info[i].IsUndefined()) return DeviceKind::Cpu;
+  const double d = num(info, i);
+  if (d == 0) return DeviceKind::Cpu;
+  if (d == 1) return DeviceKind::Sim;
+  if (d == 2) return DeviceKind::Cuda;
+  throw_js(info.Env(), ErrorKind::Value, "native: bad device code");
+}
+
+DeviceRuntime& runtime_of(DeviceKind d) { return d == DeviceKind::Sim ? sim::runtime() : cuda::runtime(); }
+
+// The kernel `entry` of the table of the device the views live on.
+template <class Fn>
+Fn kernel_for(Fn cpu::KernelTable::*entry, const char* op, std::initializer_list<const View*> views) {
+  const DeviceKind d = (*views.begin())->device;
+  for (const View* v : views) {
+    if (v->device != d)
+      fail(ErrorKind::Device, std::string(op) + ": operands are on different devices (" + device_name(d) + " and " +
+                                  device_name(v->device) + ")");
+  }
+  const cpu::KernelTable& table =
+      d == DeviceKind::Cpu ? cpu::kernels() : d == DeviceKind::Sim ? sim::kernel_table() : cuda::kernel_table();
+  Fn fn = table.*entry;
+  if (!fn) fail(ErrorKind::Device, std::string("op ") + op + " has no kernel on " + device_name(d) + " yet");
+  return fn;
+}
+
 // ---- storage -------------------------------------------------------------------------------
 
 Napi::Value Init(const Napi::CallbackInfo& info) {
@@ -170,13 +210,21 @@ Napi::Value Init(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
+// alloc(bytes, device?) -> handle; device memory comes from that device's caching allocator.
 Napi::Value Alloc(const Napi::CallbackInfo& info) {
   return guarded(info, [&]() -> Napi::Value {
     double bytes = num(info, 0);
     if (!(bytes >= 0 && bytes == std::floor(bytes) && bytes < 1.0e15))
       throw_js(info.Env(), ErrorKind::Value, "alloc: bad byte count");
+    const DeviceKind device = device_at(info, 1);
     size_t rounded = 0;
-    void* ptr = cpu::allocate(size_t(bytes), &rounded);
+    void* ptr;
+    if (device == DeviceKind::Cpu) {
+      ptr = cpu::allocate(size_t(bytes), &rounded);
+    } else {
+      ptr = runtime_of(device).allocate(size_t(bytes), Stream{});
+      rounded = CachingAllocator::round_size(size_t(bytes));
+    }
     double handle;
     {
       std::lock_guard<std::mutex> lock(table_mutex);
@@ -193,6 +241,7 @@ Napi::Value Alloc(const Napi::CallbackInfo& info) {
       s.bytes = size_t(bytes);
       s.rounded = rounded;
       s.live = true;
+      s.device = device;
       handle = double(s.generation) * kSlotSpan + double(slot);
     }
     Napi::MemoryManagement::AdjustExternalMemory(info.Env(), int64_t(rounded));
@@ -209,7 +258,8 @@ Napi::Value Free(const Napi::CallbackInfo& info) {
     uint32_t slot = 0;
     Storage* s = slot_of(info[0], &known, &slot);
     if (!s) return info.Env().Undefined();
-    cpu::deallocate(s->ptr, s->rounded);
+    if (s->device == DeviceKind::Cpu) cpu::deallocate(s->ptr, s->rounded);
+    else runtime_of(s->device).deallocate(s->ptr);
     rounded = s->rounded;
     s->live = false;
     s->ptr = nullptr;
@@ -227,7 +277,9 @@ Napi::Value Read(const Napi::CallbackInfo& info) {
     double off = num(info, 1), len = num(info, 2);
     if (!(off >= 0 && len >= 0 && off + len <= double(s.bytes))) throw_js(info.Env(), ErrorKind::Index, "read: out of range");
     auto buf = Napi::ArrayBuffer::New(info.Env(), size_t(len));
-    if (len > 0) std::memcpy(buf.Data(), static_cast<char*>(s.ptr) + size_t(off), size_t(len));
+    const char* src = static_cast<char*>(s.ptr) + size_t(off);
+    if (len > 0 && s.device == DeviceKind::Cpu) std::memcpy(buf.Data(), src, size_t(len));
+    else if (len > 0) runtime_of(s.device).copy_to_host(buf.Data(), src, size_t(len), Stream{});
     return buf;
   });
 }
@@ -242,13 +294,39 @@ Napi::Value Write(const Napi::CallbackInfo& info) {
     size_t len = ta.ByteLength();
     if (!(off >= 0 && off + double(len) <= double(s.bytes))) throw_js(info.Env(), ErrorKind::Index, "write: out of range");
     const char* src = static_cast<const char*>(ta.ArrayBuffer().Data()) + ta.ByteOffset();
-    if (len > 0) std::memcpy(static_cast<char*>(s.ptr) + size_t(off), src, len);
+    char* dst = static_cast<char*>(s.ptr) + size_t(off);
+    if (len > 0 && s.device == DeviceKind::Cpu) std::memcpy(dst, src, len);
+    else if (len > 0) runtime_of(s.device).copy_to_device(dst, src, len, Stream{});
     return info.Env().Undefined();
   });
 }
 
+// transfer(dstHandle, dstByteOffset, srcHandle, srcByteOffset, byteLength): copies bytes between
+// two storages on any devices (host to device, device to host, within a device).
+Napi::Value Transfer(const Napi::CallbackInfo& info) {
+  return guarded(info, [&]() -> Napi::Value {
+    const Storage dst = storage_of(info[0], "transfer"), src = storage_of(info[2], "transfer");
+    const double doff = num(info, 1), soff = num(info, 3), len = num(info, 4);
+    if (!(doff >= 0 && soff >= 0 && len >= 0 && doff + len <= double(dst.bytes) && soff + len <= double(src.bytes)))
+      throw_js(info.Env(), ErrorKind::Index, "transfer: out of range");
+    char* d = static_cast<char*>(dst.ptr) + size_t(doff);
+    const char* s = static_cast<const char*>(src.ptr) + size_t(soff);
+    const size_t n = size_t(len);
+    if (n == 0) return info.Env().Undefined();
+    if (dst.device == DeviceKind::Cpu && src.device == DeviceKind::Cpu) std::memmove(d, s, n);
+    else if (dst.device == DeviceKind::Cpu) runtime_of(src.device).copy_to_host(d, s, n, Stream{});
+    else if (src.device == DeviceKind::Cpu) runtime_of(dst.device).copy_to_device(d, s, n, Stream{});
+    else if (src.device == dst.device) runtime_of(dst.device).copy_on_device(d, s, n, Stream{});
+    else fail(ErrorKind::Device, std::string("transfer: cannot copy between ") + device_name(src.device) + " and " + device_name(dst.device));
+    return info.Env().Undefined();
+  });
+}
+
+// memoryStats(device?), emptyCache(device?), resetPeak(device?): the device's caching allocator.
 Napi::Value MemoryStats(const Napi::CallbackInfo& info) {
-  auto st = cpu::allocator_stats();
+  return guarded(info, [&]() -> Napi::Value {
+  const DeviceKind device = device_at(info, 0);
+  auto st = device == DeviceKind::Cpu ? cpu::allocator_stats() : runtime_of(device).memory_stats();
   auto o = Napi::Object::New(info.Env());
   o.Set("allocated", double(st.allocated));
   o.Set("reserved", double(st.reserved));
@@ -256,16 +334,25 @@ Napi::Value MemoryStats(const Napi::CallbackInfo& info) {
   o.Set("blocks", double(st.live_blocks));
   o.Set("freshAllocations", double(st.fresh_allocations));
   return o;
+  });
 }
 
 Napi::Value EmptyCache(const Napi::CallbackInfo& info) {
-  cpu::empty_cache();
-  return info.Env().Undefined();
+  return guarded(info, [&]() -> Napi::Value {
+    const DeviceKind device = device_at(info, 0);
+    if (device == DeviceKind::Cpu) cpu::empty_cache();
+    else runtime_of(device).empty_cache();
+    return info.Env().Undefined();
+  });
 }
 
 Napi::Value ResetPeak(const Napi::CallbackInfo& info) {
-  cpu::reset_peak();
-  return info.Env().Undefined();
+  return guarded(info, [&]() -> Napi::Value {
+    const DeviceKind device = device_at(info, 0);
+    if (device == DeviceKind::Cpu) cpu::reset_peak();
+    else runtime_of(device).reset_peak();
+    return info.Env().Undefined();
+  });
 }
 
 Napi::Value RuntimeInfo(const Napi::CallbackInfo& info) {
@@ -337,6 +424,20 @@ Napi::Value CudaSelfTest(const Napi::CallbackInfo& info) {
   });
 }
 
+// simSetOrder(spec): the thread order of every later sim launch (sequential | reverse |
+// random:<seed>), overriding EMU_SIM_ORDER; simOrder() names the order in force.
+Napi::Value SimSetOrder(const Napi::CallbackInfo& info) {
+  return guarded(info, [&]() -> Napi::Value {
+    if (!info[0].IsString()) fail(ErrorKind::Value, "setSimOrder: the order must be a string");
+    sim::set_order(sim::parse_order(info[0].As<Napi::String>()));
+    return info.Env().Undefined();
+  });
+}
+
+Napi::Value SimOrder(const Napi::CallbackInfo& info) {
+  return Napi::String::New(info.Env(), sim::order_name(sim::current_order()));
+}
+
 Napi::Value SimBarrierResumeNs(const Napi::CallbackInfo& info) {
   return guarded(info, [&]() -> Napi::Value {
     const int threads = int(num(info, 0)), rounds = int(num(info, 1)), blocks = int(num(info, 2));
@@ -356,20 +457,21 @@ Napi::Value SetNumThreads(const Napi::CallbackInfo& info) {
 // ---- kernels -------------------------------------------------------------------------------
 // Argument order mirrors the KernelTable entries; each View is (handle, descriptor).
 
-const cpu::KernelTable& K() { return cpu::kernels(); }
+using KT = cpu::KernelTable;
 
 Napi::Value Copy(const Napi::CallbackInfo& info) {
   return guarded(info, [&]() -> Napi::Value {
     View out = view_at(info, 0), in = view_at(info, 2);
     check_like(info.Env(), "copy", out, in, in.dtype);
-    K().copy(out, in);
+    kernel_for(&KT::copy, "copy", {&out, &in})(out, in);
     return info.Env().Undefined();
   });
 }
 
 Napi::Value Fill(const Napi::CallbackInfo& info) {
   return guarded(info, [&]() -> Napi::Value {
-    K().fill(view_at(info, 0), num(info, 2));
+    View out = view_at(info, 0);
+    kernel_for(&KT::fill, "fill", {&out})(out, num(info, 2));
     return info.Env().Undefined();
   });
 }
@@ -382,7 +484,7 @@ Napi::Value Unary(const Napi::CallbackInfo& info) {
     const auto u = cpu::UnaryOp(op);
     const bool pred = u == cpu::UnaryOp::LogicalNot || u == cpu::UnaryOp::IsFinite || u == cpu::UnaryOp::IsNaN;
     check_like(info.Env(), "unary", in, out, pred ? DType::Bool : in.dtype);
-    K().unary(u, out, in, num(info, 5), num(info, 6));
+    kernel_for(&KT::unary, "unary", {&out, &in})(u, out, in, num(info, 5), num(info, 6));
     return info.Env().Undefined();
   });
 }
@@ -396,7 +498,7 @@ Napi::Value Binary(const Napi::CallbackInfo& info) {
     check_like(info.Env(), "binary", out, a, a.dtype);
     check_like(info.Env(), "binary", out, b, a.dtype);
     check_like(info.Env(), "binary", a, out, pred ? DType::Bool : a.dtype);
-    K().binary(cpu::BinaryOp(op), out, a, b);
+    kernel_for(&KT::binary, "binary", {&out, &a, &b})(cpu::BinaryOp(op), out, a, b);
     return info.Env().Undefined();
   });
 }
@@ -407,7 +509,7 @@ Napi::Value Where(const Napi::CallbackInfo& info) {
     check_like(info.Env(), "where", out, c, DType::Bool);
     check_like(info.Env(), "where", out, a, out.dtype);
     check_like(info.Env(), "where", out, b, out.dtype);
-    K().where(out, c, a, b);
+    kernel_for(&KT::where, "where", {&out, &c, &a, &b})(out, c, a, b);
     return info.Env().Undefined();
   });
 }
@@ -421,7 +523,7 @@ Napi::Value Reduce(const Napi::CallbackInfo& info) {
     if (nkeep < 0 || nkeep > in.ndim) throw_js(info.Env(), ErrorKind::Shape, "reduce: bad kept-dim count");
     View out = view_at(info, 1);
     if (!out.contiguous()) throw_js(info.Env(), ErrorKind::Shape, "reduce: output must be contiguous");
-    K().reduce(cpu::ReduceOp(op), out, in, nkeep, num(info, 6));
+    kernel_for(&KT::reduce, "reduce", {&out, &in})(cpu::ReduceOp(op), out, in, nkeep, num(info, 6));
     return info.Env().Undefined();
   });
 }
@@ -435,7 +537,8 @@ int dim_arg(const Napi::CallbackInfo& info, size_t i, const View& v, const char*
 Napi::Value Softmax(const Napi::CallbackInfo& info) {
   return guarded(info, [&]() -> Napi::Value {
     View in = view_at(info, 2);
-    K().softmax(view_at(info, 0), in, dim_arg(info, 4, in, "softmax"), info[5].ToBoolean());
+    View out = view_at(info, 0);
+    kernel_for(&KT::softmax, "softmax", {&out, &in})(out, in, dim_arg(info, 4, in, "softmax"), info[5].ToBoolean());
     return info.Env().Undefined();
   });
 }
@@ -443,7 +546,8 @@ Napi::Value Softmax(const Napi::CallbackInfo& info) {
 Napi::Value Cumsum(const Napi::CallbackInfo& info) {
   return guarded(info, [&]() -> Napi::Value {
     View in = view_at(info, 2);
-    K().cumsum(view_at(info, 0), in, dim_arg(info, 4, in, "cumsum"));
+    View out = view_at(info, 0);
+    kernel_for(&KT::cumsum, "cumsum", {&out, &in})(out, in, dim_arg(info, 4, in, "cumsum"));
     return info.Env().Undefined();
   });
 }
@@ -454,7 +558,7 @@ Napi::Value Matmul(const Napi::CallbackInfo& info) {
     if (out.ndim != 3 || a.ndim != 3 || b.ndim != 3 || a.shape[2] != b.shape[1] || out.shape[0] != a.shape[0] ||
         out.shape[0] != b.shape[0] || out.shape[1] != a.shape[1] || out.shape[2] != b.shape[2])
       throw_js(info.Env(), ErrorKind::Shape, "matmul: native views do not line up");
-    K().matmul(out, a, b);
+    kernel_for(&KT::matmul, "matmul", {&out, &a, &b})(out, a, b);
     return info.Env().Undefined();
   });
 }
@@ -462,7 +566,8 @@ Napi::Value Matmul(const Napi::CallbackInfo& info) {
 Napi::Value Gather(const Napi::CallbackInfo& info) {
   return guarded(info, [&]() -> Napi::Value {
     View in = view_at(info, 2);
-    K().gather(view_at(info, 0), in, dim_arg(info, 4, in, "gather"), view_at(info, 5));
+    View out = view_at(info, 0), index = view_at(info, 5);
+    kernel_for(&KT::gather, "gather", {&out, &in, &index})(out, in, dim_arg(info, 4, in, "gather"), index);
     return info.Env().Undefined();
   });
 }
@@ -470,7 +575,8 @@ Napi::Value Gather(const Napi::CallbackInfo& info) {
 Napi::Value ScatterAdd(const Napi::CallbackInfo& info) {
   return guarded(info, [&]() -> Napi::Value {
     View out = view_at(info, 0);
-    K().scatter_add(out, dim_arg(info, 2, out, "scatterAdd"), view_at(info, 3), view_at(info, 5));
+    View index = view_at(info, 3), src = view_at(info, 5);
+    kernel_for(&KT::scatter_add, "scatterAdd", {&out, &index, &src})(out, dim_arg(info, 2, out, "scatterAdd"), index, src);
     return info.Env().Undefined();
   });
 }
@@ -478,14 +584,16 @@ Napi::Value ScatterAdd(const Napi::CallbackInfo& info) {
 Napi::Value IndexSelect(const Napi::CallbackInfo& info) {
   return guarded(info, [&]() -> Napi::Value {
     View in = view_at(info, 2);
-    K().index_select(view_at(info, 0), in, dim_arg(info, 4, in, "indexSelect"), view_at(info, 5));
+    View out = view_at(info, 0), index = view_at(info, 5);
+    kernel_for(&KT::index_select, "indexSelect", {&out, &in, &index})(out, in, dim_arg(info, 4, in, "indexSelect"), index);
     return info.Env().Undefined();
   });
 }
 
 Napi::Value Triangle(const Napi::CallbackInfo& info) {
   return guarded(info, [&]() -> Napi::Value {
-    K().triangle(view_at(info, 0), view_at(info, 2), int64_t(num(info, 4)), info[5].ToBoolean());
+    View out = view_at(info, 0), in = view_at(info, 2);
+    kernel_for(&KT::triangle, "tril/triu", {&out, &in})(out, in, int64_t(num(info, 4)), info[5].ToBoolean());
     return info.Env().Undefined();
   });
 }
@@ -494,14 +602,16 @@ uint64_t u64(const Napi::CallbackInfo& info, size_t i) { return uint64_t(num(inf
 
 Napi::Value RandUniform(const Napi::CallbackInfo& info) {
   return guarded(info, [&]() -> Napi::Value {
-    K().rand_uniform(view_at(info, 0), u64(info, 2), u64(info, 3), num(info, 4), num(info, 5));
+    View out = view_at(info, 0);
+    kernel_for(&KT::rand_uniform, "rand", {&out})(out, u64(info, 2), u64(info, 3), num(info, 4), num(info, 5));
     return info.Env().Undefined();
   });
 }
 
 Napi::Value RandNormal(const Napi::CallbackInfo& info) {
   return guarded(info, [&]() -> Napi::Value {
-    K().rand_normal(view_at(info, 0), u64(info, 2), u64(info, 3), num(info, 4), num(info, 5));
+    View out = view_at(info, 0);
+    kernel_for(&KT::rand_normal, "randn", {&out})(out, u64(info, 2), u64(info, 3), num(info, 4), num(info, 5));
     return info.Env().Undefined();
   });
 }
@@ -510,14 +620,16 @@ Napi::Value RandInt(const Napi::CallbackInfo& info) {
   return guarded(info, [&]() -> Napi::Value {
     double lo = num(info, 4), hi = num(info, 5);
     if (!(hi > lo) || hi - lo > 4294967296.0) throw_js(info.Env(), ErrorKind::Value, "randint: bad range");
-    K().rand_int(view_at(info, 0), u64(info, 2), u64(info, 3), int64_t(lo), int64_t(hi));
+    View out = view_at(info, 0);
+    kernel_for(&KT::rand_int, "randint", {&out})(out, u64(info, 2), u64(info, 3), int64_t(lo), int64_t(hi));
     return info.Env().Undefined();
   });
 }
 
 Napi::Value Randperm(const Napi::CallbackInfo& info) {
   return guarded(info, [&]() -> Napi::Value {
-    K().randperm(view_at(info, 0), u64(info, 2), u64(info, 3));
+    View out = view_at(info, 0);
+    kernel_for(&KT::randperm, "randperm", {&out})(out, u64(info, 2), u64(info, 3));
     return info.Env().Undefined();
   });
 }
@@ -531,7 +643,7 @@ Napi::Value Conv2d(const Napi::CallbackInfo& info) {
     if (has_bias) bias = view_at(info, 6);
     int64_t p[7];
     ints(info, 8, p, 7);
-    K().conv2d(out, in, w, has_bias ? &bias : nullptr, p, p + 2, p + 4, p[6]);
+    kernel_for(&KT::conv2d, "conv2d", {&out, &in, &w, has_bias ? &bias : &out})(out, in, w, has_bias ? &bias : nullptr, p, p + 2, p + 4, p[6]);
     return info.Env().Undefined();
   });
 }
@@ -545,7 +657,7 @@ Napi::Value MaxPool2d(const Napi::CallbackInfo& info) {
     if (has_idx) idx = view_at(info, 2);
     int64_t p[8];
     ints(info, 6, p, 8);
-    K().max_pool2d(out, has_idx ? &idx : nullptr, in, p, p + 2, p + 4, p + 6);
+    kernel_for(&KT::max_pool2d, "maxPool2d", {&out, &in, has_idx ? &idx : &out})(out, has_idx ? &idx : nullptr, in, p, p + 2, p + 4, p + 6);
     return info.Env().Undefined();
   });
 }
@@ -555,14 +667,16 @@ Napi::Value AvgPool2d(const Napi::CallbackInfo& info) {
   return guarded(info, [&]() -> Napi::Value {
     int64_t p[6];
     ints(info, 4, p, 6);
-    K().avg_pool2d(view_at(info, 0), view_at(info, 2), p, p + 2, p + 4, info[10].ToBoolean());
+    View out = view_at(info, 0), in = view_at(info, 2);
+    kernel_for(&KT::avg_pool2d, "avgPool2d", {&out, &in})(out, in, p, p + 2, p + 4, info[10].ToBoolean());
     return info.Env().Undefined();
   });
 }
 
 Napi::Value UpsampleNearest2d(const Napi::CallbackInfo& info) {
   return guarded(info, [&]() -> Napi::Value {
-    K().upsample_nearest2d(view_at(info, 0), view_at(info, 2));
+    View out = view_at(info, 0), in = view_at(info, 2);
+    kernel_for(&KT::upsample_nearest2d, "upsampleNearest2d", {&out, &in})(out, in);
     return info.Env().Undefined();
   });
 }
@@ -572,7 +686,8 @@ Napi::Value Conv2dBackwardInput(const Napi::CallbackInfo& info) {
   return guarded(info, [&]() -> Napi::Value {
     int64_t p[7];
     ints(info, 6, p, 7);
-    K().conv2d_backward_input(view_at(info, 0), view_at(info, 2), view_at(info, 4), p, p + 2, p + 4, p[6]);
+    View gi = view_at(info, 0), go = view_at(info, 2), w = view_at(info, 4);
+    kernel_for(&KT::conv2d_backward_input, "conv2dBackwardInput", {&gi, &go, &w})(gi, go, w, p, p + 2, p + 4, p[6]);
     return info.Env().Undefined();
   });
 }
@@ -586,7 +701,7 @@ Napi::Value Conv2dBackwardWeight(const Napi::CallbackInfo& info) {
     if (has_bias) gb = view_at(info, 2);
     int64_t p[7];
     ints(info, 8, p, 7);
-    K().conv2d_backward_weight(gw, has_bias ? &gb : nullptr, go, in, p, p + 2, p + 4, p[6]);
+    kernel_for(&KT::conv2d_backward_weight, "conv2dBackwardWeight", {&gw, &go, &in, has_bias ? &gb : &gw})(gw, has_bias ? &gb : nullptr, go, in, p, p + 2, p + 4, p[6]);
     return info.Env().Undefined();
   });
 }
@@ -596,26 +711,28 @@ Napi::Value AvgPool2dBackward(const Napi::CallbackInfo& info) {
   return guarded(info, [&]() -> Napi::Value {
     int64_t p[6];
     ints(info, 4, p, 6);
-    K().avg_pool2d_backward(view_at(info, 0), view_at(info, 2), p, p + 2, p + 4, info[10].ToBoolean());
+    View gi = view_at(info, 0), go = view_at(info, 2);
+    kernel_for(&KT::avg_pool2d_backward, "avgPool2dBackward", {&gi, &go})(gi, go, p, p + 2, p + 4, info[10].ToBoolean());
     return info.Env().Undefined();
   });
 }
 
 Napi::Value UpsampleNearest2dBackward(const Napi::CallbackInfo& info) {
   return guarded(info, [&]() -> Napi::Value {
-    K().upsample_nearest2d_backward(view_at(info, 0), view_at(info, 2));
+    View gi = view_at(info, 0), go = view_at(info, 2);
+    kernel_for(&KT::upsample_nearest2d_backward, "upsampleNearest2dBackward", {&gi, &go})(gi, go);
     return info.Env().Undefined();
   });
 }
 
 // peakGflops(iters), triadGbps(n, reps): the machine's roofline, measured (bench/ prints it).
 Napi::Value PeakGflops(const Napi::CallbackInfo& info) {
-  return Napi::Number::New(info.Env(), K().peak_gflops(int64_t(num(info, 0))));
+  return Napi::Number::New(info.Env(), cpu::kernels().peak_gflops(int64_t(num(info, 0))));
 }
 
 Napi::Value TriadGbps(const Napi::CallbackInfo& info) {
   return guarded(info, [&]() -> Napi::Value {
-    return Napi::Number::New(info.Env(), K().triad_gbps(int64_t(num(info, 0)), int(num(info, 1))));
+    return Napi::Number::New(info.Env(), cpu::kernels().triad_gbps(int64_t(num(info, 0)), int(num(info, 1))));
   });
 }
 
@@ -628,6 +745,7 @@ Napi::Object Module(Napi::Env env, Napi::Object exports) {
   def("free", Free);
   def("read", Read);
   def("write", Write);
+  def("transfer", Transfer);
   def("memoryStats", MemoryStats);
   def("emptyCache", EmptyCache);
   def("resetPeak", ResetPeak);
@@ -638,6 +756,8 @@ Napi::Object Module(Napi::Env env, Napi::Object exports) {
   def("cudaSelfTests", CudaSelfTests);
   def("cudaSelfTest", CudaSelfTest);
   def("simBarrierResumeNs", SimBarrierResumeNs);
+  def("simSetOrder", SimSetOrder);
+  def("simOrder", SimOrder);
   def("copy", Copy);
   def("fill", Fill);
   def("unary", Unary);

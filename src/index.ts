@@ -7,6 +7,7 @@ export { Tensor, type Scalar, type TensorLike } from './tensor/tensor.ts';
 export { type DType, DTYPES, isFloat, promoteTypes } from './tensor/dtype.ts';
 export {
   type Device, DEVICES, cudaAvailable, cudaDeviceCount, cudaDeviceName, numThreads, setNumThreads, runtimeInfo,
+  simAvailable, setSimOrder, simOrder,
 } from './tensor/device.ts';
 export * from './tensor/errors.ts';
 export { tidy, keep, memoryStats, emptyCache, resetPeakMemory, type MemoryStats } from './tensor/memory.ts';

@@ -4,8 +4,8 @@
 // offset), dtype, shape and strides in elements. Every kernel entry point takes Views, so any
 // kernel can be handed a permuted, sliced or broadcast (stride 0) tensor; a kernel that needs
 // contiguous memory says so and the caller makes it contiguous first. This is the one backend
-// interface (in the spirit of candle's BackendStorage): the CPU kernels, and later the CUDA and
-// emulator kernels, all consume the same struct.
+// interface (in the spirit of candle's BackendStorage): the CPU, CUDA and emulator kernels all
+// consume the same struct; `device` says whose memory `data` points into.
 #pragma once
 #include <cstdint>
 #include "dtype.h"
@@ -14,12 +14,16 @@ namespace emu {
 
 constexpr int kMaxDims = 8;
 
+// Where a View's memory lives; the codes are shared with src/tensor/storage.ts (DEVICE_CODE).
+enum class DeviceKind : int32_t { Cpu = 0, Sim = 1, Cuda = 2 };
+
 struct View {
   void* data = nullptr;
   DType dtype = DType::F32;
   int ndim = 0;
   int64_t shape[kMaxDims] = {};
   int64_t strides[kMaxDims] = {};
+  DeviceKind device = DeviceKind::Cpu;
 
   int64_t numel() const {
     int64_t n = 1;

@@ -15,5 +15,5 @@ const cpu::KernelTable& kernel_table();
 }  // namespace emu::sim
 
 namespace emu::cuda {
-const cpu::KernelTable& kernel_table();  // only in builds with nvcc
+const cpu::KernelTable& kernel_table();  // all null in builds without nvcc (runtime_absent.cpp)
 }  // namespace emu::cuda

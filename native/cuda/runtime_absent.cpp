@@ -1,5 +1,6 @@
 // runtime_absent.cpp: the `cuda` half of runtime.h for a build without nvcc (or with EMU_CUDA=OFF).
 #include "core/errors.h"
+#include "cuda/kernels.h"
 #include "cuda/runtime.h"
 #include "sim/selftest.h"
 
@@ -19,6 +20,12 @@ int device_count(std::string* why) {
 std::string device_name(int) { return ""; }
 
 DeviceRuntime& runtime() { fail(ErrorKind::Device, std::string("cuda: ") + kWhy); }
+
+// Without nvcc there are no op kernels (and no cuda tensors to run them on: device_count is 0).
+const cpu::KernelTable& kernel_table() {
+  static const cpu::KernelTable none{};
+  return none;
+}
 
 // The nvcc build of native/sim/selftest.cu defines the real list; without nvcc there is none.
 const std::vector<SelfTest>& self_tests() {

@@ -31,8 +31,8 @@
 
 namespace emu::sim {
 
-// Whether the `sim` device is wired into the tensor API (false until the CUDA backend's op
-// kernels land; the emulator itself is always built and tested through its self-tests).
+// Whether the `sim` device can hold tensors: true in every build (its op kernels are
+// native/cuda's, compiled against the emulator; ops without one raise a DeviceError).
 bool available();
 
 // A place in a kernel's source, captured at the call site of each waiting intrinsic.

@@ -27,7 +27,7 @@ export function gradcheck(fn: (...xs: Tensor[]) => Tensor, inputs: Tensor[], opt
     if (!(x instanceof Tensor)) throw new ValueError(`gradcheck: inputs[${i}] is not a Tensor`);
     if (x.requiresGrad && x.dtype !== 'f64') throw new ValueError(`gradcheck: inputs[${i}] must be f64 to be checked, got ${x.dtype}`);
   }
-  const weightsFor = (out: Tensor) => randn(out.shape as number[], { dtype: 'f64', generator: new Generator(1234) });
+  const weightsFor = (out: Tensor) => randn(out.shape as number[], { dtype: 'f64', device: out.device, generator: new Generator(1234) });
   const scalar = (xs: Tensor[]): number => tidy(() => {
     const out = fn(...xs);
     return sum(mul(out.to('f64'), weightsFor(out))).item() as number;

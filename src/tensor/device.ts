@@ -3,7 +3,8 @@
 //   cpu   native/cpu kernels; always there.
 //   meta  shapes and dtypes only, no memory: every op's shape and dtype inference runs, no kernel
 //         does, so a full-size model can be built and counted on a laptop.
-//   sim   the SIMT emulator running native/cuda's kernels on the CPU (CUDA backend issue).
+//   sim   the SIMT emulator running native/cuda's kernels on the CPU; its memory is the sim
+//         runtime's device memory. Ops without a sim kernel yet raise a DeviceError saying so.
 //   cuda  native/cuda kernels on an NVIDIA GPU (CUDA backend issue).
 import { DeviceError, ValueError } from './errors.ts';
 import { native, type RuntimeInfo } from './native.ts';
@@ -32,6 +33,25 @@ export function cudaDeviceName(index = 0): string {
   return runtimeInfo().cudaDeviceNames[index];
 }
 
+/** Whether the `sim` device (the SIMT emulator) can hold tensors in this build. */
+export function simAvailable(): boolean {
+  return runtimeInfo().simAvailable;
+}
+
+/**
+ * The order in which the emulator runs a block's threads between barriers, for every later sim
+ * launch: 'sequential', 'reverse' or 'random:<seed>' (overrides EMU_SIM_ORDER). Kernels must give
+ * the same results in every order; tests run in all three to catch a missing barrier.
+ */
+export function setSimOrder(order: string): void {
+  if (typeof order !== 'string') throw new ValueError(`setSimOrder: expected a string, got ${typeof order}`);
+  native.simSetOrder(order);
+}
+
+export function simOrder(): string {
+  return native.simOrder();
+}
+
 /** Threads in the CPU pool (EMU_NUM_THREADS, default: the cores available). */
 export function numThreads(): number {
   return runtimeInfo().threads;
@@ -52,7 +72,7 @@ export function checkDevice(d: unknown, op: string): Device {
     throw new DeviceError(`${op}: device cuda is not available: ${runtimeInfo().cudaUnavailableReason}`);
   }
   if (d === 'sim' && !runtimeInfo().simAvailable) {
-    throw new DeviceError(`${op}: device sim is not available yet: the SIMT emulator runs only its self-tests so far, no op has a sim kernel`);
+    throw new DeviceError(`${op}: device sim is not available in this build`);
   }
   return d as Device;
 }

@@ -7,6 +7,7 @@
 import type { Device } from './device.ts';
 import { ValueError } from './errors.ts';
 import { native } from './native.ts';
+import { DEVICE_CODE } from './storage.ts';
 
 /** What memory.ts needs of a tensor (tensor.ts implements it; no import cycle). */
 export interface Tracked {
@@ -94,22 +95,29 @@ export interface MemoryStats {
   freshAllocations: number;
 }
 
+/** The native allocator of `device`, or undefined for meta and for cuda before a tensor was made there. */
+function allocatorOf(device: Device, op: string): number | undefined {
+  if (device === 'cpu' || device === 'sim') return DEVICE_CODE[device];
+  if (device === 'meta') return undefined;
+  if (device === 'cuda') return live.cuda > 0 ? DEVICE_CODE.cuda : undefined;
+  throw new ValueError(`${op}: unknown device ${String(device)}`);
+}
+
+/** The memory counters of a device's caching allocator (sim and cuda: device memory). */
 export function memoryStats(device: Device = 'cpu'): MemoryStats {
-  if (device === 'cpu') {
-    const s = native.memoryStats();
-    return { device, liveTensors: live.cpu, allocated: s.allocated, reserved: s.reserved, peak: s.peak, freshAllocations: s.freshAllocations };
-  }
-  if (device === 'meta' || device === 'sim' || device === 'cuda') {
-    return { device, liveTensors: live[device], allocated: 0, reserved: 0, peak: 0, freshAllocations: 0 };
-  }
-  throw new ValueError(`memoryStats: unknown device ${String(device)}`);
+  const code = allocatorOf(device, 'memoryStats');
+  if (code === undefined) return { device, liveTensors: live[device], allocated: 0, reserved: 0, peak: 0, freshAllocations: 0 };
+  const s = native.memoryStats(code);
+  return { device, liveTensors: live[device], allocated: s.allocated, reserved: s.reserved, peak: s.peak, freshAllocations: s.freshAllocations };
 }
 
-/** Returns the CPU allocator's cached blocks to the OS. */
-export function emptyCache(): void {
-  native.emptyCache();
+/** Returns a device's cached blocks (the CPU's by default) to the OS or the device. */
+export function emptyCache(device: Device = 'cpu'): void {
+  const code = allocatorOf(device, 'emptyCache');
+  if (code !== undefined) native.emptyCache(code);
 }
 
-export function resetPeakMemory(): void {
-  native.resetPeak();
+export function resetPeakMemory(device: Device = 'cpu'): void {
+  const code = allocatorOf(device, 'resetPeakMemory');
+  if (code !== undefined) native.resetPeak(code);
 }

@@ -41,13 +41,16 @@ type D = Desc;
 
 export interface Native {
   init(classes: Record<string, unknown>): void;
-  alloc(bytes: number): Handle;
+  /** `device` is a DEVICE_CODE (storage.ts); cpu when left out. */
+  alloc(bytes: number, device?: number): Handle;
   free(h: Handle): void;
   read(h: Handle, byteOffset: number, byteLength: number): ArrayBuffer;
   write(h: Handle, byteOffset: number, data: ArrayBufferView): void;
-  memoryStats(): NativeStats;
-  emptyCache(): void;
-  resetPeak(): void;
+  /** Copies bytes between two storages on any devices. */
+  transfer(dst: Handle, dstByteOffset: number, src: Handle, srcByteOffset: number, byteLength: number): void;
+  memoryStats(device?: number): NativeStats;
+  emptyCache(device?: number): void;
+  resetPeak(device?: number): void;
   runtimeInfo(): RuntimeInfo;
   setNumThreads(n: number): void;
   simSelfTests(): SimSelfTestInfo[];
@@ -57,6 +60,9 @@ export interface Native {
    */
   simSelfTest(name: string, order?: string): string;
   simBarrierResumeNs(threads: number, rounds: number, blocks: number): number;
+  /** Sets the thread order of later sim launches (sequential | reverse | random:<seed>); ValueError otherwise. */
+  simSetOrder(order: string): void;
+  simOrder(): string;
   /** The self-tests compiled by nvcc (empty in a build without CUDA). */
   cudaSelfTests(): SimSelfTestInfo[];
   /** A self-test on the GPU: '' when it matches its reference; DeviceError where there is no CUDA device. */

@@ -23,6 +23,8 @@ rule('permute', (g, _x, a) => {
 rule('expand', (g, x) => sumToShape(g, x.shape));
 // contiguous, clone and no-op to(): the gradient passes through unchanged.
 rule('identity', (g) => g);
+// to(device): the gradient moves back to the input's device.
+rule('toDevice', (g, x) => V.to(g, x.device));
 
 /** Gradient of a strided window of x: zeros with g written where the window was. */
 function scatterWindow(g: Tensor, x: Tensor, window: (z: Tensor) => Tensor): Tensor {

@@ -5,7 +5,8 @@
 // may be 0 (expand) and any permutation; kernels accept any strides, so views are free until an
 // op needs contiguous memory.
 import { checkDevice, type Device } from '../device.ts';
-import { checkDType, DTYPES, promoteTypes, type DType } from '../dtype.ts';
+import { checkDType, DTYPE_SIZE, DTYPES, promoteTypes, type DType } from '../dtype.ts';
+import { native } from '../native.ts';
 import { IndexError, ShapeError, ValueError } from '../errors.ts';
 import {
   broadcastStrides, checkInt, checkShape, checkSize, contiguousStrides, normDim, numelOf, shapeStr, viewStrides,
@@ -58,7 +59,24 @@ export function to(x: Tensor, target: DType | Device): Tensor {
   const dev = checkDevice(target, 'to');
   if (dev === x.device) return record('identity', [x], x.viewAs(x.shape, x.strides, x.offset));
   if (dev === 'meta') return Tensor.empty(x.shape, x.dtype, 'meta');
-  throw new ValueError(`to: cannot move a ${x.device} tensor to ${dev}${x.device === 'meta' ? ' (a meta tensor has no values)' : ''}`);
+  if (x.device === 'meta') throw new ValueError(`to: cannot move a meta tensor to ${dev} (a meta tensor has no values)`);
+  return record('toDevice', [x], moveTo(x, dev));
+}
+
+/** A contiguous copy of x on another device with memory (host <-> device copies of the bytes). */
+function moveTo(x: Tensor, dev: Device): Tensor {
+  const src = x.isContiguous ? x : copyAs(x, x.dtype);
+  const out = Tensor.empty(x.shape, x.dtype, dev);
+  try {
+    const esize = DTYPE_SIZE[x.dtype];
+    if (x.numel > 0) native.transfer(out.handle, 0, src.handle, src.offset * esize, x.numel * esize);
+  } catch (e) {
+    out.dispose();
+    throw e;
+  } finally {
+    if (src !== x) src.dispose();
+  }
+  return out;
 }
 
 export function reshape(x: Tensor, shape: number[]): Tensor {
