@@ -5,8 +5,8 @@
 // The CPU kernels (cpu/kernels/elementwise.cpp) are the reference: the same op codes, the same
 // formulas in the same compute types (f32 for bf16), so on `sim`, where the math library is the
 // CPU's, results are bit-identical; on `cuda` the device math library rounds its own way.
-// Integer division by zero cannot throw on a GPU: the kernel raises a flag in device memory and
-// the launcher reads it back and throws the CPU's ValueError.
+// Integer division by zero cannot throw on a GPU: the kernel raises a DeviceFlag and the launcher
+// throws the CPU's ValueError.
 #include <cstdint>
 #include <string>
 
@@ -199,7 +199,7 @@ struct BinaryFloat {
 
 struct BinaryInt {
   BinaryOp op;
-  int* division_by_zero;  // device flag, raised when y == 0 in floor_divide / remainder
+  DeviceFlag division_by_zero;  // raised when y == 0 in floor_divide / remainder
   __device__ int32_t operator()(int32_t x, int32_t y) const {
     switch (op) {
       case BinaryOp::Add: return int32_t(uint32_t(x) + uint32_t(y));
@@ -217,7 +217,7 @@ struct BinaryInt {
       case BinaryOp::FloorDivide:
       case BinaryOp::Remainder: {
         if (y == 0) {
-          atomicExch(division_by_zero, 1);
+          division_by_zero.raise(0);
           return 0;
         }
         if (x == -2147483647 - 1 && y == -1) return op == BinaryOp::FloorDivide ? x : 0;
@@ -324,19 +324,10 @@ void binary(cpu::BinaryOp op, const View& out, const View& a, const View& b) {
   }
   if (a.dtype == DType::I32) {
     if (!elementwise::int_binary(op)) fail(ErrorKind::DType, "binary op is not defined for i32");
-    DeviceRuntime& rt = runtime();
-    int* flag = static_cast<int*>(rt.allocate(sizeof(int), Stream{}));
-    int raised = 0;
-    try {
-      rt.fill_bytes(flag, 0, sizeof(int), Stream{});
-      elementwise::map2<int32_t, int32_t, int32_t>(out, a, b, elementwise::BinaryInt{op, flag});
-      rt.copy_to_host(&raised, flag, sizeof(int), Stream{});
-    } catch (...) {
-      rt.deallocate(flag);
-      throw;
-    }
-    rt.deallocate(flag);
-    if (raised) fail(ErrorKind::Value, "integer division by zero");
+    const FlagBuffer flag;
+    elementwise::map2<int32_t, int32_t, int32_t>(out, a, b, elementwise::BinaryInt{op, flag.flag()});
+    int unused;
+    if (flag.raised(&unused)) fail(ErrorKind::Value, "integer division by zero");
     return;
   }
   if (a.dtype == DType::Bool) fail(ErrorKind::DType, "binary: arithmetic is not defined for bool");

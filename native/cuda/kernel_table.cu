@@ -16,6 +16,12 @@ void reduce(cpu::ReduceOp op, const View& out, const View& in, int nkeep, double
 void softmax(const View& out, const View& in, int dim, bool log);
 // matmul.cu
 void matmul(const View& out, const View& a, const View& b);
+// index.cu
+void gather(const View& out, const View& in, int dim, const View& index);
+void scatter_add(const View& out, int dim, const View& index, const View& src);
+void index_select(const View& out, const View& in, int dim, const View& index);
+void triangle(const View& out, const View& in, int64_t k, bool upper);
+void cumsum(const View& out, const View& in, int dim);
 // random.cu
 void rand_uniform(const View& out, uint64_t seed, uint64_t offset, double low, double high);
 void rand_normal(const View& out, uint64_t seed, uint64_t offset, double mean, double stddev);
@@ -35,7 +41,12 @@ const cpu::KernelTable& kernel_table() {
     t.where = where;
     t.reduce = reduce;
     t.softmax = softmax;
+    t.cumsum = cumsum;
     t.matmul = matmul;
+    t.gather = gather;
+    t.scatter_add = scatter_add;
+    t.index_select = index_select;
+    t.triangle = triangle;
     t.rand_uniform = rand_uniform;
     t.rand_normal = rand_normal;
     t.rand_int = rand_int;

@@ -143,6 +143,41 @@ struct Strided {
   }
 };
 
+// ---- errors raised inside kernels ---------------------------------------------------------------
+
+// A kernel cannot throw on a GPU, so it reports a bad input (an index out of range, an integer
+// division by zero) through two ints of device memory: raise(value) sets the flag and records
+// one offending value; after the launch the host reads both back and throws.
+struct DeviceFlag {
+  int* cells;  // [raised, value]
+  __device__ void raise(int value) const {
+    if (atomicCAS(cells, 0, 1) == 0) cells[1] = value;
+  }
+};
+
+// Owns the two ints of a DeviceFlag for one launch.
+class FlagBuffer {
+ public:
+  FlagBuffer() : rt_(runtime()), cells_(static_cast<int*>(rt_.allocate(2 * sizeof(int), Stream{}))) {
+    rt_.fill_bytes(cells_, 0, 2 * sizeof(int), Stream{});
+  }
+  ~FlagBuffer() { rt_.deallocate(cells_); }
+  FlagBuffer(const FlagBuffer&) = delete;
+  FlagBuffer& operator=(const FlagBuffer&) = delete;
+  DeviceFlag flag() const { return DeviceFlag{cells_}; }
+  // Whether a kernel raised the flag; *value is the value it recorded.
+  bool raised(int* value) const {
+    int host[2];
+    rt_.copy_to_host(host, cells_, sizeof(host), Stream{});
+    *value = host[1];
+    return host[0] != 0;
+  }
+
+ private:
+  DeviceRuntime& rt_;
+  int* cells_;
+};
+
 // ---- launch shape and dtype switch --------------------------------------------------------------
 
 constexpr unsigned kThreads = 256;  // threads per block of the grid-stride kernels

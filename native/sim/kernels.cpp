@@ -6,5 +6,6 @@
 #include "cuda/elementwise.cu"
 #include "cuda/reduce.cu"
 #include "cuda/matmul.cu"
+#include "cuda/index.cu"
 #include "cuda/random.cu"
 #include "cuda/kernel_table.cu"

@@ -6,8 +6,9 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import {
-  add, arange, cat, conv2d, cumsum, DeviceError, DTYPES, emptyCache, eye, full, gather, manualSeed, matmul, memoryStats, ones,
-  rand, randint, randn, setSimOrder, simAvailable, simOrder, sum, tensor, Tensor, tidy, ValueError, where, zeros, type DType,
+  add, arange, avgPool2d, cat, conv2d, DeviceError, DTYPES, emptyCache, eye, full, gather, IndexError, manualSeed, matmul,
+  maxPool2d, memoryStats, ones, rand, randint, randn, randperm, scatterAdd, setSimOrder, simAvailable, simOrder, sum, tensor,
+  Tensor, tidy, upsampleNearest2d, ValueError, where, zeros, type DType,
 } from '../../src/index.ts';
 import { native } from '../../src/tensor/native.ts';
 import { DTYPE_SIZE } from '../../src/tensor/dtype.ts';
@@ -106,6 +107,17 @@ test('rand, randn and randint on sim reproduce the CPU streams exactly', () => t
   assert.equal(bytesOf(randint(-5, 12, [3, 11], { device: 'sim' })), bytesOf(a), 'randint');
 }));
 
+test('reductions, softmax and matmul on sim give the same bits in every thread order', () => tidy(() => {
+  manualSeed(11);
+  const x = randn([7, 333], { device: 'sim' }), y = randn([333, 5], { device: 'sim' });
+  const results = ['sequential', 'reverse', 'random:3', 'random:4'].map((order) => {
+    setSimOrder(order);
+    return [x.sum(1), x.max(1), x.argmin(1), x.var(0), x.logsumexp(1), x.softmax(1), x.logSoftmax(0), x.matmul(y)].map((t) => bytesOf(t.contiguous()));
+  });
+  setSimOrder('sequential');
+  for (const r of results.slice(1)) assert.equal(r, results[0]);
+}));
+
 test('memoryStats(sim) follows the sim caching allocator', () => {
   emptyCache('sim');
   const before = memoryStats('sim');
@@ -137,10 +149,28 @@ test('ops mixing cpu and sim tensors are DeviceErrors naming the op and both dev
 }));
 
 test('ops without a sim kernel yet say so with a DeviceError', () => tidy(() => {
+  const img = ones([1, 1, 4, 4], { device: 'sim' });
+  throwsDevice(() => conv2d(img, ones([1, 1, 3, 3], { device: 'sim' })), /op conv2d has no kernel on sim yet/);
+  throwsDevice(() => maxPool2d(img, 2), /op maxPool2d has no kernel on sim yet/);
+  throwsDevice(() => avgPool2d(img, 2), /op avgPool2d has no kernel on sim yet/);
+  throwsDevice(() => upsampleNearest2d(img, { scaleFactor: 2 }), /op upsampleNearest2d has no kernel on sim yet/);
+  throwsDevice(() => randperm(5, { device: 'sim' }), /op randperm has no kernel on sim yet/);
+}));
+
+test('out-of-range indices on sim are the CPU\'s IndexErrors, raised from the device', () => tidy(() => {
   const s = ones([2, 3], { device: 'sim' });
-  throwsDevice(() => cumsum(s, 1), /op cumsum has no kernel on sim yet/);
-  throwsDevice(() => gather(s, 1, zeros([2, 1], { dtype: 'i32', device: 'sim' })), /op gather has no kernel on sim yet/);
-  throwsDevice(() => conv2d(ones([1, 1, 4, 4], { device: 'sim' }), ones([1, 1, 3, 3], { device: 'sim' })), /op conv2d has no kernel on sim yet/);
+  const bad = tensor([[0], [3]], { dtype: 'i32', device: 'sim' });
+  for (const [what, fn] of [['gather', () => gather(s, 1, bad)], ['scatterAdd', () => scatterAdd(s, 1, bad, ones([2, 1], { device: 'sim' }))]] as const) {
+    try {
+      fn();
+      assert.unreachable(`${what}: expected an IndexError`);
+    } catch (e) {
+      assert.ok(e instanceof IndexError, `${what}: got ${(e as Error).name}`);
+      assert.match((e as Error).message, new RegExp(`^${what}: index 3 is out of range for dim 1 of size 3`));
+    }
+  }
+  assert.throws(() => tensor([7], { dtype: 'i32', device: 'sim' }).remainder(tensor([0], { dtype: 'i32', device: 'sim' })),
+    (e: unknown) => e instanceof ValueError && /integer division by zero/.test((e as Error).message));
 }));
 
 test('gradients flow back through to(sim) to the cpu leaf', () => {
