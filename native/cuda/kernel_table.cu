@@ -22,6 +22,14 @@ void scatter_add(const View& out, int dim, const View& index, const View& src);
 void index_select(const View& out, const View& in, int dim, const View& index);
 void triangle(const View& out, const View& in, int64_t k, bool upper);
 void cumsum(const View& out, const View& in, int dim);
+// image.cu
+void conv2d(const View& out, const View& in, const View& weight, const View* bias, const int64_t* stride,
+            const int64_t* padding, const int64_t* dilation, int64_t groups);
+void max_pool2d(const View& out, const View* indices, const View& in, const int64_t* kernel, const int64_t* stride,
+                const int64_t* padding, const int64_t* dilation);
+void avg_pool2d(const View& out, const View& in, const int64_t* kernel, const int64_t* stride, const int64_t* padding,
+                bool count_include_pad);
+void upsample_nearest2d(const View& out, const View& in);
 // random.cu
 void rand_uniform(const View& out, uint64_t seed, uint64_t offset, double low, double high);
 void rand_normal(const View& out, uint64_t seed, uint64_t offset, double mean, double stddev);
@@ -50,6 +58,10 @@ const cpu::KernelTable& kernel_table() {
     t.rand_uniform = rand_uniform;
     t.rand_normal = rand_normal;
     t.rand_int = rand_int;
+    t.conv2d = conv2d;
+    t.max_pool2d = max_pool2d;
+    t.avg_pool2d = avg_pool2d;
+    t.upsample_nearest2d = upsample_nearest2d;
     return t;
   }();
   return table;

@@ -7,5 +7,6 @@
 #include "cuda/reduce.cu"
 #include "cuda/matmul.cu"
 #include "cuda/index.cu"
+#include "cuda/image.cu"
 #include "cuda/random.cu"
 #include "cuda/kernel_table.cu"

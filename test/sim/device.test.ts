@@ -7,7 +7,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import {
   add, arange, avgPool2d, cat, conv2d, DeviceError, DTYPES, emptyCache, eye, full, gather, IndexError, manualSeed, matmul,
-  maxPool2d, memoryStats, ones, rand, randint, randn, randperm, scatterAdd, setSimOrder, simAvailable, simOrder, sum, tensor,
+  memoryStats, ones, rand, randint, randn, randperm, scatterAdd, setSimOrder, simAvailable, simOrder, sum, tensor,
   Tensor, tidy, upsampleNearest2d, ValueError, where, zeros, type DType,
 } from '../../src/index.ts';
 import { native } from '../../src/tensor/native.ts';
@@ -149,12 +149,13 @@ test('ops mixing cpu and sim tensors are DeviceErrors naming the op and both dev
 }));
 
 test('ops without a sim kernel yet say so with a DeviceError', () => tidy(() => {
-  const img = ones([1, 1, 4, 4], { device: 'sim' });
-  throwsDevice(() => conv2d(img, ones([1, 1, 3, 3], { device: 'sim' })), /op conv2d has no kernel on sim yet/);
-  throwsDevice(() => maxPool2d(img, 2), /op maxPool2d has no kernel on sim yet/);
-  throwsDevice(() => avgPool2d(img, 2), /op avgPool2d has no kernel on sim yet/);
-  throwsDevice(() => upsampleNearest2d(img, { scaleFactor: 2 }), /op upsampleNearest2d has no kernel on sim yet/);
   throwsDevice(() => randperm(5, { device: 'sim' }), /op randperm has no kernel on sim yet/);
+  const img = ones([1, 1, 4, 4], { device: 'sim' }).requiresGrad_();
+  const backward = (f: (x: Tensor) => Tensor) => () => tidy(() => sum(f(img)).backward());
+  throwsDevice(backward((x) => conv2d(x, ones([1, 1, 3, 3], { device: 'sim' }))), /op conv2dBackwardInput has no kernel on sim yet/);
+  throwsDevice(backward((x) => avgPool2d(x, 2)), /op avgPool2dBackward has no kernel on sim yet/);
+  throwsDevice(backward((x) => upsampleNearest2d(x, { scaleFactor: 2 })), /op upsampleNearest2dBackward has no kernel on sim yet/);
+  img.zeroGrad();
 }));
 
 test('out-of-range indices on sim are the CPU\'s IndexErrors, raised from the device', () => tidy(() => {
