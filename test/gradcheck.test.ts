@@ -6,8 +6,8 @@
 // `gradcheck NAME noncontig`: the second makes each input of 2 or more dims a transposed, step-2
 // view of a larger tensor (and each 1-d input a step-2 slice) whose other elements are NaN, so
 // a backward rule that reads a view as if it were contiguous shows up as NaN or a wrong value.
-// A third run, `gradcheck NAME sim`, moves the contiguous inputs to the `sim` device (the SIMT
-// emulator); cases using an op without a sim kernel yet (SIM_PENDING) check that it says so.
+// A third run, `gradcheck NAME sim`, moves the contiguous inputs (and the constants the case
+// makes) to the `sim` device, so every backward rule is also checked on the SIMT emulator.
 //
 // Values are drawn from a seeded PRNG so runs repeat exactly, and are kept away from the points
 // where an op is not differentiable: every input's values are distinct with a minimum gap (no
@@ -15,14 +15,13 @@
 // and ranges keep log, sqrt, pow in their domains. Shapes are small and odd, since gradcheck
 // runs two forward passes per input element.
 import { test } from 'uvu';
-import * as assert from 'uvu/assert';
 import {
   abs, add, arange, atan2, avgPool2d, bmm, broadcastTo, cat, chunk, clamp, clone, contiguous, conv2d, cos, cumsum, div,
   embedding, erf, exp, expand, flatten, full, gather, gelu, gradcheck, indexSelect, log, log1p, logSoftmax, logsumexp,
   maskedFill, matmul, max, maximum, maxPool2d, mean, min, minimum, mul, narrow, neg, pad, permute, pow, powScalar, prod,
   reciprocal, relu, remainder, reshape, rsqrt, scatterAdd, select, sigmoid, silu, sin, slice, softmax, softplus, split,
   sqrt, square, squeeze, stack, std, sub, sum, tanh, tensor, Tensor, tidy, to, transpose, tril, triu, unbind, unsqueeze,
-  upsampleNearest2d, variance, view, where, sign, floor, ceil, round, DeviceError, type Device,
+  upsampleNearest2d, variance, view, where, sign, floor, ceil, round, type Device,
 } from '../src/index.ts';
 import { mulberry32 } from '../src/emu/data/shapes.ts';
 
@@ -337,9 +336,6 @@ add_('composite attention', [I([2, 3, 4]), I([2, 3, 4]), I([2, 3, 4])], (q, k, v
 
 // ---- running -------------------------------------------------------------------------------
 
-/** Cases (by name prefix) using an op without a sim kernel yet (issue 5 adds them). */
-const SIM_PENDING = ['conv2d', 'avgPool2d', 'upsampleNearest2d'];
-
 test('noncontig leaves are strided views with distinct values', () => {
   tidy(() => {
     const r = rng('layout');
@@ -362,17 +358,12 @@ for (const c of CASES) {
       });
     });
   }
-  // On sim: the contiguous case's inputs and constants moved to the emulator; cases with an op
-  // that has no sim kernel yet must say so.
-  const pending = SIM_PENDING.some((op) => c.name.startsWith(op));
-  test(`gradcheck ${c.name} sim${pending ? ': no sim kernel yet' : ''}`, () => {
+  test(`gradcheck ${c.name} sim`, () => {
     constDevice = 'sim';
     try {
       tidy(() => {
         const r = rng(`${c.name} contig`);
-        const xs = c.inputs.map((spec) => contigLeaf(spec, r).to('sim').detach().requiresGrad_());
-        if (!pending) return gradcheck(c.fn, xs);
-        assert.throws(() => gradcheck(c.fn, xs), (e: unknown) => e instanceof DeviceError && /has no kernel on sim yet/.test((e as Error).message));
+        gradcheck(c.fn, c.inputs.map((spec) => contigLeaf(spec, r).to('sim').detach().requiresGrad_()));
       });
     } finally {
       constDevice = 'cpu';

@@ -5,9 +5,7 @@
 // same thing in test/reference.ts, the plain f64 oracle. Every case runs:
 //   - on every device present: cpu always; sim (the SIMT emulator) in each of its three thread
 //     orders, so a kernel missing a barrier fails; cuda once this machine has it and it runs
-//     kernels (RUNS); on meta only the output shapes and dtypes are compared with cpu's. A case
-//     whose op has no sim kernel yet (SIM_PENDING) instead checks that sim says so with a
-//     DeviceError, so the list has to shrink as kernels land;
+//     kernels (RUNS); on meta only the output shapes and dtypes are compared with cpu's;
 //   - in every dtype it supports (f32, f64, bf16, and i32 / bool where the op takes them);
 //   - in three layouts: contiguous inputs; non-contiguous ones (a transposed, step-2 sliced view
 //     of a larger tensor whose other elements are junk: NaN, or an out-of-range integer); and
@@ -858,11 +856,6 @@ const RUNS: Run[] = [
   ...(cudaAvailable() && hasKernels('cuda') ? [{ device: 'cuda' as const, label: 'cuda' }] : []),
 ];
 
-/**
- * Cases whose ops have no sim kernel yet (issue 5 adds them): on sim these check that the op
- * raises the DeviceError `op X has no kernel on sim yet` instead of computing anything.
- */
-const SIM_PENDING = new Set<string>([]);
 
 /** An input as the layout presents it: its logical values and, when broadcast, the stored part. */
 interface Prepared {
@@ -1017,22 +1010,6 @@ function register(c: Case<unknown>, run: Run, dtype: string, layout: Layout): vo
   });
 }
 
-/** A pending case on sim: its first configuration must raise the no-kernel DeviceError. */
-function registerPending(c: Case<unknown>): void {
-  const name = `parity sim ${c.name}: no sim kernel yet`;
-  test(name, () => {
-    const rng = new Rng(seedOf(name));
-    const dtype = c.dtypes[0];
-    const cfg = c.configs(new Gen(rng), dtype)[0];
-    const prepared = cfg.inputs.map((inp) => prepare(inp, 'contig', rng));
-    tidy(() => {
-      const inputs = prepared.map((p) => materialize(p, 'contig', 'sim'));
-      assert.throws(() => c.run(inputs, cfg.args, dtype), (e: unknown) => e instanceof E.DeviceError && /has no kernel on sim yet/.test((e as Error).message),
-        `${name}: expected the DeviceError 'op ... has no kernel on sim yet' (${REPRO})`);
-    });
-  });
-}
-
 const TRACKED: Device[] = ['cpu', 'meta', 'sim'];
 let baseline: Record<string, number> = {};
 test('parity: record live tensors', () => {
@@ -1041,18 +1018,10 @@ test('parity: record live tensors', () => {
 
 for (const run of [...RUNS, { device: 'meta' as const, label: 'meta' }]) {
   for (const c of CASES) {
-    if (run.device === 'sim' && SIM_PENDING.has(c.name)) continue;
     for (const dtype of c.dtypes) {
       for (const layout of c.layouts ?? LAYOUTS) register(c, run, dtype, layout);
     }
   }
-}
-if (simAvailable()) {
-  for (const c of CASES) if (SIM_PENDING.has(c.name)) registerPending(c);
-  test('parity: SIM_PENDING names only cases of the table', () => {
-    const names = new Set(CASES.map((c) => c.name));
-    assert.equal([...SIM_PENDING].filter((n) => !names.has(n)), []);
-  });
 }
 
 test('parity: every tensor made by the table was disposed', () => {

@@ -4,7 +4,12 @@
 // deterministic. cpu/kernels/image.cpp is the reference: the same window rules (PyTorch's), the
 // same accumulation types (f32 for f32/bf16, f64 for f64; the bias added after the sum), max
 // pooling's index choice (the first element, then larger or NaN) and nearest upsampling's source
-// index floor(i * (in / out)) computed in f32. Their backward kernels are not on this device yet.
+// index floor(i * (in / out)) computed in f32.
+//
+// The gradients (cpu/kernels/image_backward.cpp is the reference) are gathers, one thread per
+// element of the gradient: an input pixel sums the outputs whose window (or nearest source)
+// covers it, a weight element sums over images and output pixels, a bias element over both; no
+// two threads write one element and every sum runs in a fixed order: deterministic.
 #include <cstdint>
 #include <string>
 
@@ -163,24 +168,143 @@ Window pool_window(const char* op, const View& out, const View& in, const int64_
   return w;
 }
 
+// Checks conv2d's views (image [N,C,H,W], weight [O,C/groups,KH,KW], out [N,O,OH,OW]); returns the window.
+Window conv_window(const char* op, const View& image, const View& weight, const View& out, const int64_t* stride,
+                   const int64_t* padding, const int64_t* dilation, int64_t groups) {
+  check_4d(op, "input", image);
+  check_4d(op, "weight", weight);
+  check_4d(op, "output", out);
+  if (weight.dtype != image.dtype || out.dtype != image.dtype)
+    fail(ErrorKind::DType, std::string(op) + ": input, weight, bias and output must share a dtype");
+  const long long c = image.shape[1], o = weight.shape[0];
+  if (groups < 1 || c % groups != 0 || o % groups != 0 || weight.shape[1] != c / groups)
+    fail(ErrorKind::Shape, std::string(op) + ": weight [" + std::to_string(o) + ", " + std::to_string(weight.shape[1]) +
+                               ", ...] does not fit " + std::to_string(c) + " input channels in " + std::to_string(groups) + " groups");
+  const Window w{weight.shape[2], weight.shape[3], stride[0], stride[1], padding[0], padding[1], dilation[0], dilation[1]};
+  check_shape(op, "output", out, image.shape[0], o, window_count(op, image.shape[2], w.kh, w.sh, w.ph, w.dh),
+              window_count(op, image.shape[3], w.kw, w.sw, w.pw, w.dw));
+  return w;
+}
+
+// ---- gradients ----------------------------------------------------------------------------------
+
+template <class T>
+__global__ void conv2d_backward_input_kernel(Nchw gin, Nchw gout, Nchw weight, Window win, long long groups, const T* gy,
+                                             const T* w, T* gx) {
+  using A = C<T>;
+  const long long cg = gin.c / groups, og = gout.c / groups;
+  EMU_OUTPUT_LOOP(i, gin.n * gin.c * gin.h * gin.w) {
+    long long n, c, y, x;
+    position(i, gin, &n, &c, &y, &x);
+    const long long g = c / cg;
+    A acc = A(0);
+    for (long long o = g * og; o < (g + 1) * og; o++) {
+      for (long long r = 0; r < win.kh; r++) {
+        const long long ty = y + win.ph - r * win.dh;  // = oy * stride for the output row this tap reads y from
+        if (ty < 0 || ty % win.sh != 0 || ty / win.sh >= gout.h) continue;
+        for (long long s = 0; s < win.kw; s++) {
+          const long long tx = x + win.pw - s * win.dw;
+          if (tx < 0 || tx % win.sw != 0 || tx / win.sw >= gout.w) continue;
+          acc += load(gy[gout.at(n, o, ty / win.sh, tx / win.sw)]) * load(w[weight.at(o, c - g * cg, r, s)]);
+        }
+      }
+    }
+    gx[gin.at(n, c, y, x)] = cvt<T>(acc);
+  }
+}
+
+template <class T>
+__global__ void conv2d_backward_weight_kernel(Nchw gw, Nchw gout, Nchw in, Window win, long long groups, const T* gy,
+                                              const T* x, T* gwp, T* gb, long long gb_stride) {
+  using A = C<T>;
+  const long long cg = in.c / groups, og = gout.c / groups;
+  EMU_OUTPUT_LOOP(i, gw.n * gw.c * gw.h * gw.w) {
+    long long o, ci, r, s;
+    position(i, gw, &o, &ci, &r, &s);
+    const long long c = o / og * cg + ci;
+    A acc = A(0);
+    for (long long n = 0; n < gout.n; n++)
+      for (long long oy = 0; oy < gout.h; oy++) {
+        const long long iy = oy * win.sh - win.ph + r * win.dh;
+        if (iy < 0 || iy >= in.h) continue;
+        for (long long ox = 0; ox < gout.w; ox++) {
+          const long long ix = ox * win.sw - win.pw + s * win.dw;
+          if (ix < 0 || ix >= in.w) continue;
+          acc += load(gy[gout.at(n, o, oy, ox)]) * load(x[in.at(n, c, iy, ix)]);
+        }
+      }
+    gwp[gw.at(o, ci, r, s)] = cvt<T>(acc);
+    if (gb && ci == 0 && r == 0 && s == 0) {  // one thread per output channel also sums its bias gradient
+      A sum = A(0);
+      for (long long n = 0; n < gout.n; n++)
+        for (long long oy = 0; oy < gout.h; oy++)
+          for (long long ox = 0; ox < gout.w; ox++) sum += load(gy[gout.at(n, o, oy, ox)]);
+      gb[o * gb_stride] = cvt<T>(sum);
+    }
+  }
+}
+
+// The outputs [lo, hi) of a pooling axis whose window covers input position y, and an output's divisor.
+struct PoolAxis {
+  long long size, out, k, st, pad;
+  __device__ long long lo(long long y) const { return y + pad - k < 0 ? 0 : (y + pad - k) / st + 1; }
+  __device__ long long hi(long long y) const { return (y + pad) / st + 1 < out ? (y + pad) / st + 1 : out; }
+  __device__ long long divisor(long long o, bool count_include_pad) const {
+    const long long a = o * st - pad, b = a + k < size + pad ? a + k : size + pad;
+    return count_include_pad ? b - a : (b < size ? b : size) - (a > 0 ? a : 0);
+  }
+};
+
+template <class T>
+__global__ void avg_pool2d_backward_kernel(Nchw gin, Nchw gout, PoolAxis rows, PoolAxis cols, bool count_include_pad,
+                                           const T* gy, T* gx) {
+  using A = C<T>;
+  EMU_OUTPUT_LOOP(i, gin.n * gin.c * gin.h * gin.w) {
+    long long n, c, y, x;
+    position(i, gin, &n, &c, &y, &x);
+    A sum = A(0);
+    for (long long oy = rows.lo(y); oy < rows.hi(y); oy++)
+      for (long long ox = cols.lo(x); ox < cols.hi(x); ox++)
+        sum += load(gy[gout.at(n, c, oy, ox)]) / A(rows.divisor(oy, count_include_pad) * cols.divisor(ox, count_include_pad));
+    gx[gin.at(n, c, y, x)] = cvt<T>(sum);
+  }
+}
+
+// The first output index whose nearest source is at least s (sources never decrease with the index).
+__device__ __forceinline__ long long first_reading(long long s, long long in_size, long long out_size) {
+  long long lo = 0, hi = out_size;
+  while (lo < hi) {
+    const long long mid = (lo + hi) / 2;
+    if (nearest_source(mid, in_size, out_size) < s) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
+}
+
+template <class T>
+__global__ void upsample_nearest2d_backward_kernel(Nchw gin, Nchw gout, const T* gy, T* gx) {
+  using A = C<T>;
+  EMU_OUTPUT_LOOP(i, gin.n * gin.c * gin.h * gin.w) {
+    long long n, c, y, x;
+    position(i, gin, &n, &c, &y, &x);
+    const long long y1 = first_reading(y + 1, gin.h, gout.h), x0 = first_reading(x, gin.w, gout.w);
+    const long long x1 = first_reading(x + 1, gin.w, gout.w);
+    A sum = A(0);
+    for (long long oy = first_reading(y, gin.h, gout.h); oy < y1; oy++)
+      for (long long ox = x0; ox < x1; ox++) sum += load(gy[gout.at(n, c, oy, ox)]);
+    gx[gin.at(n, c, y, x)] = cvt<T>(sum);
+  }
+}
+
 }  // namespace image
 
 void conv2d(const View& out, const View& in, const View& weight, const View* bias, const int64_t* stride,
             const int64_t* padding, const int64_t* dilation, int64_t groups) {
   using namespace image;
   const char* op = "conv2d";
-  check_4d(op, "input", in);
-  check_4d(op, "weight", weight);
-  check_4d(op, "output", out);
-  if (weight.dtype != in.dtype || out.dtype != in.dtype || (bias && bias->dtype != in.dtype))
-    fail(ErrorKind::DType, "conv2d: input, weight, bias and output must share a dtype");
-  const long long c = in.shape[1], o = weight.shape[0];
-  if (groups < 1 || c % groups != 0 || o % groups != 0 || weight.shape[1] != c / groups)
-    fail(ErrorKind::Shape, "conv2d: weight [" + std::to_string(o) + ", " + std::to_string(weight.shape[1]) + ", ...] does not fit " +
-                               std::to_string(c) + " input channels in " + std::to_string(groups) + " groups");
-  const Window w{weight.shape[2], weight.shape[3], stride[0], stride[1], padding[0], padding[1], dilation[0], dilation[1]};
-  check_shape(op, "output", out, in.shape[0], o, window_count(op, in.shape[2], w.kh, w.sh, w.ph, w.dh),
-              window_count(op, in.shape[3], w.kw, w.sw, w.pw, w.dw));
+  const Window w = conv_window(op, in, weight, out, stride, padding, dilation, groups);
+  const long long o = weight.shape[0];
+  if (bias && bias->dtype != in.dtype) fail(ErrorKind::DType, "conv2d: input, weight, bias and output must share a dtype");
   if (bias && (bias->ndim != 1 || bias->shape[0] != o)) fail(ErrorKind::Shape, "conv2d: bias must have shape [" + std::to_string(o) + "]");
   const long long n = out.numel();
   if (n == 0) return;
@@ -240,6 +364,80 @@ void upsample_nearest2d(const View& out, const View& in) {
     using T = decltype(t);
     launch<upsample_nearest2d_kernel<T>>(dim3(blocks_for(n)), dim3(kThreads), 0, Stream{}, nchw(out), nchw(in),
                                          static_cast<const T*>(in.data), static_cast<T*>(out.data));
+  });
+}
+
+}  // namespace emu::EMU_DEVICE_NS
+
+namespace emu::EMU_DEVICE_NS {
+
+void conv2d_backward_input(const View& grad_in, const View& grad_out, const View& weight, const int64_t* stride,
+                           const int64_t* padding, const int64_t* dilation, int64_t groups) {
+  using namespace image;
+  const char* op = "conv2dBackwardInput";
+  const Window w = conv_window(op, grad_in, weight, grad_out, stride, padding, dilation, groups);
+  const long long n = grad_in.numel();
+  if (n == 0) return;
+  dispatch_float(grad_in.dtype, op, [&](auto t) {
+    using T = decltype(t);
+    launch<conv2d_backward_input_kernel<T>>(dim3(blocks_for(n)), dim3(kThreads), 0, Stream{}, nchw(grad_in), nchw(grad_out),
+                                            nchw(weight), w, (long long)groups, static_cast<const T*>(grad_out.data),
+                                            static_cast<const T*>(weight.data), static_cast<T*>(grad_in.data));
+  });
+}
+
+void conv2d_backward_weight(const View& grad_w, const View* grad_bias, const View& grad_out, const View& in,
+                            const int64_t* stride, const int64_t* padding, const int64_t* dilation, int64_t groups) {
+  using namespace image;
+  const char* op = "conv2dBackwardWeight";
+  const Window w = conv_window(op, in, grad_w, grad_out, stride, padding, dilation, groups);
+  if (grad_bias && (grad_bias->ndim != 1 || grad_bias->shape[0] != grad_w.shape[0]))
+    fail(ErrorKind::Shape, "conv2dBackwardWeight: grad_bias must have shape [" + std::to_string(grad_w.shape[0]) + "]");
+  if (grad_bias && grad_bias->dtype != in.dtype) fail(ErrorKind::DType, "conv2dBackwardWeight: grad_bias must have the input's dtype");
+  const long long n = grad_w.numel();
+  if (n == 0) return;
+  dispatch_float(in.dtype, op, [&](auto t) {
+    using T = decltype(t);
+    launch<conv2d_backward_weight_kernel<T>>(dim3(blocks_for(n)), dim3(kThreads), 0, Stream{}, nchw(grad_w), nchw(grad_out),
+                                             nchw(in), w, (long long)groups, static_cast<const T*>(grad_out.data),
+                                             static_cast<const T*>(in.data), static_cast<T*>(grad_w.data),
+                                             grad_bias ? static_cast<T*>(grad_bias->data) : nullptr,
+                                             grad_bias ? (long long)grad_bias->strides[0] : 0LL);
+  });
+}
+
+void avg_pool2d_backward(const View& grad_in, const View& grad_out, const int64_t* kernel, const int64_t* stride,
+                         const int64_t* padding, bool count_include_pad) {
+  using namespace image;
+  const char* op = "avgPool2dBackward";
+  pool_window(op, grad_out, grad_in, kernel, stride, padding, nullptr);
+  const long long n = grad_in.numel();
+  if (n == 0) return;
+  const PoolAxis rows{grad_in.shape[2], grad_out.shape[2], kernel[0], stride[0], padding[0]};
+  const PoolAxis cols{grad_in.shape[3], grad_out.shape[3], kernel[1], stride[1], padding[1]};
+  dispatch_float(grad_in.dtype, op, [&](auto t) {
+    using T = decltype(t);
+    launch<avg_pool2d_backward_kernel<T>>(dim3(blocks_for(n)), dim3(kThreads), 0, Stream{}, nchw(grad_in), nchw(grad_out), rows,
+                                          cols, count_include_pad, static_cast<const T*>(grad_out.data),
+                                          static_cast<T*>(grad_in.data));
+  });
+}
+
+void upsample_nearest2d_backward(const View& grad_in, const View& grad_out) {
+  using namespace image;
+  const char* op = "upsampleNearest2dBackward";
+  check_4d(op, "grad_in", grad_in);
+  check_4d(op, "grad_out", grad_out);
+  if (grad_out.dtype != grad_in.dtype) fail(ErrorKind::DType, "upsampleNearest2dBackward: grad_out and grad_in dtypes differ");
+  if (grad_out.shape[0] != grad_in.shape[0] || grad_out.shape[1] != grad_in.shape[1])
+    fail(ErrorKind::Shape, "upsampleNearest2dBackward: batch and channel sizes must match");
+  const long long n = grad_in.numel();
+  if (n == 0) return;
+  dispatch_float(grad_in.dtype, op, [&](auto t) {
+    using T = decltype(t);
+    launch<upsample_nearest2d_backward_kernel<T>>(dim3(blocks_for(n)), dim3(kThreads), 0, Stream{}, nchw(grad_in),
+                                                  nchw(grad_out), static_cast<const T*>(grad_out.data),
+                                                  static_cast<T*>(grad_in.data));
   });
 }
 

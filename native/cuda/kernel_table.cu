@@ -30,6 +30,13 @@ void max_pool2d(const View& out, const View* indices, const View& in, const int6
 void avg_pool2d(const View& out, const View& in, const int64_t* kernel, const int64_t* stride, const int64_t* padding,
                 bool count_include_pad);
 void upsample_nearest2d(const View& out, const View& in);
+void conv2d_backward_input(const View& grad_in, const View& grad_out, const View& weight, const int64_t* stride,
+                           const int64_t* padding, const int64_t* dilation, int64_t groups);
+void conv2d_backward_weight(const View& grad_w, const View* grad_bias, const View& grad_out, const View& in,
+                            const int64_t* stride, const int64_t* padding, const int64_t* dilation, int64_t groups);
+void avg_pool2d_backward(const View& grad_in, const View& grad_out, const int64_t* kernel, const int64_t* stride,
+                         const int64_t* padding, bool count_include_pad);
+void upsample_nearest2d_backward(const View& grad_in, const View& grad_out);
 // random.cu
 void rand_uniform(const View& out, uint64_t seed, uint64_t offset, double low, double high);
 void rand_normal(const View& out, uint64_t seed, uint64_t offset, double mean, double stddev);
@@ -62,6 +69,10 @@ const cpu::KernelTable& kernel_table() {
     t.max_pool2d = max_pool2d;
     t.avg_pool2d = avg_pool2d;
     t.upsample_nearest2d = upsample_nearest2d;
+    t.conv2d_backward_input = conv2d_backward_input;
+    t.conv2d_backward_weight = conv2d_backward_weight;
+    t.avg_pool2d_backward = avg_pool2d_backward;
+    t.upsample_nearest2d_backward = upsample_nearest2d_backward;
     return t;
   }();
   return table;
