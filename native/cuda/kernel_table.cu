@@ -41,6 +41,7 @@ void upsample_nearest2d_backward(const View& grad_in, const View& grad_out);
 void rand_uniform(const View& out, uint64_t seed, uint64_t offset, double low, double high);
 void rand_normal(const View& out, uint64_t seed, uint64_t offset, double mean, double stddev);
 void rand_int(const View& out, uint64_t seed, uint64_t offset, int64_t low, int64_t high);
+void randperm(const View& out, uint64_t seed, uint64_t offset);
 
 #define EMU_STR2(x) #x
 #define EMU_STR(x) EMU_STR2(x)
@@ -65,6 +66,7 @@ const cpu::KernelTable& kernel_table() {
     t.rand_uniform = rand_uniform;
     t.rand_normal = rand_normal;
     t.rand_int = rand_int;
+    t.randperm = randperm;
     t.conv2d = conv2d;
     t.max_pool2d = max_pool2d;
     t.avg_pool2d = avg_pool2d;

@@ -1,10 +1,12 @@
-// random.cu: uniform, normal and randint from Philox 4x32-10, producing exactly the CPU's
+// random.cu: uniform, normal, randint and randperm from Philox 4x32-10, producing exactly the CPU's
 // numbers: cpu/philox.h specifies which block and word feed each element and how words become
 // values, and cpu/kernels/random.cpp (the reference) follows it. Here each thread generates whole
 // Philox blocks (a grid-stride loop over blocks) and writes the elements they feed, so every block
 // is computed once and the result does not depend on the launch shape. f64 normals use the
 // device's log and cos, which may differ from the CPU's in the last bit on `cuda` (philox.h says
-// so); on `sim` they are the CPU's.
+// so); on `sim` they are the CPU's. randperm writes each element's 32-bit key to scratch memory,
+// then each thread counts the (key, index) pairs below its own to find where its index goes: the
+// order philox.h specifies, exactly, but O(n^2) work (a device radix sort is for a later issue).
 #include <cstdint>
 #include <string>
 #include <type_traits>
@@ -63,6 +65,23 @@ __global__ void int_kernel(T* out, long long n, uint64_t seed, uint64_t offset, 
   }
 }
 
+__global__ void perm_keys_kernel(uint32_t* keys, long long n, uint64_t seed, uint64_t offset) {
+  EMU_BLOCK_LOOP(b, (n + 3) / 4) {
+    const PhiloxOut r = philox4x32_10(offset + uint64_t(b), seed);
+    for (int k = 0; k < 4 && b * 4 + k < n; k++) keys[b * 4 + k] = r.x[k];
+  }
+}
+
+// out[rank of (key_i, i)] = i.
+__global__ void perm_rank_kernel(const uint32_t* keys, long long n, int32_t* out) {
+  EMU_BLOCK_LOOP(i, n) {
+    const uint32_t key = keys[i];
+    long long rank = 0;
+    for (long long j = 0; j < n; j++) rank += keys[j] < key || (keys[j] == key && j < i);
+    out[rank] = int32_t(i);
+  }
+}
+
 void require_contiguous(const View& out, const char* op) {
   if (!out.contiguous()) fail(ErrorKind::Internal, std::string(op) + ": output must be contiguous");
 }
@@ -110,6 +129,27 @@ void rand_int(const View& out, uint64_t seed, uint64_t offset, int64_t low, int6
                             offset, (long long)low, uint64_t(high) - uint64_t(low));
     }
   });
+}
+
+void randperm(const View& out, uint64_t seed, uint64_t offset) {
+  using namespace philox_kernels;
+  require_contiguous(out, "randperm");
+  if (out.dtype != DType::I32) fail(ErrorKind::DType, "randperm: output must be i32");
+  if (out.ndim != 1) fail(ErrorKind::Shape, "randperm: output must be 1-d");
+  const long long n = out.shape[0];
+  if (n > 2147483648LL) fail(ErrorKind::Value, "randperm: n = " + std::to_string(n) + " does not fit i32");
+  if (n == 0) return;
+  DeviceRuntime& rt = runtime();
+  uint32_t* keys = static_cast<uint32_t*>(rt.allocate(size_t(n) * sizeof(uint32_t), Stream{}));
+  try {
+    launch<perm_keys_kernel>(dim3(blocks_for((n + 3) / 4)), dim3(kThreads), 0, Stream{}, keys, n, seed, offset);
+    launch<perm_rank_kernel>(dim3(blocks_for(n)), dim3(kThreads), 0, Stream{}, static_cast<const uint32_t*>(keys), n,
+                             static_cast<int32_t*>(out.data));
+  } catch (...) {
+    rt.deallocate(keys);
+    throw;
+  }
+  rt.deallocate(keys);
 }
 
 }  // namespace emu::EMU_DEVICE_NS

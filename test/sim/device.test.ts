@@ -1,8 +1,8 @@
 // device.test.ts: the `sim` device in the tensor API: storage in the emulator's device memory
 // (its caching allocator, host <-> device copies), creation and random ops on sim, moving tensors
-// with to(), device-mixing and missing-kernel errors, and the thread-order binding. The op
-// kernels themselves are checked against the CPU by the parity table (test/parity.test.ts), which
-// runs every covered case on sim in three thread orders.
+// with to(), device-mixing errors, errors raised from device code, and the thread-order binding.
+// The op kernels themselves are checked against the CPU by the parity table (test/parity.test.ts,
+// every case on sim in three thread orders) and by gradcheck (test/gradcheck.test.ts).
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import {
@@ -84,7 +84,7 @@ test('creation ops on sim give the CPU values', () => tidy(() => {
   assert.is(full([2], 1, { device: 'sim' }).sum().item(), 2);
 }));
 
-test('rand, randn and randint on sim reproduce the CPU streams exactly', () => tidy(() => {
+test('rand, randn, randint and randperm on sim reproduce the CPU streams exactly', () => tidy(() => {
   const shapes = [[1], [3, 7], [2, 3, 5], [1001]];
   for (const dtype of ['f32', 'f64', 'bf16'] as DType[]) {
     for (const shape of shapes) {
@@ -105,6 +105,12 @@ test('rand, randn and randint on sim reproduce the CPU streams exactly', () => t
   const a = randint(-5, 12, [3, 11]);
   manualSeed(99);
   assert.equal(bytesOf(randint(-5, 12, [3, 11], { device: 'sim' })), bytesOf(a), 'randint');
+  for (const n of [1, 5, 97, 1000]) {
+    manualSeed(n);
+    const p = randperm(n);
+    manualSeed(n);
+    assert.equal(bytesOf(randperm(n, { device: 'sim' })), bytesOf(p), `randperm(${n})`);
+  }
 }));
 
 test('reductions, softmax and matmul on sim give the same bits in every thread order', () => tidy(() => {
@@ -146,11 +152,11 @@ test('ops mixing cpu and sim tensors are DeviceErrors naming the op and both dev
   throwsDevice(() => matmul(s, ones([3, 2])), /^matmul:/, /sim and cpu/);
   throwsDevice(() => where(ones([2, 3], { dtype: 'bool', device: 'sim' }), c, c), /^where:/, /sim and cpu/);
   throwsDevice(() => cat([c, s]), /^cat:/, /cpu and sim/);
+  // The addon checks too, so a kernel never reads another device's memory.
+  throwsDevice(() => native.copy(s.handle, s.desc, c.handle, c.desc), /^copy: operands are on different devices \(sim and cpu\)/);
 }));
 
-test('an op without a sim kernel yet (randperm) says so with a DeviceError', () => {
-  throwsDevice(() => randperm(5, { device: 'sim' }), /op randperm has no kernel on sim yet/);
-});
+
 
 test('out-of-range indices on sim are the CPU\'s IndexErrors, raised from the device', () => tidy(() => {
   const s = ones([2, 3], { device: 'sim' });
