@@ -251,23 +251,25 @@ Napi::Value Alloc(const Napi::CallbackInfo& info) {
 
 // free(handle): returns the block to the caching allocator; anything but a live handle is ignored.
 Napi::Value Free(const Napi::CallbackInfo& info) {
-  size_t rounded = 0;
-  {
-    std::lock_guard<std::mutex> lock(table_mutex);
-    bool known;
-    uint32_t slot = 0;
-    Storage* s = slot_of(info[0], &known, &slot);
-    if (!s) return info.Env().Undefined();
-    if (s->device == DeviceKind::Cpu) cpu::deallocate(s->ptr, s->rounded);
-    else runtime_of(s->device).deallocate(s->ptr);
-    rounded = s->rounded;
-    s->live = false;
-    s->ptr = nullptr;
-    s->generation = (s->generation + 1) % kGenerations;
-    free_slots.push_back(slot);
-  }
-  Napi::MemoryManagement::AdjustExternalMemory(info.Env(), -int64_t(rounded));
-  return info.Env().Undefined();
+  return guarded(info, [&]() -> Napi::Value {  // a device runtime's free can fail (DeviceError)
+    size_t rounded = 0;
+    {
+      std::lock_guard<std::mutex> lock(table_mutex);
+      bool known;
+      uint32_t slot = 0;
+      Storage* s = slot_of(info[0], &known, &slot);
+      if (!s) return info.Env().Undefined();
+      if (s->device == DeviceKind::Cpu) cpu::deallocate(s->ptr, s->rounded);
+      else runtime_of(s->device).deallocate(s->ptr);
+      rounded = s->rounded;
+      s->live = false;
+      s->ptr = nullptr;
+      s->generation = (s->generation + 1) % kGenerations;
+      free_slots.push_back(slot);
+    }
+    Napi::MemoryManagement::AdjustExternalMemory(info.Env(), -int64_t(rounded));
+    return info.Env().Undefined();
+  });
 }
 
 // read(handle, byteOffset, byteLength) -> ArrayBuffer copy
@@ -325,15 +327,15 @@ Napi::Value Transfer(const Napi::CallbackInfo& info) {
 // memoryStats(device?), emptyCache(device?), resetPeak(device?): the device's caching allocator.
 Napi::Value MemoryStats(const Napi::CallbackInfo& info) {
   return guarded(info, [&]() -> Napi::Value {
-  const DeviceKind device = device_at(info, 0);
-  auto st = device == DeviceKind::Cpu ? cpu::allocator_stats() : runtime_of(device).memory_stats();
-  auto o = Napi::Object::New(info.Env());
-  o.Set("allocated", double(st.allocated));
-  o.Set("reserved", double(st.reserved));
-  o.Set("peak", double(st.peak_allocated));
-  o.Set("blocks", double(st.live_blocks));
-  o.Set("freshAllocations", double(st.fresh_allocations));
-  return o;
+    const DeviceKind device = device_at(info, 0);
+    auto st = device == DeviceKind::Cpu ? cpu::allocator_stats() : runtime_of(device).memory_stats();
+    auto o = Napi::Object::New(info.Env());
+    o.Set("allocated", double(st.allocated));
+    o.Set("reserved", double(st.reserved));
+    o.Set("peak", double(st.peak_allocated));
+    o.Set("blocks", double(st.live_blocks));
+    o.Set("freshAllocations", double(st.fresh_allocations));
+    return o;
   });
 }
 
