@@ -20,18 +20,13 @@
 
 #include "../kernels.h"
 #include "../thread_pool.h"
+#include "gemm/gemm.h"
 #include "scalar.h"
 
 namespace emu::cpu::EMU_ISA {
 namespace image_detail {
 
-#if defined(__AVX512F__)
-constexpr int kVectorBytes = 64;
-#elif defined(__AVX__)
-constexpr int kVectorBytes = 32;
-#else
-constexpr int kVectorBytes = 16;
-#endif
+constexpr int kVectorBytes = gemm::kVecBytes;  // the vector width of this ISA build
 
 // ---- checks ----
 
@@ -96,19 +91,10 @@ inline ConvShape conv_geometry(const char* op, const View& image, const View& we
 
 // ---- register micro-tile ----
 
-// One vector register of A, as a GCC/Clang vector extension, and the same type at A's alignment
-// (and may_alias) for unaligned loads and stores. The register tile below is written with it
-// instead of being left to the auto-vectoriser, whose code for this loop nest swung between near
-// peak and 20x slower with the ISA, the dtype and the inlining context.
-template <class A> struct VecOf;
-template <> struct VecOf<float> {
-  typedef float type __attribute__((vector_size(kVectorBytes)));
-  typedef float unaligned __attribute__((vector_size(kVectorBytes), aligned(4), may_alias));
-};
-template <> struct VecOf<double> {
-  typedef double type __attribute__((vector_size(kVectorBytes)));
-  typedef double unaligned __attribute__((vector_size(kVectorBytes), aligned(8), may_alias));
-};
+// One vector register of A and its unaligned twin (gemm.h's). The register tile below is written
+// with it instead of being left to the auto-vectoriser, whose code for this loop nest swung
+// between near peak and 20x slower with the ISA, the dtype and the inlining context.
+template <class A> using VecOf = gemm::VecOf<A>;
 
 // acc[r][q] = sum over k of a[k][r] * b[k][q] (k = 0, 1, ... in order), for RB rows and NV
 // vectors of columns; a is packed [depth][RB], b has rows ld apart, acc is [RB][NV lanes].

@@ -1,0 +1,73 @@
+// gemm/v3_microkernel.cpp: matmul version 3 (the default), on gemm.h's BLIS-style driver.
+//
+// What it changes over v2: (1) B's KC x NC slice is packed once, by all threads together, and
+// shared, instead of once per row block; (2) the AVX-512 register tile grows from 6 x 32 to
+// 14 x 32 (28 accumulators: 28 FMAs per 16 loads instead of 12 per 8), written so that GCC keeps
+// it in registers and folds the broadcasts into the FMAs; (3) each slice continues C's FMA chain
+// (acc starts from C) instead of adding a separately summed slice, so the result no longer
+// depends on KC either; (4) the row panels are split evenly over the threads, with a share of
+// the column panels when rows are few. Batched products whose batch can be spread evenly run one
+// matrix per task, each packed privately, with no synchronisation inside.
+// What it bought: see bench/RESULTS.md (matmul rows, v2 vs v3 in the same run).
+//
+// bf16 operands are widened to f32 while packing (this machine has no avx512_bf16 dot product
+// instruction, so there is nothing faster to use) and accumulated in f32 into a scratch C, which
+// is rounded to bf16 once at the end; f64 runs the same tile in f64 lanes.
+#include <algorithm>
+#include <type_traits>
+#include <vector>
+
+#include "../../kernels.h"
+#include "../../thread_pool.h"
+#include "../scalar.h"
+#include "gemm.h"
+
+namespace emu::cpu::EMU_ISA {
+namespace {
+
+// One [M,K] x [K,N] product of the batch: out (row-major [M,N]) = a @ b.
+template <class T>
+void matmul_one(T* out, const T* a, int64_t sam, int64_t sak, const T* b, int64_t sbk, int64_t sbn, int64_t M,
+                int64_t N, int64_t K, bool parallel) {
+  using V = C<T>;
+  auto pack_a = [&](int64_t i0, int64_t mc, int64_t p0, int64_t kc, V* dst) {
+    gemm::pack_a_strided(a, sam, sak, i0, mc, p0, kc, dst);
+  };
+  auto pack_b = [&](int64_t j0, int64_t nc, int64_t p0, int64_t kc, V* dst) {
+    gemm::pack_b_strided(b, sbk, sbn, j0, nc, p0, kc, dst);
+  };
+  if constexpr (std::is_same_v<T, V>) {
+    gemm::run<V>(M, N, K, pack_a, pack_b, out, N, false, parallel);
+  } else {
+    std::vector<V> c(size_t(M * N));
+    gemm::run<V>(M, N, K, pack_a, pack_b, c.data(), N, false, parallel);
+    for (int64_t i = 0; i < M * N; i++) out[i] = store<T>(c[size_t(i)]);
+  }
+}
+
+template <class T>
+void matmul_typed(const View& out, const View& a, const View& b) {
+  const int64_t batch = out.shape[0], M = out.shape[1], N = out.shape[2], K = a.shape[2];
+  auto one = [&](int64_t i, bool parallel) {
+    matmul_one<T>(out.ptr<T>() + i * M * N, a.ptr<T>() + i * a.strides[0], a.strides[1], a.strides[2],
+                  b.ptr<T>() + i * b.strides[0], b.strides[1], b.strides[2], M, N, K, parallel);
+  };
+  // A batch that divides evenly over the threads (or is large enough not to mind) runs one
+  // matrix per task; otherwise the matrices run one after another, each spread over the pool.
+  const int64_t threads = num_threads();
+  if (batch >= threads && threads > 1 && (batch % threads == 0 || batch >= 4 * threads)) {
+    parallel_for(batch, 1, [&](int64_t i0, int64_t i1) {
+      for (int64_t i = i0; i < i1; i++) one(i, false);
+    });
+  } else {
+    for (int64_t i = 0; i < batch; i++) one(i, true);
+  }
+}
+
+}  // namespace
+
+void matmul_v3_microkernel(const View& out, const View& a, const View& b) {
+  dispatch_float(out.dtype, "matmul", [&](auto t) { matmul_typed<decltype(t)>(out, a, b); });
+}
+
+}  // namespace emu::cpu::EMU_ISA
