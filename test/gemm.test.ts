@@ -1,12 +1,16 @@
-// gemm.test.ts: the CPU matmul kernel versions (native/cpu/kernels/matmul.cpp, gemm/): each
-// version against an f64 product on shapes that cut through every block and register tile,
-// with transposed and broadcast operands read through their strides; the default version's
-// result bit-identical for any thread count; and the version entry point's errors. The
-// backend-parity table (parity.test.ts) covers matmul and bmm through the public API.
+// gemm.test.ts: the CPU GEMM (native/cpu/kernels/gemm/) and what runs on it. The matmul kernel
+// versions (matmul.cpp): each against an f64 product on shapes that cut through every block and
+// register tile, with transposed and broadcast operands read through their strides; the default
+// version's result bit-identical for any thread count; the version entry point's errors. conv2d's
+// gradients (image_backward.cpp) in f32 at sizes past the GEMM's blocks, checked exactly against
+// the f64 reference through the adjoint identities. The backend-parity table (parity.test.ts)
+// covers matmul, bmm and conv2d forward through the public API, gradcheck.test.ts the conv2d
+// gradients in f64 on small shapes.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { numThreads, randn, setNumThreads, Tensor, tidy, ValueError, type DType } from '../src/index.ts';
+import { conv2d, numThreads, randn, setNumThreads, Tensor, tidy, ValueError, type DType } from '../src/index.ts';
 import { native } from '../src/tensor/native.ts';
+import * as R from './reference.ts';
 
 /** out = a @ b through kernel version v; a [B,M,K] and b [B,K,N] may be any views. */
 function matmulVersion(v: number, a: Tensor, b: Tensor): Tensor {
@@ -109,6 +113,46 @@ test('matmulVersion rejects an unknown version and mismatched shapes', () => tid
   const a = randn([1, 3, 4]), b = randn([1, 4, 5]);
   assert.throws(() => matmulVersion(4, a, b), (e: unknown) => e instanceof ValueError && /no version 4/.test(e.message));
   assert.throws(() => matmulVersion(3, a, randn([1, 3, 5])), (e: unknown) => e instanceof Error && /matmul/.test(e.message));
+}));
+
+// ---- conv2d gradients ----------------------------------------------------------------------
+
+const dot = (a: R.Ref, b: R.Ref): number => a.data.reduce((sum, v, i) => sum + v * b.data[i], 0);
+const absRef = (a: R.Ref): R.Ref => R.makeRef(a.shape, a.data.map(Math.abs));
+
+// x, w (stored transposed in H/W when `strided`), conv options
+const CONV_GRAD_CASES: [number[], number[], R.ConvArgs, boolean][] = [
+  [[2, 20, 9, 11], [30, 20, 3, 3], { padding: 1 }, false],                    // stride 1: grad_in in place
+  [[1, 48, 7, 6], [17, 48, 3, 3], { stride: 2, padding: 1 }, false],          // phases; depth 432 > kKC
+  [[2, 8, 9, 7], [6, 4, 3, 2], { groups: 2, stride: [2, 1], dilation: [1, 2], padding: [1, 0] }, true],
+  [[3, 20, 5, 6], [16, 20, 1, 1], {}, true],                                  // 1x1, strided input
+];
+
+test('conv2d gradients (f32, on the GEMM) satisfy the adjoint identities against the f64 reference', () => tidy(() => {
+  for (const [xs, ws, o, strided] of CONV_GRAD_CASES) {
+    const x = (strided ? randn([xs[0], xs[1], xs[3], xs[2]]).transpose(2, 3) : randn(xs)).requiresGrad_();
+    const w = randn(ws).requiresGrad_(), b = randn([ws[0]]).requiresGrad_();
+    const y = conv2d(x, w, b, o);
+    const g = randn([...y.shape]);
+    y.backward(g);
+    const X = R.fromTensor(x), W = R.fromTensor(w), G = R.fromTensor(g);
+    // <dL/dx, dx> = <g, conv(dx, w)> and <dL/dw, dw> = <g, conv(x, dw)>, exactly, for any dx, dw.
+    for (let trial = 0; trial < 2; trial++) {
+      const dx = R.fromTensor(randn(xs)), dw = R.fromTensor(randn(ws));
+      const checks: [string, number, number, number][] = [
+        ['input', dot(R.fromTensor(x.grad!), dx), dot(G, R.conv2d(dx, W, null, o)), dot(absRef(G), R.conv2d(absRef(dx), absRef(W), null, o))],
+        ['weight', dot(R.fromTensor(w.grad!), dw), dot(G, R.conv2d(X, dw, null, o)), dot(absRef(G), R.conv2d(absRef(X), absRef(dw), null, o))],
+      ];
+      for (const [what, got, want, mag] of checks)
+        assert.ok(Math.abs(got - want) <= 1e-5 * mag, `${what} gradient of conv2d x ${xs} w ${ws} ${JSON.stringify(o)}: ${got} vs ${want} (scale ${mag})`);
+    }
+    const gb = b.grad!.data() as Float32Array;
+    for (let c = 0; c < ws[0]; c++) {
+      let sum = 0;
+      for (let n = 0; n < G.shape[0]; n++) for (let p = 0; p < G.shape[2] * G.shape[3]; p++) sum += G.data[(n * G.shape[1] + c) * G.shape[2] * G.shape[3] + p];
+      assert.ok(Math.abs(gb[c] - sum) <= 1e-5 * G.data.length, `bias gradient ${c}: ${gb[c]} vs ${sum}`);
+    }
+  }
 }));
 
 test.run();

@@ -628,6 +628,10 @@ const CONV_CFGS: ConvCfg[] = [
   { x: [0, 3, 5, 5], w: [2, 3, 3, 3], bias: true, o: {} },
   { x: [1, 8, 17, 19], w: [16, 8, 3, 3], bias: true, o: { padding: 1 } },
   { x: [1, 3, 5, 5], w: [20, 3, 3, 3], bias: true, o: {} },  // few pixels, many channels: the channels are split
+  // On the GEMM driver (gemm/gemm.h): depth 432 past kKC = 384 with a partial 14-row tile, and
+  // the 1x1 path that packs the image itself.
+  { x: [2, 48, 6, 7], w: [17, 48, 3, 3], bias: true, o: { padding: 1 } },
+  { x: [2, 20, 5, 9], w: [30, 20, 1, 1], bias: false, o: {} },
 ];
 add<ConvCfg>({
   name: 'conv2d',

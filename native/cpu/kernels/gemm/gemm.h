@@ -244,8 +244,9 @@ void run(int64_t M, int64_t N, int64_t K, const PackA& pack_a, const PackB& pack
 
   for (int64_t jc = 0; jc < N; jc += kNC) {
     const int64_t nc = std::min(kNC, N - jc), npanels = (nc + NR - 1) / NR;
-    // Too few row panels to go round: also split the column panels.
-    const int64_t nsplit = mpanels >= 2 * threads ? 1 : std::min<int64_t>(threads, npanels);
+    // Row panels that do not go round evenly (64 rows = 5 panels of 14 over 2 threads): split
+    // the column panels too, so that every thread gets the same share.
+    const int64_t nsplit = mpanels % threads == 0 || mpanels >= 8 * threads ? 1 : std::min<int64_t>(threads, npanels);
     for (int64_t pc = 0; pc < K; pc += kKC) {
       const int64_t kc = std::min(kKC, K - pc);
       const bool acc = accumulate || pc > 0;
@@ -282,6 +283,25 @@ void run(int64_t M, int64_t N, int64_t K, const PackA& pack_a, const PackB& pack
       if (threads > 1) parallel_for(nsplit * mpanels, 1, compute);
       else compute(0, nsplit * mpanels);
     }
+  }
+}
+
+// Runs `units` independent GEMMs of `macs` multiply-adds each as gemm(i, parallel): under about
+// 128^3 multiply-adds in all (tens of microseconds on one core) all on the caller, since waking
+// the pool costs more than it saves; one unit per task when the units divide evenly over the
+// threads or are many (no synchronisation inside); otherwise one after another, each spread over
+// the pool. The results are the same either way.
+template <class F>
+void for_each_gemm(int64_t units, double macs, const F& gemm) {
+  const int64_t threads = num_threads();
+  if (threads == 1 || double(units) * macs < 128.0 * 128 * 128) {
+    for (int64_t i = 0; i < units; i++) gemm(i, false);
+  } else if (units >= threads && (units % threads == 0 || units >= 4 * threads)) {
+    parallel_for(units, 1, [&](int64_t i0, int64_t i1) {
+      for (int64_t i = i0; i < i1; i++) gemm(i, false);
+    });
+  } else {
+    for (int64_t i = 0; i < units; i++) gemm(i, true);
   }
 }
 

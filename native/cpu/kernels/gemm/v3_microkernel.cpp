@@ -48,24 +48,10 @@ void matmul_one(T* out, const T* a, int64_t sam, int64_t sak, const T* b, int64_
 template <class T>
 void matmul_typed(const View& out, const View& a, const View& b) {
   const int64_t batch = out.shape[0], M = out.shape[1], N = out.shape[2], K = a.shape[2];
-  auto one = [&](int64_t i, bool parallel) {
+  gemm::for_each_gemm(batch, double(M) * double(N) * double(K), [&](int64_t i, bool parallel) {
     matmul_one<T>(out.ptr<T>() + i * M * N, a.ptr<T>() + i * a.strides[0], a.strides[1], a.strides[2],
                   b.ptr<T>() + i * b.strides[0], b.strides[1], b.strides[2], M, N, K, parallel);
-  };
-  // Under about 128^3 multiply-adds in all (tens of microseconds on one core) waking the pool
-  // costs more than it saves. A batch that divides evenly over the threads (or is large enough
-  // not to mind) runs one matrix per task; otherwise the matrices run one after another, each
-  // spread over the pool.
-  const int64_t threads = num_threads();
-  if (threads == 1 || double(batch) * double(M) * double(N) * double(K) < 128.0 * 128 * 128) {
-    for (int64_t i = 0; i < batch; i++) one(i, false);
-  } else if (batch >= threads && (batch % threads == 0 || batch >= 4 * threads)) {
-    parallel_for(batch, 1, [&](int64_t i0, int64_t i1) {
-      for (int64_t i = i0; i < i1; i++) one(i, false);
-    });
-  } else {
-    for (int64_t i = 0; i < batch; i++) one(i, true);
-  }
+  });
 }
 
 }  // namespace
