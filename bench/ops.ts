@@ -79,12 +79,12 @@ function matmulCases(quick: boolean): Case[] {
   return cases;
 }
 
-/** The kernel versions kept side by side (gemm/v1_naive, v2_packed, v3_microkernel), same run. */
+/** The kernel versions kept side by side (gemm/v1_naive, v2_packed, v3_microkernel: v3 and v4), same run. */
 function matmulVersionCases(quick: boolean): Case[] {
-  const names = ['v1 naive', 'v2 packed', 'v3 micro-kernel'];
+  const names = ['v1 naive', 'v2 packed', 'v3 micro-kernel', 'v4 tiles'];
   const cases: Case[] = [];
   for (const n of quick ? [128] : [256, 1024]) {
-    for (const v of [1, 2, 3]) {
+    for (const v of [1, 2, 3, 4]) {
       if (v === 1 && n > 256) continue;  // seconds per call
       cases.push({
         suite: 'gemm versions', op: `matmul ${names[v - 1]}`, size: `${n}x${n}x${n}`, metric: 'GFLOP/s', work: matmulFlops(n, n, n),

@@ -61,7 +61,7 @@ function operands(dtype: DType, [batch, M, N, K, ta, tb, bcast]: (typeof SHAPES)
   return [a, b];
 }
 
-for (const version of [1, 2, 3]) {
+for (const version of [1, 2, 3, 4]) {
   for (const dtype of ['f32', 'f64', 'bf16'] as DType[]) {
     test(`matmul version ${version} matches the f64 product (${dtype}, strided operands, edge tiles)`, () => tidy(() => {
       const eps = dtype === 'f64' ? 2 ** -52 : dtype === 'f32' ? 2 ** -23 : 2 ** -8;
@@ -81,26 +81,27 @@ for (const version of [1, 2, 3]) {
   }
 }
 
-test('matmul version 3 with k = 0 writes zeros, and empty outputs are fine', () => tidy(() => {
-  const a = randn([2, 5, 0]), b = randn([2, 0, 7]);
-  const out = matmulVersion(3, a, b);
-  assert.equal([...f64(out)], new Array(70).fill(0));
-  assert.equal(matmulVersion(3, randn([2, 0, 4]), randn([2, 4, 7])).shape, [2, 0, 7]);
+test('matmul versions 3 and 4 with k = 0 write zeros, and empty outputs are fine', () => tidy(() => {
+  for (const v of [3, 4]) {
+    const out = matmulVersion(v, randn([2, 5, 0]), randn([2, 0, 7]));
+    assert.equal([...f64(out)], new Array(70).fill(0));
+    assert.equal(matmulVersion(v, randn([2, 0, 4]), randn([2, 4, 7])).shape, [2, 0, 7]);
+  }
 }));
 
-test('matmul gives the same bits for 1, 2 and 3 threads', () => {
+test('matmul versions 3 and 4 give the same bits for 1, 2 and 3 threads, and the same bits as each other', () => {
   const before = numThreads();
   try {
     tidy(() => {
       for (const dtype of ['f32', 'bf16'] as DType[]) {
         for (const shape of [[1, 345, 97, 400, false, true, false], [3, 40, 70, 390, true, false, true]] as (typeof SHAPES)[number][]) {
           const [a, b] = operands(dtype, shape);
-          const results = [1, 2, 3].map((n) => {
+          const results = [1, 2, 3].flatMap((n) => {
             setNumThreads(n);
-            return matmulVersion(3, a, b).data();
+            return [matmulVersion(3, a, b).data(), matmulVersion(4, a, b).data()];
           });
-          assert.equal(results[1], results[0], `${dtype} ${shape}: 2 threads differ from 1`);
-          assert.equal(results[2], results[0], `${dtype} ${shape}: 3 threads differ from 1`);
+          for (let i = 1; i < results.length; i++)
+            assert.equal(results[i], results[0], `${dtype} ${shape}: version ${3 + (i % 2)} on ${1 + (i >> 1)} thread(s) differs`);
         }
       }
     });
@@ -111,8 +112,8 @@ test('matmul gives the same bits for 1, 2 and 3 threads', () => {
 
 test('matmulVersion rejects an unknown version and mismatched shapes', () => tidy(() => {
   const a = randn([1, 3, 4]), b = randn([1, 4, 5]);
-  assert.throws(() => matmulVersion(4, a, b), (e: unknown) => e instanceof ValueError && /no version 4/.test(e.message));
-  assert.throws(() => matmulVersion(3, a, randn([1, 3, 5])), (e: unknown) => e instanceof Error && /matmul/.test(e.message));
+  assert.throws(() => matmulVersion(5, a, b), (e: unknown) => e instanceof ValueError && /no version 5/.test(e.message));
+  assert.throws(() => matmulVersion(4, a, randn([1, 3, 5])), (e: unknown) => e instanceof Error && /matmul/.test(e.message));
 }));
 
 // ---- conv2d gradients ----------------------------------------------------------------------

@@ -3,7 +3,8 @@
 //
 //   v1 gemm/v1_naive.cpp        the triple loop: the correctness and speed baseline
 //   v2 gemm/v2_packed.cpp       packing and cache blocking, a 6 x 2-vector register tile
-//   v3 gemm/v3_microkernel.cpp  BLIS-style: shared packed B, 14 x 32 AVX-512 tile (the default)
+//   v3 gemm/v3_microkernel.cpp  BLIS-style: shared packed B, 14 x 32 AVX-512 tile
+//   v4 gemm/v3_microkernel.cpp  v3's kernel, one C rectangle per thread, no barrier (the default)
 //
 // a and b may have any strides (a transposed view, a stride-0 broadcast batch): every version
 // reads them through their strides, none materialises a transpose; out is contiguous. Every
@@ -19,6 +20,7 @@ namespace emu::cpu::EMU_ISA {
 void matmul_v1_naive(const View& out, const View& a, const View& b);
 void matmul_v2_packed(const View& out, const View& a, const View& b);
 void matmul_v3_microkernel(const View& out, const View& a, const View& b);
+void matmul_v4_tiles(const View& out, const View& a, const View& b);
 
 namespace {
 
@@ -38,7 +40,7 @@ void check_matmul(const View& out, const View& a, const View& b) {
 
 void matmul(const View& out, const View& a, const View& b) {
   check_matmul(out, a, b);
-  matmul_v3_microkernel(out, a, b);
+  matmul_v4_tiles(out, a, b);
 }
 
 void matmul_version(int version, const View& out, const View& a, const View& b) {
@@ -47,8 +49,9 @@ void matmul_version(int version, const View& out, const View& a, const View& b) 
     case 1: matmul_v1_naive(out, a, b); return;
     case 2: matmul_v2_packed(out, a, b); return;
     case 3: matmul_v3_microkernel(out, a, b); return;
+    case 4: matmul_v4_tiles(out, a, b); return;
   }
-  fail(ErrorKind::Value, "matmulVersion: no version " + std::to_string(version) + " (there are 1, 2 and 3)");
+  fail(ErrorKind::Value, "matmulVersion: no version " + std::to_string(version) + " (there are 1 to 4)");
 }
 
 }  // namespace emu::cpu::EMU_ISA

@@ -19,10 +19,11 @@
 // K-1 in order, whatever the block sizes, the split over threads or the order tasks run in. The
 // result is bit-identical for any thread count and run to run.
 //
-// Threads: B's slice is packed by all threads together (one parallel_for over its NR panels),
-// then a second parallel_for gives each thread a contiguous range of MR-row panels (and, when
-// there are too few rows to go round, also a share of the NR-column panels). No element of C is
-// written by two threads.
+// Threads: two drivers, kept side by side (matmul v3 and v4, bench/ times both). run_shared_b
+// packs each slice of B with all threads together and then splits its rows (BLIS's way: two pool
+// round trips per slice); run, the default, gives each thread one rectangle of C that it packs
+// and computes alone (one round trip per product, at the price of packing one operand once per
+// thread). Either way no element of C is written by two threads.
 //
 // Register tiles and block sizes per instruction set (L1d 48 KiB, L2 2 MiB per core here):
 //   AVX-512: 14 x 32 f32 (28 zmm accumulators + 2 for the B row), 14 x 16 f64
@@ -220,14 +221,19 @@ void pack_b_strided(const T* b, int64_t sk, int64_t sn, int64_t j0, int64_t nc, 
   }
 }
 
-// ---- the driver ----
+// ---- the drivers ----
 
 // C[0:M, 0:N] (+)= A @ B, C row-major with rows ldc apart, in compute type V. pack_a(i0, mc, p0,
 // kc, dst) and pack_b(j0, nc, p0, kc, dst) pack as pack_a_strided / pack_b_strided do (i0 is a
-// multiple of kMR, j0 of kNR). parallel says whether to spread the work over the pool (the
-// result is the same either way).
+// multiple of kMR, j0 of kNR) and may be called from several threads at once. parallel says
+// whether to spread the work over the pool (the result is the same either way).
+//
+// run_shared_b (matmul v3): BLIS's threading. All threads pack each KC x NC slice of B together,
+// then split its row panels: no operand is packed twice, but every slice costs two pool
+// round trips (pack, compute), and on a shared, oversubscribed machine each round trip waits for
+// the slowest thread to be scheduled again.
 template <class V, class PackA, class PackB>
-void run(int64_t M, int64_t N, int64_t K, const PackA& pack_a, const PackB& pack_b, V* c, int64_t ldc,
+void run_shared_b(int64_t M, int64_t N, int64_t K, const PackA& pack_a, const PackB& pack_b, V* c, int64_t ldc,
          bool accumulate, bool parallel) {
   constexpr int NR = kNR<V>;
   if (M <= 0 || N <= 0) return;
@@ -284,6 +290,76 @@ void run(int64_t M, int64_t N, int64_t K, const PackA& pack_a, const PackB& pack
       else compute(0, nsplit * mpanels);
     }
   }
+}
+
+// One rectangle of C, rows [i_begin, i_end) and columns [j_begin, j_end) (i_begin a multiple of
+// kMR, j_begin of kNR), computed by the calling thread with its own packed A and B.
+template <class V, class PackA, class PackB>
+void run_block(int64_t i_begin, int64_t i_end, int64_t j_begin, int64_t j_end, int64_t K, const PackA& pack_a,
+               const PackB& pack_b, V* c, int64_t ldc, bool accumulate) {
+  constexpr int NR = kNR<V>;
+  thread_local Scratch a_scratch, b_scratch;
+  const int64_t kc_max = std::min(kKC, K);
+  V* ap = a_scratch.get<V>(kMC * kc_max);
+  V* bp = b_scratch.get<V>(kc_max * std::min<int64_t>(kNC, (j_end - j_begin + NR - 1) / NR * NR));
+  for (int64_t jc = j_begin; jc < j_end; jc += kNC) {
+    const int64_t nc = std::min(kNC, j_end - jc);
+    for (int64_t pc = 0; pc < K; pc += kKC) {
+      const int64_t kc = std::min(kKC, K - pc);
+      const bool acc = accumulate || pc > 0;
+      pack_b(jc, nc, pc, kc, bp);
+      for (int64_t i0 = i_begin; i0 < i_end; i0 += kMC) {
+        const int64_t mc = std::min(kMC, i_end - i0);
+        pack_a(i0, mc, pc, kc, ap);
+        for (int64_t j = 0; j < nc; j += NR) {
+          const int64_t nr = std::min<int64_t>(NR, nc - j);
+          const V* b = bp + j * kc;  // panel j / NR
+          for (int64_t i = 0; i < mc; i += kMR) {
+            V* cij = c + (i0 + i) * ldc + jc + j;
+            const int64_t mr = std::min<int64_t>(kMR, mc - i);
+            if (mr == kMR && nr == NR) micro_kernel(kc, ap + i * kc, b, cij, ldc, acc, i + kMR < mc ? cij + kMR * ldc : cij + NR);
+            else micro_kernel_edge(kc, ap + i * kc, b, cij, ldc, mr, nr, acc);
+          }
+        }
+      }
+    }
+  }
+}
+
+// run (matmul v4, the default): C is cut into one rectangle per thread, along the columns or the
+// rows, whichever divides into the thread count more evenly (on a tie: columns when M <= N, so the
+// operand every thread packs in full is the smaller one). Each thread packs what its rectangle
+// reads, so A (or B) is packed once per thread, and the whole product is ONE pool round trip.
+template <class V, class PackA, class PackB>
+void run(int64_t M, int64_t N, int64_t K, const PackA& pack_a, const PackB& pack_b, V* c, int64_t ldc,
+         bool accumulate, bool parallel) {
+  constexpr int NR = kNR<V>;
+  if (M <= 0 || N <= 0) return;
+  if (K <= 0) {
+    if (!accumulate)
+      for (int64_t i = 0; i < M; i++) std::fill(c + i * ldc, c + i * ldc + N, V(0));
+    return;
+  }
+  const int64_t threads = parallel ? num_threads() : 1;
+  const int64_t mpanels = (M + kMR - 1) / kMR, npanels = (N + NR - 1) / NR;
+  if (threads == 1 || (mpanels < threads && npanels < threads)) return run_block(0, M, 0, N, K, pack_a, pack_b, c, ldc, accumulate);
+  // Slots the busiest thread's share takes over an even share: 1 is a perfect split.
+  auto imbalance = [&](int64_t panels) {
+    return panels < threads ? 1e9 : double((panels + threads - 1) / threads * threads) / double(panels);
+  };
+  const double by_rows = imbalance(mpanels), by_columns = imbalance(npanels);
+  const bool columns = by_columns < by_rows * 0.99 || (by_columns <= by_rows * 1.01 && M <= N);
+  parallel_for(threads, 1, [&](int64_t t0, int64_t t1) {
+    for (int64_t t = t0; t < t1; t++) {
+      if (columns) {
+        const int64_t j0 = npanels * t / threads * NR, j1 = std::min(N, npanels * (t + 1) / threads * NR);
+        if (j0 < j1) run_block(0, M, j0, j1, K, pack_a, pack_b, c, ldc, accumulate);
+      } else {
+        const int64_t i0 = mpanels * t / threads * kMR, i1 = std::min(M, mpanels * (t + 1) / threads * kMR);
+        if (i0 < i1) run_block(i0, i1, 0, N, K, pack_a, pack_b, c, ldc, accumulate);
+      }
+    }
+  });
 }
 
 // Runs `units` independent GEMMs of `macs` multiply-adds each as gemm(i, parallel): under about
