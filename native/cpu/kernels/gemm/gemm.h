@@ -223,6 +223,24 @@ void pack_b_strided(const T* b, int64_t sk, int64_t sn, int64_t j0, int64_t nc, 
 
 // ---- the drivers ----
 
+// BLIS's two innermost loops: C[0:mc, 0:nc] (+)= the packed A block ap (mc rows) times the packed
+// B panels bp (nc columns), depth kc. Each B micro-panel stays in L1 while the micro-kernel
+// sweeps the A micro-panels down the block.
+template <class V>
+void macro_kernel(int64_t kc, const V* ap, int64_t mc, const V* bp, int64_t nc, V* c, int64_t ldc, bool accumulate) {
+  constexpr int NR = kNR<V>;
+  for (int64_t j = 0; j < nc; j += NR) {
+    const int64_t nr = std::min<int64_t>(NR, nc - j);
+    const V* b = bp + j * kc;  // panel j / NR
+    for (int64_t i = 0; i < mc; i += kMR) {
+      V* cij = c + i * ldc + j;
+      const int64_t mr = std::min<int64_t>(kMR, mc - i);
+      if (mr == kMR && nr == NR) micro_kernel(kc, ap + i * kc, b, cij, ldc, accumulate, i + kMR < mc ? cij + kMR * ldc : cij + NR);
+      else micro_kernel_edge(kc, ap + i * kc, b, cij, ldc, mr, nr, accumulate);
+    }
+  }
+}
+
 // C[0:M, 0:N] (+)= A @ B, C row-major with rows ldc apart, in compute type V. pack_a(i0, mc, p0,
 // kc, dst) and pack_b(j0, nc, p0, kc, dst) pack as pack_a_strided / pack_b_strided do (i0 is a
 // multiple of kMR, j0 of kNR) and may be called from several threads at once. parallel says
@@ -272,16 +290,9 @@ void run_shared_b(int64_t M, int64_t N, int64_t K, const PackA& pack_a, const Pa
           for (int64_t ib = ip_begin; ib < ip_end; ib += kMC / kMR) {
             const int64_t i0 = ib * kMR, mc = std::min({kMC, M - i0, (ip_end - ib) * kMR});
             pack_a(i0, mc, pc, kc, ap);
-            for (int64_t jp = jp_begin; jp < jp_end; jp++) {
-              const int64_t j = jp * NR, nr = std::min<int64_t>(NR, nc - j);
-              const V* b = bp + jp * kc * NR;
-              for (int64_t i = 0; i < mc; i += kMR) {
-                V* cij = c + (i0 + i) * ldc + jc + j;
-                const int64_t mr = std::min<int64_t>(kMR, mc - i);
-                if (mr == kMR && nr == NR) micro_kernel(kc, ap + i * kc, b, cij, ldc, acc, i + kMR < mc ? cij + kMR * ldc : cij + NR);
-                else micro_kernel_edge(kc, ap + i * kc, b, cij, ldc, mr, nr, acc);
-              }
-            }
+            if (jp_begin < jp_end)
+              macro_kernel(kc, ap, mc, bp + jp_begin * kc * NR, std::min(nc, jp_end * NR) - jp_begin * NR,
+                           c + i0 * ldc + jc + jp_begin * NR, ldc, acc);
           }
           u0 += ip_end - ip_begin;
         }
@@ -311,16 +322,7 @@ void run_block(int64_t i_begin, int64_t i_end, int64_t j_begin, int64_t j_end, i
       for (int64_t i0 = i_begin; i0 < i_end; i0 += kMC) {
         const int64_t mc = std::min(kMC, i_end - i0);
         pack_a(i0, mc, pc, kc, ap);
-        for (int64_t j = 0; j < nc; j += NR) {
-          const int64_t nr = std::min<int64_t>(NR, nc - j);
-          const V* b = bp + j * kc;  // panel j / NR
-          for (int64_t i = 0; i < mc; i += kMR) {
-            V* cij = c + (i0 + i) * ldc + jc + j;
-            const int64_t mr = std::min<int64_t>(kMR, mc - i);
-            if (mr == kMR && nr == NR) micro_kernel(kc, ap + i * kc, b, cij, ldc, acc, i + kMR < mc ? cij + kMR * ldc : cij + NR);
-            else micro_kernel_edge(kc, ap + i * kc, b, cij, ldc, mr, nr, acc);
-          }
-        }
+        macro_kernel(kc, ap, mc, bp, nc, c + i0 * ldc + jc, ldc, acc);
       }
     }
   }
