@@ -38,6 +38,7 @@
 #include <cstdint>
 #include <cstdlib>
 #include <string>
+#include <type_traits>
 
 #if defined(__AVX__)
 #include <immintrin.h>
@@ -179,6 +180,36 @@ struct Scratch {
 
 // ---- packers for operands held as strided matrices ----
 
+#if defined(__AVX512F__)
+// Transposes a 16 x 16 block of floats held in r[0..15] (row i in r[i]) in place, so that r[j]
+// holds column j: the usual four rounds of 2x2 exchanges of growing size (single floats, pairs,
+// 128-bit quarters, halves). Packing a row-major A or a transposed B is such a transpose; done
+// one element at a time it cost as much as the product itself at n = 256.
+inline void transpose16(__m512 r[16]) {
+  __m512 t[16];
+  for (int i = 0; i < 16; i += 2) {
+    t[i] = _mm512_unpacklo_ps(r[i], r[i + 1]);
+    t[i + 1] = _mm512_unpackhi_ps(r[i], r[i + 1]);
+  }
+  for (int i = 0; i < 16; i += 4) {
+    r[i] = _mm512_shuffle_ps(t[i], t[i + 2], 0x44);
+    r[i + 1] = _mm512_shuffle_ps(t[i], t[i + 2], 0xEE);
+    r[i + 2] = _mm512_shuffle_ps(t[i + 1], t[i + 3], 0x44);
+    r[i + 3] = _mm512_shuffle_ps(t[i + 1], t[i + 3], 0xEE);
+  }
+  for (int h = 0; h < 16; h += 8) {
+    for (int i = 0; i < 4; i++) {
+      t[h + i] = _mm512_shuffle_f32x4(r[h + i], r[h + i + 4], 0x88);
+      t[h + i + 4] = _mm512_shuffle_f32x4(r[h + i], r[h + i + 4], 0xDD);
+    }
+  }
+  for (int i = 0; i < 8; i++) {
+    r[i] = _mm512_shuffle_f32x4(t[i], t[i + 8], 0x88);
+    r[i + 8] = _mm512_shuffle_f32x4(t[i], t[i + 8], 0xDD);
+  }
+}
+#endif
+
 // A[i][k] = a[i * sm + k * sk]: packs rows [i0, i0 + mc) and depth [p0, p0 + kc) into
 // ceil(mc / kMR) micro-panels [kc][kMR] at dst, rows past mc zero.
 template <class V, class T>
@@ -188,12 +219,25 @@ void pack_a_strided(const T* a, int64_t sm, int64_t sk, int64_t i0, int64_t mc, 
     const T* src = a + (i0 + i) * sm + p0 * sk;
     if (sk == 1 && mr == kMR) {  // rows contiguous in k: kMR row streams, 8 k at a time
       int64_t k = 0;
+#if defined(__AVX512F__)
+      if constexpr (std::is_same_v<T, float> && std::is_same_v<V, float> && kMR <= 16) {
+        for (; k + 16 <= kc; k += 16) {  // 16 k of every row at once, transposed in registers
+          __m512 r[16];
+          for (int row = 0; row < 16; row++) r[row] = row < kMR ? _mm512_loadu_ps(src + row * sm + k) : _mm512_setzero_ps();
+          transpose16(r);
+          for (int kk = 0; kk < 16; kk++) _mm512_mask_storeu_ps(dst + (k + kk) * kMR, __mmask16((1u << kMR) - 1), r[kk]);
+        }
+      }
+#endif
       for (; k + 8 <= kc; k += 8)
         for (int64_t r = 0; r < kMR; r++)
 #pragma GCC unroll 8
           for (int64_t kk = 0; kk < 8; kk++) dst[(k + kk) * kMR + r] = load(src[r * sm + k + kk]);
       for (; k < kc; k++)
         for (int64_t r = 0; r < kMR; r++) dst[k * kMR + r] = load(src[r * sm + k]);
+    } else if (sm == 1 && mr == kMR) {  // A transposed: each k's kMR values are contiguous
+      for (int64_t k = 0; k < kc; k++)
+        for (int64_t r = 0; r < kMR; r++) dst[k * kMR + r] = load(src[k * sk + r]);
     } else {
       for (int64_t k = 0; k < kc; k++)
         for (int64_t r = 0; r < kMR; r++) dst[k * kMR + r] = r < mr ? load(src[r * sm + k * sk]) : V(0);
@@ -215,8 +259,23 @@ void pack_b_strided(const T* b, int64_t sk, int64_t sn, int64_t j0, int64_t nc, 
         for (int64_t c = nr; c < NR; c++) dst[k * NR + c] = V(0);
       }
     } else {  // B transposed (sk == 1) or general: read along columns
+      int64_t k0 = 0;
+#if defined(__AVX512F__)
+      if constexpr (std::is_same_v<T, float> && std::is_same_v<V, float>) {
+        if (sk == 1 && nr == NR) {  // 16 columns x 16 k at a time, transposed in registers
+          for (; k0 + 16 <= kc; k0 += 16) {
+            for (int c0 = 0; c0 < NR; c0 += 16) {
+              __m512 r[16];
+              for (int c = 0; c < 16; c++) r[c] = _mm512_loadu_ps(src + (c0 + c) * sn + k0);
+              transpose16(r);
+              for (int kk = 0; kk < 16; kk++) _mm512_storeu_ps(dst + (k0 + kk) * NR + c0, r[kk]);
+            }
+          }
+        }
+      }
+#endif
       for (int64_t c = 0; c < NR; c++)
-        for (int64_t k = 0; k < kc; k++) dst[k * NR + c] = c < nr ? load(src[k * sk + c * sn]) : V(0);
+        for (int64_t k = k0; k < kc; k++) dst[k * NR + c] = c < nr ? load(src[k * sk + c * sn]) : V(0);
     }
   }
 }
