@@ -423,15 +423,16 @@ void run(int64_t M, int64_t N, int64_t K, const PackA& pack_a, const PackB& pack
   });
 }
 
-// Runs `units` independent GEMMs of `macs` multiply-adds each as gemm(i, parallel): under about
-// 128^3 multiply-adds in all (tens of microseconds on one core) all on the caller, since waking
-// the pool costs more than it saves; one unit per task when the units divide evenly over the
+// Runs `units` independent GEMMs of `macs` multiply-adds each as gemm(i, parallel): under 2^22
+// multiply-adds in all (about 30 us on one core) all on the caller, since waking the pool costs
+// more than it saves (on this shared machine a 128^3 product took 150 us on one thread and
+// 540 us on two, waiting for the second to be scheduled); one unit per task when the units divide evenly over the
 // threads or are many (no synchronisation inside); otherwise one after another, each spread over
 // the pool. The results are the same either way.
 template <class F>
 void for_each_gemm(int64_t units, double macs, const F& gemm) {
   const int64_t threads = num_threads();
-  if (threads == 1 || double(units) * macs < 128.0 * 128 * 128) {
+  if (threads == 1 || double(units) * macs < double(1 << 22)) {
     for (int64_t i = 0; i < units; i++) gemm(i, false);
   } else if (units >= threads && (units % threads == 0 || units >= 4 * threads)) {
     parallel_for(units, 1, [&](int64_t i0, int64_t i1) {
