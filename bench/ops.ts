@@ -242,7 +242,7 @@ function trainingOpCases(quick: boolean): Case[] {
         const p = randn([P]).requiresGrad_();
         p.grad = randn([P]);
         const opt = new AdamW([p], { lr: 1e-3 });
-        return { fn: () => opt.step(), dispose: () => p.dispose() };
+        return { fn: () => opt.step(), dispose: () => { p.grad?.dispose(); p.dispose(); } };
       },
     },
   ];
