@@ -459,6 +459,15 @@ Napi::Value Matmul(const Napi::CallbackInfo& info) {
   });
 }
 
+// matmulVersion(version, out, a, b): matmul through one kernel version (bench/ compares them).
+Napi::Value MatmulVersion(const Napi::CallbackInfo& info) {
+  return guarded(info, [&]() -> Napi::Value {
+    View out = view_at(info, 1), a = view_at(info, 3), b = view_at(info, 5);
+    K().matmul_version(int(num(info, 0)), out, a, b);
+    return info.Env().Undefined();
+  });
+}
+
 Napi::Value Gather(const Napi::CallbackInfo& info) {
   return guarded(info, [&]() -> Napi::Value {
     View in = view_at(info, 2);
@@ -647,6 +656,7 @@ Napi::Object Module(Napi::Env env, Napi::Object exports) {
   def("softmax", Softmax);
   def("cumsum", Cumsum);
   def("matmul", Matmul);
+  def("matmulVersion", MatmulVersion);
   def("gather", Gather);
   def("scatterAdd", ScatterAdd);
   def("indexSelect", IndexSelect);

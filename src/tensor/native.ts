@@ -70,6 +70,8 @@ export interface Native {
   softmax(oh: H, od: D, ih: H, id: D, dim: number, log: boolean): void;
   cumsum(oh: H, od: D, ih: H, id: D, dim: number): void;
   matmul(oh: H, od: D, ah: H, ad: D, bh: H, bd: D): void;
+  /** matmul through kernel version 1 to 4 (native/cpu/kernels/matmul.cpp); for bench/. */
+  matmulVersion(version: number, oh: H, od: D, ah: H, ad: D, bh: H, bd: D): void;
   gather(oh: H, od: D, ih: H, id: D, dim: number, xh: H, xd: D): void;
   scatterAdd(oh: H, od: D, dim: number, xh: H, xd: D, sh: H, sd: D): void;
   indexSelect(oh: H, od: D, ih: H, id: D, dim: number, xh: H, xd: D): void;
