@@ -59,10 +59,10 @@ Napi::FunctionReference error_classes[7];  // indexed by ErrorKind
 
 // The live slot a handle names, or null: not a handle at all (*known = false), or a handle whose
 // storage was freed (*known = true). Callers hold table_mutex.
-Storage* slot_of(const Napi::Value& v, bool* known, uint32_t* slot_index = nullptr) {
+Storage* slot_of(napi_env env, napi_value v, bool* known, uint32_t* slot_index = nullptr) {
   *known = false;
-  if (!v.IsNumber()) return nullptr;
-  const double h = v.As<Napi::Number>().DoubleValue();
+  double h;
+  if (napi_get_value_double(env, v, &h) != napi_ok) return nullptr;  // not a number
   if (!(h >= 0 && h == std::floor(h) && h < kSlotSpan * kGenerations)) return nullptr;
   const uint64_t id = uint64_t(h);
   const uint64_t slot = id & 0xffffffffu;
@@ -79,7 +79,7 @@ Storage storage_of(const Napi::Value& v, const char* what) {
   Storage copy;
   {
     std::lock_guard<std::mutex> lock(table_mutex);
-    Storage* s = slot_of(v, &known);
+    Storage* s = slot_of(v.Env(), v, &known);
     if (s) copy = *s;
   }
   if (!copy.live && !known) throw_js(v.Env(), ErrorKind::Value, std::string(what) + ": expected a storage handle");
@@ -88,15 +88,19 @@ Storage storage_of(const Napi::Value& v, const char* what) {
 }
 
 // Reads (handle, descriptor) at info[i], info[i+1] into a View, checking it fits its storage.
+// This runs for every operand of every op, so it talks to N-API directly: one call for the
+// handle, one for the descriptor (napi_get_typedarray_info fails on anything but a typed array).
 View view_at(const Napi::CallbackInfo& info, size_t i) {
   Napi::Env env = info.Env();
   const Storage s = storage_of(info[i], "native");
-  if (!info[i + 1].IsTypedArray() || info[i + 1].As<Napi::TypedArray>().TypedArrayType() != napi_float64_array)
+  napi_typedarray_type type;
+  size_t len = 0;
+  void* data = nullptr;
+  if (napi_get_typedarray_info(env, info[i + 1], &type, &len, &data, nullptr, nullptr) != napi_ok ||
+      type != napi_float64_array)
     throw_js(env, ErrorKind::Value, "native: expected a Float64Array view descriptor");
-  auto desc = info[i + 1].As<Napi::Float64Array>();
-  size_t len = desc.ElementLength();
   if (len < 3) throw_js(env, ErrorKind::Value, "native: view descriptor too short");
-  const double* d = desc.Data();
+  const double* d = static_cast<const double*>(data);
   View v;
   if (!(d[0] >= 0 && d[0] <= 4 && d[0] == std::floor(d[0]))) throw_js(env, ErrorKind::DType, "native: bad dtype code");
   v.dtype = DType(int32_t(d[0]));
@@ -206,7 +210,7 @@ Napi::Value Free(const Napi::CallbackInfo& info) {
     std::lock_guard<std::mutex> lock(table_mutex);
     bool known;
     uint32_t slot = 0;
-    Storage* s = slot_of(info[0], &known, &slot);
+    Storage* s = slot_of(info.Env(), info[0], &known, &slot);
     if (!s) return info.Env().Undefined();
     cpu::deallocate(s->ptr, s->rounded);
     rounded = s->rounded;
