@@ -25,6 +25,7 @@
 #include "core/errors.h"
 #include "core/view.h"
 #include "cpu/allocator.h"
+#include "cpu/fused.h"
 #include "cpu/kernels.h"
 #include "cpu/thread_pool.h"
 #include "cuda/runtime.h"
@@ -560,6 +561,87 @@ Napi::Value TriadGbps(const Napi::CallbackInfo& info) {
   });
 }
 
+// ---- fused kernels (native/cpu/fused.h) ----------------------------------------------------
+
+// The fused kernels index their operands by shape, so every operand's shape and dtype is checked
+// here against the one the op implies.
+void expect(Napi::Env env, const char* op, const char* arg, const View& v, DType dtype, std::initializer_list<int64_t> shape) {
+  bool ok = v.dtype == dtype && v.ndim == int(shape.size());
+  int k = 0;
+  for (int64_t n : shape) ok = ok && v.shape[k++] == n;
+  if (!ok) throw_js(env, ErrorKind::Shape, std::string(op) + ": native view " + arg + " has the wrong shape or dtype");
+}
+
+bool present(const Napi::CallbackInfo& info, size_t i) { return !info[i].IsNull() && !info[i].IsUndefined(); }
+
+// The attention operands at info[first..]: q, k, v, bias|null, kpm|null, then scale, causal.
+struct AttentionOperands {
+  View q, k, v, bias, kpm;
+  bool has_bias, has_kpm;
+  double scale;
+  bool causal;
+  int64_t B, H, Lq, Lk, D, Dv;
+};
+
+AttentionOperands attention_operands(const Napi::CallbackInfo& info, size_t first) {
+  Napi::Env env = info.Env();
+  AttentionOperands a;
+  a.q = view_at(info, first);
+  a.k = view_at(info, first + 2);
+  a.v = view_at(info, first + 4);
+  if (a.q.ndim != 4 || a.k.ndim != 4 || a.v.ndim != 4) throw_js(env, ErrorKind::Shape, "attention: q, k and v must be 4-d native views");
+  a.B = a.q.shape[0], a.H = a.q.shape[1], a.Lq = a.q.shape[2], a.D = a.q.shape[3];
+  a.Lk = a.k.shape[2], a.Dv = a.v.shape[3];
+  const DType dt = a.q.dtype;
+  if (dt != DType::F32 && dt != DType::F64) throw_js(env, ErrorKind::DType, "attention: f32 or f64 only");
+  expect(env, "attention", "k", a.k, dt, {a.B, a.H, a.Lk, a.D});
+  expect(env, "attention", "v", a.v, dt, {a.B, a.H, a.Lk, a.Dv});
+  a.has_bias = present(info, first + 6);
+  if (a.has_bias) expect(env, "attention", "bias", a.bias = view_at(info, first + 6), dt, {a.B, a.H, a.Lq, a.Lk});
+  a.has_kpm = present(info, first + 8);
+  if (a.has_kpm) expect(env, "attention", "keyPaddingMask", a.kpm = view_at(info, first + 8), DType::Bool, {a.B, a.Lk});
+  a.scale = num(info, first + 10);
+  a.causal = info[first + 11].ToBoolean();
+  return a;
+}
+
+// attention(out, lse, q, k, v, bias|null, kpm|null, scale, causal)
+Napi::Value Attention(const Napi::CallbackInfo& info) {
+  return guarded(info, [&]() -> Napi::Value {
+    Napi::Env env = info.Env();
+    const AttentionOperands a = attention_operands(info, 4);
+    View out = view_at(info, 0), lse = view_at(info, 2);
+    expect(env, "attention", "out", out, a.q.dtype, {a.B, a.H, a.Lq, a.Dv});
+    expect(env, "attention", "lse", lse, a.q.dtype, {a.B, a.H, a.Lq});
+    cpu::fused_kernels().attention(out, lse, a.q, a.k, a.v, a.has_bias ? &a.bias : nullptr, a.has_kpm ? &a.kpm : nullptr,
+                                   a.scale, a.causal);
+    return env.Undefined();
+  });
+}
+
+// attentionBackward(dq, dk, dv, dbias|null, dout, out, lse, q, k, v, bias|null, kpm|null, scale, causal)
+Napi::Value AttentionBackward(const Napi::CallbackInfo& info) {
+  return guarded(info, [&]() -> Napi::Value {
+    Napi::Env env = info.Env();
+    const AttentionOperands a = attention_operands(info, 14);
+    const DType dt = a.q.dtype;
+    View dq = view_at(info, 0), dk = view_at(info, 2), dv = view_at(info, 4), dbias;
+    View dout = view_at(info, 8), out = view_at(info, 10), lse = view_at(info, 12);
+    expect(env, "attentionBackward", "dq", dq, dt, {a.B, a.H, a.Lq, a.D});
+    expect(env, "attentionBackward", "dk", dk, dt, {a.B, a.H, a.Lk, a.D});
+    expect(env, "attentionBackward", "dv", dv, dt, {a.B, a.H, a.Lk, a.Dv});
+    expect(env, "attentionBackward", "dout", dout, dt, {a.B, a.H, a.Lq, a.Dv});
+    expect(env, "attentionBackward", "out", out, dt, {a.B, a.H, a.Lq, a.Dv});
+    expect(env, "attentionBackward", "lse", lse, dt, {a.B, a.H, a.Lq});
+    const bool has_dbias = present(info, 6);
+    if (has_dbias) expect(env, "attentionBackward", "dbias", dbias = view_at(info, 6), dt, {a.B, a.H, a.Lq, a.Lk});
+    cpu::fused_kernels().attention_backward(dq, dk, dv, has_dbias ? &dbias : nullptr, dout, out, lse, a.q, a.k, a.v,
+                                            a.has_bias ? &a.bias : nullptr, a.has_kpm ? &a.kpm : nullptr, a.scale,
+                                            a.causal);
+    return env.Undefined();
+  });
+}
+
 Napi::Object Module(Napi::Env env, Napi::Object exports) {
   auto def = [&](const char* name, Napi::Value (*fn)(const Napi::CallbackInfo&)) {
     exports.Set(name, Napi::Function::New(env, fn, name));
@@ -601,6 +683,8 @@ Napi::Object Module(Napi::Env env, Napi::Object exports) {
   def("upsampleNearest2dBackward", UpsampleNearest2dBackward);
   def("peakGflops", PeakGflops);
   def("triadGbps", TriadGbps);
+  def("attention", Attention);
+  def("attentionBackward", AttentionBackward);
   return exports;
 }
 

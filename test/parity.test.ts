@@ -825,6 +825,35 @@ viewOp<[number | number[], number]>('split', [[[7, 13], [4, 1]], [[7, 13], [[1, 
 viewOp<number>('unbind', [[[3, 5, 7], 0], [[3, 5, 7], 2], [[7], 0], [[2, 3], -1]],
   (x, d) => x.unbind(d), (x, d) => R.unbind(x, d));
 
+// ---- fused nn kernels ----------------------------------------------------------------------
+
+// Attention against softmax(scale q k^T + bias, causal mask) v composed in the reference; every
+// dtype takes the fused kernel (native/cpu/kernels/attention.cpp; bf16 computed in f32). Sizes
+// cross the kernel's 64-row and 64-key blocks and are not multiples of any vector width.
+interface AttnArgs { causal: boolean; scale: number }
+function attnRef([q, k, v, bias]: Ref[], a: AttnArgs): Ref {
+  let s = R.zip(R.map(R.matmul(q, R.transpose(k, -1, -2)), (x) => x * a.scale), bias, (x, y) => x + y);
+  const n = s.shape.length;
+  if (a.causal) s = R.build(s.shape, (idx) => (idx[n - 1] > idx[n - 2] ? -Infinity : R.at(s, idx)));
+  return R.matmul(R.softmax(s, -1), v);
+}
+const ATTN_CFGS: [number[], number[], number, AttnArgs][] = [  // q, k, Dv, args; bias is [H, Lq, Lk]
+  [[2, 3, 5, 7], [2, 3, 9, 7], 4, { causal: false, scale: 0.4 }],
+  [[1, 2, 70, 13], [1, 2, 67, 13], 5, { causal: true, scale: 0.3 }],
+  [[2, 1, 9, 33], [2, 1, 130, 33], 17, { causal: true, scale: 0.2 }],
+  [[1, 1, 1, 1], [1, 1, 1, 1], 1, { causal: false, scale: 1 }],
+];
+add<AttnArgs>({
+  name: 'scaledDotProductAttention',
+  dtypes: FLOAT,
+  configs: (g, dt) => ATTN_CFGS.map(([sq, sk, dv, args]) => ({
+    inputs: [g.in(sq, D(dt)), g.in(sk, D(dt)), g.in([...sk.slice(0, -1), dv], D(dt)), g.in([sq[1], sq[2], sk[2]], D(dt))], args,
+  })),
+  run: ([q, k, v, bias], a) => E.F.scaledDotProductAttention(q, k, v, { bias, causal: a.causal, scale: a.scale }),
+  ref: (r, a) => attnRef(r, a),
+  tol: ([q, k, v, bias], a) => ({ growth: Math.sqrt(q.shape[3] + k.shape[2]), mag: attnRef([q, k, R.map(v, Math.abs), bias], a) }),
+});
+
 // ---- running a case ------------------------------------------------------------------------
 
 /**

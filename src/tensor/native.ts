@@ -74,6 +74,11 @@ export interface Native {
   avgPool2dBackward(gih: H, gid: D, goh: H, god: D, kh: number, kw: number, sh: number, sw: number, ph: number, pw: number,
     countIncludePad: boolean): void;
   upsampleNearest2dBackward(gih: H, gid: D, goh: H, god: D): void;
+  attention(oh: H, od: D, lh: H, ld: D, qh: H, qd: D, kh: H, kd: D, vh: H, vd: D, bh: H | null, bd: D | null,
+    mh: H | null, md: D | null, scale: number, causal: boolean): void;
+  attentionBackward(dqh: H, dqd: D, dkh: H, dkd: D, dvh: H, dvd: D, dbh: H | null, dbd: D | null, gh: H, gd: D,
+    oh: H, od: D, lh: H, ld: D, qh: H, qd: D, kh: H, kd: D, vh: H, vd: D, bh: H | null, bd: D | null,
+    mh: H | null, md: D | null, scale: number, causal: boolean): void;
   peakGflops(iters: number): number;
   triadGbps(n: number, reps: number): number;
 }
