@@ -642,6 +642,118 @@ Napi::Value AttentionBackward(const Napi::CallbackInfo& info) {
   });
 }
 
+// An optional view at info[i] (null or undefined: absent).
+struct OptView {
+  View v;
+  bool present = false;
+  const View* get() const { return present ? &v : nullptr; }
+};
+
+OptView opt_view(const Napi::CallbackInfo& info, size_t i) {
+  OptView o;
+  o.present = present(info, i);
+  if (o.present) o.v = view_at(info, i);
+  return o;
+}
+
+DType float_dtype(Napi::Env env, const char* op, const View& x) {
+  if (x.dtype != DType::F32 && x.dtype != DType::F64) throw_js(env, ErrorKind::DType, std::string(op) + ": f32 or f64 only");
+  return x.dtype;
+}
+
+// normForward(y, mean|null, rstd, x, w|null, b|null, eps): LayerNorm, or RMSNorm without mean.
+Napi::Value NormForward(const Napi::CallbackInfo& info) {
+  return guarded(info, [&]() -> Napi::Value {
+    Napi::Env env = info.Env();
+    const char* op = "norm";
+    View x = view_at(info, 6);
+    if (x.ndim != 2) throw_js(env, ErrorKind::Shape, "norm: x must be a 2-d native view");
+    const DType dt = float_dtype(env, op, x);
+    const int64_t N = x.shape[0], D = x.shape[1];
+    View y = view_at(info, 0), rstd = view_at(info, 4);
+    OptView mean = opt_view(info, 2), w = opt_view(info, 8), b = opt_view(info, 10);
+    expect(env, op, "y", y, dt, {N, D});
+    expect(env, op, "rstd", rstd, dt, {N});
+    if (mean.present) expect(env, op, "mean", mean.v, dt, {N});
+    if (w.present) expect(env, op, "weight", w.v, dt, {D});
+    if (b.present) expect(env, op, "bias", b.v, dt, {D});
+    cpu::fused_kernels().norm_forward(y, mean.get(), rstd, x, w.get(), b.get(), num(info, 12));
+    return env.Undefined();
+  });
+}
+
+// normBackward(dx, dw|null, db|null, dy, x, w|null, mean|null, rstd)
+Napi::Value NormBackward(const Napi::CallbackInfo& info) {
+  return guarded(info, [&]() -> Napi::Value {
+    Napi::Env env = info.Env();
+    const char* op = "normBackward";
+    View x = view_at(info, 8);
+    if (x.ndim != 2) throw_js(env, ErrorKind::Shape, "normBackward: x must be a 2-d native view");
+    const DType dt = float_dtype(env, op, x);
+    const int64_t N = x.shape[0], D = x.shape[1];
+    View dx = view_at(info, 0), dy = view_at(info, 6), rstd = view_at(info, 14);
+    OptView dw = opt_view(info, 2), db = opt_view(info, 4), w = opt_view(info, 10), mean = opt_view(info, 12);
+    expect(env, op, "dx", dx, dt, {N, D});
+    expect(env, op, "dy", dy, dt, {N, D});
+    expect(env, op, "rstd", rstd, dt, {N});
+    for (const OptView* o : {&dw, &db, &w})
+      if (o->present) expect(env, op, "weight", o->v, dt, {D});
+    if (mean.present) expect(env, op, "mean", mean.v, dt, {N});
+    cpu::fused_kernels().norm_backward(dx, dw.get(), db.get(), dy, x, w.get(), mean.get(), rstd);
+    return env.Undefined();
+  });
+}
+
+// The cross-entropy operands: logits [N, V] at info[i], targets i32 [N] at info[i + 2].
+void check_logits(Napi::Env env, const View& logits, const View& targets) {
+  if (logits.ndim != 2) throw_js(env, ErrorKind::Shape, "crossEntropy: logits must be a 2-d native view");
+  float_dtype(env, "crossEntropy", logits);
+  expect(env, "crossEntropy", "targets", targets, DType::I32, {logits.shape[0]});
+}
+
+// crossEntropy(loss, lse, logits, targets, ignoreIndex, smoothing)
+Napi::Value CrossEntropy(const Napi::CallbackInfo& info) {
+  return guarded(info, [&]() -> Napi::Value {
+    Napi::Env env = info.Env();
+    View loss = view_at(info, 0), lse = view_at(info, 2), logits = view_at(info, 4), targets = view_at(info, 6);
+    check_logits(env, logits, targets);
+    expect(env, "crossEntropy", "loss", loss, logits.dtype, {logits.shape[0]});
+    expect(env, "crossEntropy", "lse", lse, logits.dtype, {logits.shape[0]});
+    cpu::fused_kernels().cross_entropy(loss, lse, logits, targets, int64_t(num(info, 8)), num(info, 9));
+    return env.Undefined();
+  });
+}
+
+// crossEntropyBackward(dlogits, dloss, logits, lse, targets, ignoreIndex, smoothing)
+Napi::Value CrossEntropyBackward(const Napi::CallbackInfo& info) {
+  return guarded(info, [&]() -> Napi::Value {
+    Napi::Env env = info.Env();
+    View dlogits = view_at(info, 0), dloss = view_at(info, 2), logits = view_at(info, 4), lse = view_at(info, 6);
+    View targets = view_at(info, 8);
+    check_logits(env, logits, targets);
+    expect(env, "crossEntropy", "dlogits", dlogits, logits.dtype, {logits.shape[0], logits.shape[1]});
+    expect(env, "crossEntropy", "dloss", dloss, logits.dtype, {logits.shape[0]});
+    expect(env, "crossEntropy", "lse", lse, logits.dtype, {logits.shape[0]});
+    cpu::fused_kernels().cross_entropy_backward(dlogits, dloss, logits, lse, targets, int64_t(num(info, 10)), num(info, 11));
+    return env.Undefined();
+  });
+}
+
+// adamw(p, g, m, v, lr, beta1, beta2, eps, weightDecay, bias2, stepSize): one step of p in place.
+Napi::Value AdamW(const Napi::CallbackInfo& info) {
+  return guarded(info, [&]() -> Napi::Value {
+    Napi::Env env = info.Env();
+    View p = view_at(info, 0), g = view_at(info, 2), m = view_at(info, 4), v = view_at(info, 6);
+    const DType dt = float_dtype(env, "adamw", p);
+    for (const View* o : {&g, &m, &v}) check_like(env, "adamw", p, *o, dt);
+    cpu::AdamWHyper h;
+    double* fields[7] = {&h.lr, &h.beta1, &h.beta2, &h.eps, &h.weight_decay, &h.bias2, &h.step_size};
+    for (int k = 0; k < 7; k++) *fields[k] = num(info, 8 + k);
+    cpu::fused_kernels().adamw(p, g, m, v, h);
+    return env.Undefined();
+  });
+}
+
 Napi::Object Module(Napi::Env env, Napi::Object exports) {
   auto def = [&](const char* name, Napi::Value (*fn)(const Napi::CallbackInfo&)) {
     exports.Set(name, Napi::Function::New(env, fn, name));
@@ -685,6 +797,11 @@ Napi::Object Module(Napi::Env env, Napi::Object exports) {
   def("triadGbps", TriadGbps);
   def("attention", Attention);
   def("attentionBackward", AttentionBackward);
+  def("normForward", NormForward);
+  def("normBackward", NormBackward);
+  def("crossEntropy", CrossEntropy);
+  def("crossEntropyBackward", CrossEntropyBackward);
+  def("adamw", AdamW);
   return exports;
 }
 

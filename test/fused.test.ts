@@ -6,8 +6,12 @@
 // gradcheck.test.ts.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { DTypeError, F, Generator, numThreads, rand, randn, setNumThreads, ShapeError, tidy, type Tensor } from '../src/index.ts';
+import {
+  DTypeError, F, Generator, IndexError, numThreads, rand, randint, randn, setNumThreads, ShapeError, tensor, tidy, type Tensor,
+} from '../src/index.ts';
 import { attention } from '../src/tensor/ops/attention.ts';
+import { adamwStep } from '../src/tensor/ops/adamw.ts';
+import { normRows } from '../src/tensor/ops/norm.ts';
 
 const arr = (t: Tensor): number[] => Array.from(t.data() as ArrayLike<number>, Number);
 
@@ -97,6 +101,105 @@ test('fused attention op: wrong shapes and dtypes are typed errors', () => tidy(
   assert.throws(() => attention(q, k, v, { ...o, keyPaddingMask: randn([1, 5]) }), is(DTypeError));
   assert.throws(() => attention(q, k.to('f64'), v, o), is(DTypeError));
   assert.throws(() => attention(q.reshape([2, 3, 4]), k, v, o), is(ShapeError));
+}));
+
+// ---- norms, cross-entropy, AdamW ----------------------------------------------------------------
+
+/** x's values in a transposed layout: a non-contiguous view with the same shape and values. */
+function strided(x: Tensor): Tensor {
+  return x.transpose(0, -1).contiguous().transpose(0, -1);
+}
+
+/** Runs f on fresh leaves (made by make, which must be deterministic) and returns [y, ...grads]. */
+function withGrads(make: () => Tensor[], f: (...xs: Tensor[]) => Tensor, gout: Tensor): Tensor[] {
+  const xs = make().map((t) => t.requiresGrad_());
+  const y = f(...xs);
+  y.mul(gout).sum().backward();
+  return [y, ...xs.map((t) => t.grad!)];
+}
+
+function assertClose(a: Tensor[], b: Tensor[], tol: number, what: string): void {
+  a.forEach((t, i) => {
+    const e = relErr(t, b[i]);
+    assert.ok(e < tol, `${what} [${i}]: relative error ${e}`);
+  });
+}
+
+test('fused layerNorm, rmsNorm and groupNorm match their composed formulas, with gradients (f32, strided, odd sizes)', () => tidy(() => {
+  const g = new Generator(5);
+  const [N, D] = [67, 301];
+  const x0 = randn([N, D], { generator: g }).mul(3).add(1), w0 = randn([D], { generator: g }), b0 = randn([D], { generator: g });
+  const gout = randn([N, D], { generator: g });
+  const make = () => [strided(x0.clone()), w0.clone(), b0.clone()];
+  const ln = (x: Tensor, w: Tensor, b: Tensor) => {
+    const mu = x.mean(-1, true);
+    return x.sub(mu).mul(x.var(-1, { correction: 0, keepdim: true }).add(1e-5).rsqrt()).mul(w).add(b);
+  };
+  assertClose(withGrads(make, (x, w, b) => F.layerNorm(x, D, w, b), gout), withGrads(make, ln, gout), 1e-5, 'layerNorm');
+  const rms = (x: Tensor, w: Tensor) => x.mul(x.square().mean(-1, true).add(1e-6).rsqrt()).mul(w);
+  const make2 = () => make().slice(0, 2);
+  assertClose(withGrads(make2, (x, w) => F.rmsNorm(x, w), gout), withGrads(make2, rms, gout), 1e-5, 'rmsNorm');
+  // groupNorm of [N, C, L] in 3 groups: the fused rows are the groups.
+  const xg = randn([4, 6, 37], { generator: g }), gg = randn([4, 6, 37], { generator: g });
+  const wg = randn([6], { generator: g }), bg = randn([6], { generator: g });
+  const gn = (x: Tensor, w: Tensor, b: Tensor) => {
+    const r = x.reshape([4, 3, -1]);
+    const y = r.sub(r.mean(-1, true)).mul(r.var(-1, { correction: 0, keepdim: true }).add(1e-5).rsqrt()).reshape([4, 6, 37]);
+    return y.mul(w.reshape([6, 1])).add(b.reshape([6, 1]));
+  };
+  const mg = () => [xg.clone(), wg.clone(), bg.clone()];
+  assertClose(withGrads(mg, (x, w, b) => F.groupNorm(x, 3, w, b), gg), withGrads(mg, gn, gg), 1e-5, 'groupNorm');
+}));
+
+test('fused crossEntropy matches logSoftmax + gather, with gradients (ignoreIndex, smoothing, every reduction)', () => tidy(() => {
+  const g = new Generator(6);
+  const [N, V] = [45, 1031];
+  const x0 = randn([N, V], { generator: g }).mul(4);
+  const t = randint(0, V, [N], { generator: g }).where(rand([N], { generator: g }).lt(0.8), -100);
+  for (const [s, reduction] of [[0, 'mean'], [0.1, 'sum'], [0.2, 'none']] as const) {
+    const gout = reduction === 'none' ? randn([N], { generator: g }) : tensor(1.5);
+    const ref = (x: Tensor) => {
+      const logp = x.logSoftmax(-1), valid = t.ne(-100);
+      const nll = logp.gather(1, t.where(valid, 0).unsqueeze(1)).reshape([N]).neg();
+      const l = nll.mul(1 - s).add(logp.mean(-1).mul(-s)).where(valid, 0);
+      return reduction === 'none' ? l : reduction === 'sum' ? l.sum() : l.sum().div(valid.sum());
+    };
+    const make = () => [strided(x0.clone())];
+    assertClose(withGrads(make, (x) => F.crossEntropy(x, t, { labelSmoothing: s, reduction }), gout), withGrads(make, ref, gout), 1e-5,
+      `crossEntropy ${reduction} smoothing ${s}`);
+  }
+  assert.throws(() => F.crossEntropy(x0, t.where(t.ne(-100), V)), (e: unknown) => e instanceof IndexError && /target 1031 is out of range for 1031 classes/.test(e.message));
+}));
+
+test('fused AdamW step matches the composed update over several steps (f32 and f64)', () => tidy(() => {
+  for (const dtype of ['f32', 'f64'] as const) {
+    const g = new Generator(7);
+    const p0 = randn([37, 5], { generator: g, dtype }), grads = [0, 1, 2].map(() => randn([37, 5], { generator: g, dtype }));
+    const [lr, b1, b2, eps, wd] = [1e-2, 0.9, 0.95, 1e-8, 0.1];
+    const fused = [p0.clone(), p0.mul(0), p0.mul(0)];
+    let [p, m, v] = [p0, p0.mul(0), p0.mul(0)];
+    grads.forEach((gr, i) => {
+      const step = i + 1;
+      adamwStep(fused[0], gr, fused[1], fused[2], { lr, beta1: b1, beta2: b2, eps, weightDecay: wd, step });
+      const decayed = p.mul(1 - lr * wd);
+      m = m.mul(b1).add(gr.mul(1 - b1));
+      v = v.mul(b2).add(gr.mul(gr).mul(1 - b2));
+      p = decayed.sub(m.div(v.sqrt().div(Math.sqrt(1 - b2 ** step)).add(eps)).mul(lr / (1 - b1 ** step)));
+    });
+    // The same arithmetic in the same order; only the compiler's FMA contraction may differ.
+    assertClose(fused, [p, m, v], dtype === 'f32' ? 1e-6 : 1e-14, `adamw ${dtype}`);
+  }
+}));
+
+test('fused norm and AdamW ops: wrong shapes and dtypes are typed errors', () => tidy(() => {
+  const is = (cls: typeof ShapeError | typeof DTypeError) => (e: unknown) => e instanceof cls;
+  const x = randn([4, 5]);
+  assert.throws(() => normRows(x, { weight: randn([4]), bias: null, eps: 1e-5, rms: true }), is(ShapeError));
+  assert.throws(() => normRows(x, { weight: randn([5], { dtype: 'f64' }), bias: null, eps: 1e-5, rms: true }), is(DTypeError));
+  assert.throws(() => normRows(x.reshape([20]), { weight: null, bias: null, eps: 1e-5, rms: false }), is(ShapeError));
+  const h = { lr: 1, beta1: 0.9, beta2: 0.99, eps: 1e-8, weightDecay: 0, step: 1 };
+  assert.throws(() => adamwStep(x, randn([5, 4]), x.clone(), x.clone(), h), is(ShapeError));
+  assert.throws(() => adamwStep(x.to('bf16'), x, x, x, h), is(DTypeError));
 }));
 
 test.run();

@@ -338,6 +338,12 @@ add_('attention fused Lq > Lk key padding', [I([2, 1, 7, 4]), I([2, 1, 3, 4]), I
   F.scaledDotProductAttention(q, k, v, { causal: true, keyPaddingMask: kpm().narrow(1, 0, 3), scale: 0.7 }));
 add_('attention fused key padding', [I([2, 3, 4]), I([2, 7, 4]), I([2, 7, 3])], (q, k, v) =>
   F.scaledDotProductAttention(q, k, v, { keyPaddingMask: kpm() }));
+// The fused row kernels (native/cpu/kernels/norm.cpp, cross_entropy.cpp) behind F's norms and loss.
+add_('layerNorm fused', [I([3, 2, 5]), I([2, 5]), I([2, 5])], (x, w, b) => F.layerNorm(x, [2, 5], w, b));
+add_('rmsNorm fused', [I([4, 7]), I([7])], (x, w) => F.rmsNorm(x, w));
+add_('groupNorm fused', [I([2, 4, 3]), I([4]), I([4])], (x, w, b) => F.groupNorm(x, 2, w, b));
+add_('crossEntropy fused ignore smoothing', [I([5, 6])], (x) =>
+  F.crossEntropy(x, tensor([1, -100, 5, 0, 2], { dtype: 'i32' }), { labelSmoothing: 0.1 }));
 
 // ---- running -------------------------------------------------------------------------------
 

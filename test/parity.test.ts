@@ -854,6 +854,32 @@ add<AttnArgs>({
   tol: ([q, k, v, bias], a) => ({ growth: Math.sqrt(q.shape[3] + k.shape[2]), mag: attnRef([q, k, R.map(v, Math.abs), bias], a) }),
 });
 
+// The fused row kernels behind F.layerNorm and F.rmsNorm (bf16 computed in f32), rows past the
+// vector width and a block of 32 rows.
+/** LayerNorm (RMSNorm without the mean) in f64, and the magnitude its rounding error scales with:
+ * (|x| + |mean|) * rstd * |w| + |b|, large where a nearly constant row makes rstd large. */
+function layerNormRef(x: Ref, w: Ref, b: Ref, rms: boolean): { y: Ref; mag: Ref } {
+  const D = x.shape[x.shape.length - 1];
+  const mu = rms ? R.makeRef([...x.shape.slice(0, -1), 1], () => 0) : R.reduce(x, -1, true, (v) => R.fsum(v) / D);
+  const c = R.zip(x, mu, (a, m) => a - m);
+  const rstd = R.reduce(c, -1, true, (v) => 1 / Math.sqrt(R.fsum(v.map((e) => e * e)) / D + 1e-5));
+  const y = R.zip3(R.zip(c, rstd, (a, r) => a * r), w, b, (v, wi, bi) => v * wi + bi);
+  const scaleMag = R.zip3(R.zip(x, mu, (a, m) => Math.abs(a) + Math.abs(m)), rstd, w, (a, r, wi) => a * r * Math.abs(wi));
+  return { y, mag: R.zip(scaleMag, b, (m, bi) => m + Math.abs(bi)) };
+}
+for (const rms of [false, true]) {
+  add<{ rms: boolean }>({
+    name: rms ? 'rmsNorm' : 'layerNorm',
+    dtypes: FLOAT,
+    configs: (g, dt) => [[3, 7], [37, 33], [1, 1], [2, 3, 130]].map((sx) => ({
+      inputs: [g.in(sx, D(dt)), g.in(sx.slice(-1), D(dt)), g.in(sx.slice(-1), D(dt))], args: { rms },
+    })),
+    run: ([x, w, b], a) => (a.rms ? E.F.rmsNorm(x, w, 1e-5).add(b) : E.F.layerNorm(x, x.shape[x.ndim - 1], w, b)),
+    ref: ([x, w, b], a) => layerNormRef(x, w, b, a.rms).y,
+    tol: ([x, w, b], a) => ({ growth: Math.sqrt(x.shape[x.shape.length - 1]), mag: layerNormRef(x, w, b, a.rms).mag }),
+  });
+}
+
 // ---- running a case ------------------------------------------------------------------------
 
 /**

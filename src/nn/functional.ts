@@ -6,7 +6,7 @@
 // the composed body as the general path and the tests' reference. Every body runs in tidy, so its
 // temporaries are freed at once (the backward graph keeps what it needs). bf16 inputs of the
 // norms and the loss are computed in f32 and cast back, as PyTorch's kernels accumulate.
-import { isFloat } from '../tensor/dtype.ts';
+import { isFloat, promoteTypes } from '../tensor/dtype.ts';
 import { DTypeError, IndexError, ShapeError, ValueError } from '../tensor/errors.ts';
 import { tidy } from '../tensor/memory.ts';
 import { bernoulli, type Generator } from '../tensor/random.ts';
@@ -19,6 +19,8 @@ import { embedding as lookup, gather, matmul } from '../tensor/ops/linalg.ts';
 import { logSoftmax, max, mean, softmax, sum, variance } from '../tensor/ops/reduce.ts';
 import { expand, reshape, to, transpose, unsqueeze } from '../tensor/ops/views.ts';
 import { attention } from '../tensor/ops/attention.ts';
+import { normRows } from '../tensor/ops/norm.ts';
+import { crossEntropyRows } from '../tensor/ops/cross_entropy.ts';
 import { noGrad } from '../autograd/grad_mode.ts';
 
 export { relu, gelu, silu, type GeluOptions } from '../tensor/ops/elementwise.ts';
@@ -93,6 +95,21 @@ export function embedding(ids: Tensor, weight: Tensor, opts: EmbeddingOptions = 
   });
 }
 
+/**
+ * Whether the fused row normalisation (src/tensor/ops/norm.ts) applies: on the CPU, with
+ * elements, and no weight or bias whose dtype would widen the result (the composed path keeps
+ * PyTorch's type promotion there).
+ */
+function fusedNormApplies(x: Tensor, ...params: (Tensor | null)[]): boolean {
+  return x.device === 'cpu' && x.numel > 0 && params.every((t) => !t || promoteTypes(x.dtype, t.dtype) === x.dtype);
+}
+
+/** normRows over x folded into rows of D (x is f32 or f64, as inF32 leaves it); weight and bias [D] in x's dtype. */
+function fusedRows(x: Tensor, D: number, w: Tensor | null, b: Tensor | null, eps: number, rms: boolean): Tensor {
+  const cast = (t: Tensor | null) => t && reshape(t.dtype === x.dtype ? t : to(t, x.dtype), [D]);
+  return reshape(normRows(reshape(x, [x.numel / D, D]), { weight: cast(w), bias: cast(b), eps, rms }), x.shape as number[]);
+}
+
 function normalize(x: Tensor, dims: number[], eps: number): Tensor {
   const mu = mean(x, dims, true);
   const v = variance(x, dims, { correction: 0, keepdim: true });
@@ -111,7 +128,9 @@ export function layerNorm(x: Tensor, normalizedShape: number | number[], weight?
     if (t && shapeStr(t.shape) !== shapeStr(ns)) throw new ShapeError(`layerNorm: ${arg} must have shape ${shapeStr(ns)}, got ${shapeStr(t.shape)}`);
   }
   const dims = ns.map((_, i) => x.ndim - ns.length + i);
+  const D = ns.reduce((a, c) => a * c, 1);
   return tidy(() => inF32(x, (xf) => {
+    if (fusedNormApplies(x, w, b)) return fusedRows(xf, D, w, b, eps, false);
     let y = normalize(xf, dims, eps);
     if (w) y = mul(y, w);
     return b ? add(y, b) : y;
@@ -126,6 +145,7 @@ export function rmsNorm(x: Tensor, weight?: Tensor | null, eps = 1e-6): Tensor {
   const D = x.shape[x.ndim - 1];
   if (w && (w.ndim !== 1 || w.shape[0] !== D)) throw new ShapeError(`rmsNorm: weight must have shape [${D}], got ${shapeStr(w.shape)}`);
   return tidy(() => {
+    if (fusedNormApplies(x, w)) return inF32(x, (xf) => fusedRows(xf, D, w, null, eps, true));
     const y = inF32(x, (xf) => mul(xf, rsqrt(add(mean(square(xf), -1, true), eps))));
     return w ? mul(y, w) : y;
   });
@@ -145,7 +165,8 @@ export function groupNorm(x: Tensor, numGroups: number, weight?: Tensor | null, 
   }
   const perChannel = [C, ...x.shape.slice(2).map(() => 1)];
   return tidy(() => inF32(x, (xf) => {
-    let y = reshape(normalize(reshape(xf, [N, numGroups, -1]), [2], eps), x.shape as number[]);
+    let y = fusedNormApplies(x) ? fusedRows(xf, x.numel / (N * numGroups), null, null, eps, false)
+      : reshape(normalize(reshape(xf, [N, numGroups, -1]), [2], eps), x.shape as number[]);
     if (w) y = mul(y, reshape(w, perChannel));
     return b ? add(y, reshape(b, perChannel)) : y;
   }));
@@ -198,8 +219,14 @@ export function crossEntropy(logits: Tensor, targets: Tensor, opts: CrossEntropy
   }
   const V = logits.shape[logits.ndim - 1];
   return tidy(() => inF32(logits, (lf) => {
-    const logp = logSoftmax(reshape(lf, [-1, V]), 1);
     const t = reshape(targets, [-1]);
+    if (lf.device === 'cpu' && V > 0) {
+      // The fused kernel (src/tensor/ops/cross_entropy.ts): per-row losses, never the probabilities.
+      const rows = crossEntropyRows(reshape(lf, [-1, V]), t, { ignoreIndex: ignore, labelSmoothing: s });
+      if (reduction === 'none') return reshape(rows, targets.shape as number[]);
+      return reduction === 'sum' ? sum(rows) : sum(rows).div(sum(ne(t, ignore)));
+    }
+    const logp = logSoftmax(reshape(lf, [-1, V]), 1);
     const valid = ne(t, ignore);
     // Ignored positions would index out of range: gather row 0 there and mask the result.
     const safe = where(valid, t, 0);

@@ -154,7 +154,7 @@ void forward_block(const Args<T>& a, const View& out, const View& lse, int64_t b
         std::fill(sr, sr + np, T(0));
         continue;
       }
-      const T sum = exp_shift_sum(sr, np, mnew);
+      const T sum = exp_shift_sum(sr, sr, np, mnew);
       const T alpha = m[r] == T(kNegInf) ? T(0) : T(std::exp(m[r] - mnew));
       l[r] = l[r] * alpha + sum;
       m[r] = mnew;
@@ -235,7 +235,7 @@ void backward_head(const Args<T>& a, const View& dout, const View& out, const Vi
         T* dsr = ds + r * np;
         logits_row(a, b, h, i, j0, n, np, pr);
         if (lr[i] == T(kNegInf)) std::fill(pr, pr + np, T(0));
-        else exp_shift_sum(pr, np, lr[i]);
+        else exp_shift_sum(pr, pr, np, lr[i]);
         for (int64_t j = 0; j < np; j++) dsr[j] = pr[j] * (dsr[j] - dr[i]);
         if (g.dbias) {
           const View& gb = *g.dbias;

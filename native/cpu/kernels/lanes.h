@@ -5,17 +5,20 @@
 //
 // What is here:
 //  - Vec<T>: the vector type of T; kLanes<T> its width; load/store (unaligned), splat.
-//  - max_row, exp_shift_sum: the two row passes of a softmax, on exp_vec.
+//  - max_row, sum_row, dot_row, sqdev_row, exp_shift_sum: row passes (softmax, norms), any length.
 //  - exp_vec: exp of a vector of f32, Cephes' expf (range reduction to r in [-ln2/2, ln2/2], a
 //    degree-6 polynomial, 2^n built in the exponent bits), within 2 ulp of the correctly rounded
 //    value; arguments below -87.3 give exactly 0 (so -inf gives 0, which masked softmax entries
 //    rely on). f64, used for references and gradcheck, calls std::exp per element.
+//  - dense_row: a row of a strided 2-d View as a dense array.
 //  - madd_tile: C (+)= A B on small tiles, the one matrix product the fused kernels need.
 #pragma once
 #include <cmath>
 #include <cstdint>
 #include <cstring>
 #include <limits>
+
+#include "../../core/view.h"
 
 #pragma GCC diagnostic ignored "-Wpsabi"
 
@@ -77,37 +80,99 @@ inline vf32 exp_vec(vf32 x) {
   return dead ? splat(0.0f) : e;
 }
 
-// The largest of x[i], i < n (n a multiple of kLanes<T>); -inf when n = 0.
+// Row r of a 2-d view as a dense array: the view's own memory when its rows are contiguous,
+// else a copy into buf (which holds shape[1] elements).
+template <class T>
+const T* dense_row(const View& x, int64_t r, T* buf) {
+  const T* p = x.ptr<T>() + r * x.strides[0];
+  const int64_t n = x.shape[1], s = x.strides[1];
+  if (s == 1 || n <= 1) return p;
+  for (int64_t j = 0; j < n; j++) buf[j] = p[j * s];
+  return buf;
+}
+
+// Row reductions over x[i], i < n (any n: whole vectors, then the tail one by one). The order
+// of the additions depends only on n, so results are the same bits on every run.
 template <class T>
 inline T max_row(const T* x, int64_t n) {
   constexpr int W = kLanes<T>;
   Vec<T> m = splat(-std::numeric_limits<T>::infinity());
-  for (int64_t i = 0; i < n; i += W) {
+  int64_t i = 0;
+  for (; i + W <= n; i += W) {
     const Vec<T> v = vload(x + i);
     m = v > m ? v : m;
   }
   T r = m[0];
   for (int l = 1; l < W; l++) r = m[l] > r ? m[l] : r;
+  for (; i < n; i++) r = x[i] > r ? x[i] : r;
   return r;
 }
 
-// x[i] = exp(x[i] - shift) for i < n (n a multiple of kLanes<T>); returns their sum.
-inline float exp_shift_sum(float* x, int64_t n, float shift) {
+template <class T>
+inline T sum_row(const T* x, int64_t n) {
+  constexpr int W = kLanes<T>;
+  Vec<T> acc{};
+  int64_t i = 0;
+  for (; i + W <= n; i += W) acc += vload(x + i);
+  T r = 0;
+  for (int l = 0; l < W; l++) r += acc[l];
+  for (; i < n; i++) r += x[i];
+  return r;
+}
+
+template <class T>
+inline T dot_row(const T* x, const T* y, int64_t n) {
+  constexpr int W = kLanes<T>;
+  Vec<T> acc{};
+  int64_t i = 0;
+  for (; i + W <= n; i += W) acc += vload(x + i) * vload(y + i);
+  T r = 0;
+  for (int l = 0; l < W; l++) r += acc[l];
+  for (; i < n; i++) r += x[i] * y[i];
+  return r;
+}
+
+// sum of (x[i] - c)^2.
+template <class T>
+inline T sqdev_row(const T* x, int64_t n, T c) {
+  constexpr int W = kLanes<T>;
+  Vec<T> acc{};
+  int64_t i = 0;
+  for (; i + W <= n; i += W) {
+    const Vec<T> d = vload(x + i) - c;
+    acc += d * d;
+  }
+  T r = 0;
+  for (int l = 0; l < W; l++) r += acc[l];
+  for (; i < n; i++) r += (x[i] - c) * (x[i] - c);
+  return r;
+}
+
+// out[i] = exp(x[i] - shift) for i < n (out may be x); returns their sum.
+inline float exp_shift_sum(float* out, const float* x, int64_t n, float shift) {
   constexpr int W = kLanes<float>;
   vf32 acc{};
-  for (int64_t i = 0; i < n; i += W) {
+  int64_t i = 0;
+  for (; i + W <= n; i += W) {
     const vf32 e = exp_vec(vload(x + i) - shift);
-    vstore(x + i, e);
+    vstore(out + i, e);
     acc += e;
   }
   float r = 0;
   for (int l = 0; l < W; l++) r += acc[l];
+  if (i < n) {  // the tail through one padded vector, so every element takes the same exp
+    const int64_t rest = n - i;
+    float tail[W];
+    for (int l = 0; l < W; l++) tail[l] = l < rest ? x[i + l] - shift : -std::numeric_limits<float>::infinity();
+    vstore(tail, exp_vec(vload(tail)));
+    for (int64_t l = 0; l < rest; l++) r += (out[i + l] = tail[l]);
+  }
   return r;
 }
 
-inline double exp_shift_sum(double* x, int64_t n, double shift) {
+inline double exp_shift_sum(double* out, const double* x, int64_t n, double shift) {
   double r = 0;
-  for (int64_t i = 0; i < n; i++) r += (x[i] = std::exp(x[i] - shift));
+  for (int64_t i = 0; i < n; i++) r += (out[i] = std::exp(x[i] - shift));
   return r;
 }
 

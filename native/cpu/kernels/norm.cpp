@@ -1,0 +1,146 @@
+// norm.cpp: LayerNorm and RMSNorm over the rows of x [N, D], forward and backward, fused.
+//
+//   LayerNorm: y = (x - mean) * rstd * w + b,  rstd = 1 / sqrt(var + eps)  (biased variance)
+//   RMSNorm:   y = x * rstd * w,               rstd = 1 / sqrt(mean(x^2) + eps)
+//
+// (RMSNorm is LayerNorm without the mean: `mean` is null.) The forward reads each row once from
+// memory: the statistics pass leaves the row in L1 for the normalising pass. It saves mean and
+// rstd per row for the backward, which is one pass too. With xhat = (x - mean) * rstd and
+// gx = dy * w:
+//   dx = rstd * (gx - mean(gx) - xhat * mean(gx * xhat))   (RMSNorm: no mean(gx) term)
+//   dw = sum over rows of dy * xhat,  db = sum over rows of dy.
+// dw and db are summed per block of 32 rows, then the blocks in order, so the result does not
+// depend on the thread count (the design's determinism rule). Strided x, dy and y are packed
+// row by row; w and b may be strided too. f32 and f64 (bf16 callers compute in f32).
+#include <algorithm>
+#include <cmath>
+#include <string>
+#include <vector>
+
+#include "../../core/errors.h"
+#include "../fused.h"
+#include "../thread_pool.h"
+#include "lanes.h"
+
+namespace emu::cpu::EMU_ISA {
+namespace {
+
+constexpr int64_t kRowBlock = 32;
+
+// A [D] vector as a dense array (w, b), or null.
+template <class T>
+std::vector<T> dense(const View* v) {
+  std::vector<T> out;
+  if (!v) return out;
+  out.resize(size_t(v->shape[0]));
+  for (int64_t j = 0; j < v->shape[0]; j++) out[size_t(j)] = v->ptr<T>()[j * v->strides[0]];
+  return out;
+}
+
+template <class T>
+void store_row(const View& y, int64_t r, const T* row) {
+  T* p = y.ptr<T>() + r * y.strides[0];
+  const int64_t n = y.shape[1], s = y.strides[1];
+  if (s == 1) std::copy(row, row + n, p);
+  else for (int64_t j = 0; j < n; j++) p[j * s] = row[j];
+}
+
+template <class T>
+void forward(const View& y, const View* mean, const View& rstd, const View& x, const View* w, const View* b, double eps) {
+  const int64_t N = x.shape[0], D = x.shape[1];
+  const std::vector<T> wd = dense<T>(w), bd = dense<T>(b);
+  parallel_for(N, std::max<int64_t>(1, 4096 / std::max<int64_t>(D, 1)), [&](int64_t r0, int64_t r1) {
+    std::vector<T> buf(size_t(2 * D));
+    T* out = buf.data() + D;
+    for (int64_t r = r0; r < r1; r++) {
+      const T* xr = dense_row(x, r, buf.data());
+      const T mu = mean ? sum_row(xr, D) / T(D) : T(0);
+      const T var = sqdev_row(xr, D, mu) / T(D);  // two passes over the row in L1: no cancellation
+      const T rs = T(1) / std::sqrt(var + T(eps));
+      for (int64_t j = 0; j < D; j++) {
+        T v = (xr[j] - mu) * rs;
+        if (w) v *= wd[size_t(j)];
+        if (b) v += bd[size_t(j)];
+        out[j] = v;
+      }
+      store_row(y, r, out);
+      rstd.ptr<T>()[r * rstd.strides[0]] = rs;
+      if (mean) mean->ptr<T>()[r * mean->strides[0]] = mu;
+    }
+  });
+}
+
+template <class T>
+void backward(const View& dx, const View* dw, const View* db, const View& dy, const View& x, const View* w,
+              const View* mean, const View& rstd) {
+  const int64_t N = x.shape[0], D = x.shape[1], blocks = (N + kRowBlock - 1) / kRowBlock;
+  const std::vector<T> wd = dense<T>(w);
+  // Per-block partial sums of dw and db, kept between calls so no call touches fresh pages.
+  thread_local std::vector<T> partial;
+  const bool sums = dw || db;
+  if (sums && partial.size() < size_t(2 * blocks * D)) partial.resize(size_t(2 * blocks * D));
+  T* pw = partial.data();
+  T* pb = pw + blocks * D;
+  parallel_for(blocks, 1, [&](int64_t k0, int64_t k1) {
+    std::vector<T> buf(size_t(4 * D));
+    T *xb = buf.data(), *gb = xb + D, *xh = gb + D, *gx = xh + D;
+    for (int64_t k = k0; k < k1; k++) {
+      if (sums) {
+        std::fill(pw + k * D, pw + (k + 1) * D, T(0));
+        std::fill(pb + k * D, pb + (k + 1) * D, T(0));
+      }
+      for (int64_t r = k * kRowBlock; r < std::min(N, (k + 1) * kRowBlock); r++) {
+        const T* xr = dense_row(x, r, xb);
+        const T* gr = dense_row(dy, r, gb);
+        const T mu = mean ? mean->ptr<T>()[r * mean->strides[0]] : T(0);
+        const T rs = rstd.ptr<T>()[r * rstd.strides[0]];
+        for (int64_t j = 0; j < D; j++) {
+          xh[j] = (xr[j] - mu) * rs;
+          gx[j] = w ? gr[j] * wd[size_t(j)] : gr[j];
+        }
+        const T c1 = dot_row(gx, xh, D) / T(D);
+        const T c2 = mean ? sum_row(gx, D) / T(D) : T(0);
+        for (int64_t j = 0; j < D; j++) xb[j] = rs * (gx[j] - c2 - xh[j] * c1);  // xb is free now
+        store_row(dx, r, xb);
+        if (sums) {
+          T* a = pw + k * D;
+          T* c = pb + k * D;
+          for (int64_t j = 0; j < D; j++) {
+            a[j] += gr[j] * xh[j];
+            c[j] += gr[j];
+          }
+        }
+      }
+    }
+  });
+  if (!sums) return;
+  parallel_for(D, 256, [&](int64_t j0, int64_t j1) {
+    for (int64_t j = j0; j < j1; j++) {
+      T sw = 0, sb = 0;
+      for (int64_t k = 0; k < blocks; k++) {
+        sw += pw[k * D + j];
+        sb += pb[k * D + j];
+      }
+      if (dw) dw->ptr<T>()[j * dw->strides[0]] = sw;
+      if (db) db->ptr<T>()[j * db->strides[0]] = sb;
+    }
+  });
+}
+
+}  // namespace
+
+void norm_forward(const View& y, const View* mean, const View& rstd, const View& x, const View* w, const View* b,
+                  double eps) {
+  if (x.dtype == DType::F32) forward<float>(y, mean, rstd, x, w, b, eps);
+  else if (x.dtype == DType::F64) forward<double>(y, mean, rstd, x, w, b, eps);
+  else fail(ErrorKind::DType, std::string("norm: f32 or f64 only, got ") + dtype_name(x.dtype));
+}
+
+void norm_backward(const View& dx, const View* dw, const View* db, const View& dy, const View& x, const View* w,
+                   const View* mean, const View& rstd) {
+  if (x.dtype == DType::F32) backward<float>(dx, dw, db, dy, x, w, mean, rstd);
+  else if (x.dtype == DType::F64) backward<double>(dx, dw, db, dy, x, w, mean, rstd);
+  else fail(ErrorKind::DType, std::string("norm: f32 or f64 only, got ") + dtype_name(x.dtype));
+}
+
+}  // namespace emu::cpu::EMU_ISA
