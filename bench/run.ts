@@ -16,6 +16,7 @@ import { manualSeed, runtimeInfo } from '../src/index.ts';
 import { native } from '../src/tensor/native.ts';
 import { fmtTime, formatTable, runCase, type Peaks, type Row, type TimeOptions } from './harness.ts';
 import { allCases } from './ops.ts';
+import { fusedCases } from './fused.ts';
 
 interface Args { quick: boolean; filter?: string }
 
@@ -59,7 +60,7 @@ const mode = args.quick ? 'quick' : 'full';
 const timeOpts: TimeOptions = args.quick ? { maxTime: 0.3, minSamples: 3, minTime: 0.01 } : { maxTime: 2, minSamples: 10 };
 
 const filter = args.filter?.toLowerCase();
-const cases = allCases(args.quick).filter((c) => !filter || c.suite.toLowerCase().includes(filter) || c.op.toLowerCase().includes(filter));
+const cases = [...allCases(args.quick), ...fusedCases(args.quick)].filter((c) => !filter || c.suite.toLowerCase().includes(filter) || c.op.toLowerCase().includes(filter));
 if (cases.length === 0) {
   console.error(`bench: no case matches --filter ${args.filter}`);
   process.exit(2);

@@ -57,9 +57,11 @@ void backward(const View& dx, const View& dloss, const View& x, const View& lse,
   const T s = T(smoothing);
   parallel_for(N, std::max<int64_t>(1, 4096 / std::max<int64_t>(V, 1)), [&](int64_t r0, int64_t r1) {
     std::vector<T> buf(size_t(2 * V));
-    T* out = buf.data() + V;
     for (int64_t r = r0; r < r1; r++) {
       const int64_t t = target_of(targets, r, ignore, V);
+      // Written in place when dlogits' rows are contiguous, else through buf.
+      T* d = dx.ptr<T>() + r * dx.strides[0];
+      T* out = dx.strides[1] == 1 ? d : buf.data() + V;
       if (t == ignore) {
         std::fill(out, out + V, T(0));
       } else {
@@ -70,9 +72,8 @@ void backward(const View& dx, const View& dloss, const View& x, const View& lse,
         for (int64_t j = 0; j < V; j++) out[j] = (out[j] - off) * g;
         out[t] -= (T(1) - s) * g;
       }
-      T* d = dx.ptr<T>() + r * dx.strides[0];
-      if (dx.strides[1] == 1) std::copy(out, out + V, d);
-      else for (int64_t j = 0; j < V; j++) d[j * dx.strides[1]] = out[j];
+      if (out != d)
+        for (int64_t j = 0; j < V; j++) d[j * dx.strides[1]] = out[j];
     }
   });
 }

@@ -37,12 +37,48 @@ std::vector<T> dense(const View* v) {
   return out;
 }
 
+// The element-wise row loops, on restrict pointers in a function of their own: the build uses
+// -fno-strict-aliasing, so in the kernels' lambdas every store could alias the captured
+// pointers and the loops would neither hoist their loads nor vectorise.
+template <class T>
+void normalize_row(T* __restrict out, const T* __restrict x, const T* __restrict w, const T* __restrict b, T mu, T rs,
+                   int64_t n) {
+  if (w && b) for (int64_t j = 0; j < n; j++) out[j] = (x[j] - mu) * rs * w[j] + b[j];
+  else if (w) for (int64_t j = 0; j < n; j++) out[j] = (x[j] - mu) * rs * w[j];
+  else if (b) for (int64_t j = 0; j < n; j++) out[j] = (x[j] - mu) * rs + b[j];
+  else for (int64_t j = 0; j < n; j++) out[j] = (x[j] - mu) * rs;
+}
+
+// xhat = (x - mu) rs and gx = dy w (dy when there is no weight).
+template <class T>
+void xhat_gx_row(T* __restrict xh, T* __restrict gx, const T* __restrict x, const T* __restrict dy, const T* __restrict w,
+                 T mu, T rs, int64_t n) {
+  for (int64_t j = 0; j < n; j++) xh[j] = (x[j] - mu) * rs;
+  if (w) for (int64_t j = 0; j < n; j++) gx[j] = dy[j] * w[j];
+  else for (int64_t j = 0; j < n; j++) gx[j] = dy[j];
+}
+
+// dx = rs (gx - c2 - xhat c1); dw += dy xhat; db += dy (dw, db may be null).
+template <class T>
+void dx_row(T* __restrict dx, T* __restrict dw, T* __restrict db, const T* __restrict gx, const T* __restrict xh,
+            const T* __restrict dy, T rs, T c1, T c2, int64_t n) {
+  for (int64_t j = 0; j < n; j++) dx[j] = rs * (gx[j] - c2 - xh[j] * c1);
+  if (dw) for (int64_t j = 0; j < n; j++) dw[j] += dy[j] * xh[j];
+  if (db) for (int64_t j = 0; j < n; j++) db[j] += dy[j];
+}
+
+// Where row r of the 2-d output y is written: y's own memory when its rows are contiguous, else
+// buf, which store_row then scatters.
+template <class T>
+T* out_row(const View& y, int64_t r, T* buf) {
+  return y.strides[1] == 1 ? y.ptr<T>() + r * y.strides[0] : buf;
+}
+
 template <class T>
 void store_row(const View& y, int64_t r, const T* row) {
+  if (y.strides[1] == 1) return;  // written in place (out_row)
   T* p = y.ptr<T>() + r * y.strides[0];
-  const int64_t n = y.shape[1], s = y.strides[1];
-  if (s == 1) std::copy(row, row + n, p);
-  else for (int64_t j = 0; j < n; j++) p[j * s] = row[j];
+  for (int64_t j = 0; j < y.shape[1]; j++) p[j * y.strides[1]] = row[j];
 }
 
 template <class T>
@@ -51,18 +87,13 @@ void forward(const View& y, const View* mean, const View& rstd, const View& x, c
   const std::vector<T> wd = dense<T>(w), bd = dense<T>(b);
   parallel_for(N, std::max<int64_t>(1, 4096 / std::max<int64_t>(D, 1)), [&](int64_t r0, int64_t r1) {
     std::vector<T> buf(size_t(2 * D));
-    T* out = buf.data() + D;
     for (int64_t r = r0; r < r1; r++) {
       const T* xr = dense_row(x, r, buf.data());
+      T* out = out_row(y, r, buf.data() + D);
       const T mu = mean ? sum_row(xr, D) / T(D) : T(0);
       const T var = sqdev_row(xr, D, mu) / T(D);  // two passes over the row in L1: no cancellation
       const T rs = T(1) / std::sqrt(var + T(eps));
-      for (int64_t j = 0; j < D; j++) {
-        T v = (xr[j] - mu) * rs;
-        if (w) v *= wd[size_t(j)];
-        if (b) v += bd[size_t(j)];
-        out[j] = v;
-      }
+      normalize_row(out, xr, w ? wd.data() : nullptr, b ? bd.data() : nullptr, mu, rs, D);
       store_row(y, r, out);
       rstd.ptr<T>()[r * rstd.strides[0]] = rs;
       if (mean) mean->ptr<T>()[r * mean->strides[0]] = mu;
@@ -94,22 +125,13 @@ void backward(const View& dx, const View* dw, const View* db, const View& dy, co
         const T* gr = dense_row(dy, r, gb);
         const T mu = mean ? mean->ptr<T>()[r * mean->strides[0]] : T(0);
         const T rs = rstd.ptr<T>()[r * rstd.strides[0]];
-        for (int64_t j = 0; j < D; j++) {
-          xh[j] = (xr[j] - mu) * rs;
-          gx[j] = w ? gr[j] * wd[size_t(j)] : gr[j];
-        }
+        xhat_gx_row(xh, gx, xr, gr, w ? wd.data() : nullptr, mu, rs, D);
         const T c1 = dot_row(gx, xh, D) / T(D);
         const T c2 = mean ? sum_row(gx, D) / T(D) : T(0);
-        for (int64_t j = 0; j < D; j++) xb[j] = rs * (gx[j] - c2 - xh[j] * c1);  // xb is free now
-        store_row(dx, r, xb);
-        if (sums) {
-          T* a = pw + k * D;
-          T* c = pb + k * D;
-          for (int64_t j = 0; j < D; j++) {
-            a[j] += gr[j] * xh[j];
-            c[j] += gr[j];
-          }
-        }
+        // A strided dx goes through xb: x is not read again once xhat is made.
+        T* out = out_row(dx, r, xb);
+        dx_row(out, dw ? pw + k * D : nullptr, db ? pb + k * D : nullptr, gx, xh, gr, rs, c1, c2, D);
+        store_row(dx, r, out);
       }
     }
   });
