@@ -202,4 +202,32 @@ test('fused norm and AdamW ops: wrong shapes and dtypes are typed errors', () =>
   assert.throws(() => adamwStep(x.to('bf16'), x, x, x, h), is(DTypeError));
 }));
 
+// ---- vectorised exp and softmax (lanes.h) -------------------------------------------------------
+
+test('vectorised f32 exp: within 2 ulp of exp everywhere, and exact at the edges (overflow, subnormals, NaN, inf)', () => tidy(() => {
+  const edges = [88.5, 88.72, 88.73, 89, 1e4, -87, -87.5, -100, -103.9, -104, -1e4, Infinity, -Infinity, NaN, 0, -0];
+  const values = [...edges, ...Array.from({ length: 4099 }, (_, i) => -90 + (180 * i) / 4098)].map(Math.fround);
+  const got = tensor(values).exp().data() as Float32Array;
+  const f32 = new Float32Array(values.map(Math.exp));
+  values.forEach((x, i) => {
+    const want = f32[i], g = got[i];
+    if (Number.isNaN(want)) return assert.ok(Number.isNaN(g), `exp(${x}) = ${g}`);
+    if (!Number.isFinite(want) || want === 0 || Math.abs(want) < 1.2e-38) return assert.is(g, want, `exp(${x})`);
+    const ulp = Math.abs(want) * 2 ** -23;
+    assert.ok(Math.abs(g - want) <= 2 * ulp, `exp(${x}) = ${g}, want ${want}`);
+  });
+}));
+
+test('vectorised f32 softmax and logSoftmax: close to f64, NaN lines as before, strided lines unchanged', () => tidy(() => {
+  const x = randn([5, 1037]).mul(6);
+  const ref = x.to('f64').softmax(-1), lref = x.to('f64').logSoftmax(-1);
+  assert.ok(relErr(x.softmax(-1), ref) < 1e-6, 'softmax');
+  assert.ok(relErr(x.logSoftmax(-1), lref) < 1e-6, 'logSoftmax');
+  assert.ok(relErr(x.transpose(0, 1).softmax(0).transpose(0, 1), ref) < 1e-6, 'strided');
+  const special = tensor([[1, NaN, 2], [-Infinity, -Infinity, -Infinity], [Infinity, 0, 1], [0, -Infinity, 0]]);
+  const y = arr(special.softmax(-1));
+  assert.ok(y.slice(0, 9).every(Number.isNaN), 'NaN, all -inf and +inf lines are NaN');
+  assert.equal(y.slice(9), [0.5, 0, 0.5]);
+}));
+
 test.run();

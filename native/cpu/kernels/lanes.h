@@ -5,6 +5,7 @@
 //
 // What is here:
 //  - Vec<T>: the vector type of T; kLanes<T> its width; load/store (unaligned), splat.
+//  - exp_row: exp of a row of f32, exp_vec with std::exp where it is out of range.
 //  - max_row, sum_row, dot_row, sqdev_row, exp_shift_sum: row passes (softmax, norms), any length.
 //  - exp_vec: exp of a vector of f32, Cephes' expf (range reduction to r in [-ln2/2, ln2/2], a
 //    degree-6 polynomial, 2^n built in the exponent bits), within 2 ulp of the correctly rounded
@@ -78,6 +79,26 @@ inline vf32 exp_vec(vf32 x) {
   std::memcpy(&pow2n, &bits, sizeof pow2n);
   const vf32 e = y * pow2n;
   return dead ? splat(0.0f) : e;
+}
+
+// out[i] = exp(x[i]) for i < n, std::exp's results to within 2 ulp. Vectors with a lane outside
+// exp_vec's range (overflow above 88.37, subnormal results below -87.3, NaN) take std::exp
+// lane by lane, so infinities, subnormals and NaN come out as std::exp gives them.
+inline void exp_row(float* out, const float* x, int64_t n) {
+  constexpr int W = kLanes<float>;
+  int64_t i = 0;
+  for (; i + W <= n; i += W) {
+    const vf32 v = vload(x + i);
+    const vi32 odd = (v > 88.0f) | (v < -87.0f) | (v != v);
+    bool any = false;
+    for (int l = 0; l < W; l++) any |= odd[l] != 0;
+    if (!any) {
+      vstore(out + i, exp_vec(v));
+    } else {
+      for (int l = 0; l < W; l++) out[i + l] = std::exp(x[i + l]);
+    }
+  }
+  for (; i < n; i++) out[i] = std::exp(x[i]);
 }
 
 // Row r of a 2-d view as a dense array: the view's own memory when its rows are contiguous,
