@@ -49,19 +49,49 @@ void normalize_row(T* __restrict out, const T* __restrict x, const T* __restrict
   else for (int64_t j = 0; j < n; j++) out[j] = (x[j] - mu) * rs;
 }
 
-// xhat = (x - mu) rs and gx = dy w (dy when there is no weight).
+// xhat = (x - mu) rs and gx = dy w (dy when there is no weight), in one pass that also returns
+// sum(gx xhat) and sum(gx) (the backward's two row constants, before dividing by D).
 template <class T>
 void xhat_gx_row(T* __restrict xh, T* __restrict gx, const T* __restrict x, const T* __restrict dy, const T* __restrict w,
-                 T mu, T rs, int64_t n) {
-  for (int64_t j = 0; j < n; j++) xh[j] = (x[j] - mu) * rs;
-  if (w) for (int64_t j = 0; j < n; j++) gx[j] = dy[j] * w[j];
-  else for (int64_t j = 0; j < n; j++) gx[j] = dy[j];
+                 T mu, T rs, int64_t n, T* dot, T* sum) {
+  constexpr int W = kLanes<T>;
+  Vec<T> vd{}, vs{};
+  int64_t j = 0;
+  for (; j + W <= n; j += W) {
+    const Vec<T> h = (vload(x + j) - mu) * rs;
+    const Vec<T> gv = w ? vload(dy + j) * vload(w + j) : vload(dy + j);
+    vstore(xh + j, h);
+    vstore(gx + j, gv);
+    vd += gv * h;
+    vs += gv;
+  }
+  T d = 0, s = 0;
+  for (int l = 0; l < W; l++) {
+    d += vd[l];
+    s += vs[l];
+  }
+  for (; j < n; j++) {
+    xh[j] = (x[j] - mu) * rs;
+    gx[j] = w ? dy[j] * w[j] : dy[j];
+    d += gx[j] * xh[j];
+    s += gx[j];
+  }
+  *dot = d;
+  *sum = s;
 }
 
 // dx = rs (gx - c2 - xhat c1); dw += dy xhat; db += dy (dw, db may be null).
 template <class T>
 void dx_row(T* __restrict dx, T* __restrict dw, T* __restrict db, const T* __restrict gx, const T* __restrict xh,
             const T* __restrict dy, T rs, T c1, T c2, int64_t n) {
+  if (dw && db) {  // one pass (LayerNorm with weight and bias)
+    for (int64_t j = 0; j < n; j++) {
+      dx[j] = rs * (gx[j] - c2 - xh[j] * c1);
+      dw[j] += dy[j] * xh[j];
+      db[j] += dy[j];
+    }
+    return;
+  }
   for (int64_t j = 0; j < n; j++) dx[j] = rs * (gx[j] - c2 - xh[j] * c1);
   if (dw) for (int64_t j = 0; j < n; j++) dw[j] += dy[j] * xh[j];
   if (db) for (int64_t j = 0; j < n; j++) db[j] += dy[j];
@@ -125,9 +155,10 @@ void backward(const View& dx, const View* dw, const View* db, const View& dy, co
         const T* gr = dense_row(dy, r, gb);
         const T mu = mean ? mean->ptr<T>()[r * mean->strides[0]] : T(0);
         const T rs = rstd.ptr<T>()[r * rstd.strides[0]];
-        xhat_gx_row(xh, gx, xr, gr, w ? wd.data() : nullptr, mu, rs, D);
-        const T c1 = dot_row(gx, xh, D) / T(D);
-        const T c2 = mean ? sum_row(gx, D) / T(D) : T(0);
+        T dot, sum;
+        xhat_gx_row(xh, gx, xr, gr, w ? wd.data() : nullptr, mu, rs, D, &dot, &sum);
+        const T c1 = dot / T(D);
+        const T c2 = mean ? sum / T(D) : T(0);
         // A strided dx goes through xb: x is not read again once xhat is made.
         T* out = out_row(dx, r, xb);
         dx_row(out, dw ? pw + k * D : nullptr, db ? pb + k * D : nullptr, gx, xh, gr, rs, c1, c2, D);
