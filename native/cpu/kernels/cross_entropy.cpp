@@ -33,12 +33,12 @@ void forward(const View& loss, const View& lse, const View& x, const View& targe
   const int64_t N = x.shape[0], V = x.shape[1];
   const T s = T(smoothing);
   parallel_for(N, std::max<int64_t>(1, 4096 / std::max<int64_t>(V, 1)), [&](int64_t r0, int64_t r1) {
-    std::vector<T> buf(size_t(2 * V));
+    std::vector<T> buf(static_cast<size_t>(V));
     for (int64_t r = r0; r < r1; r++) {
       const T* xr = dense_row(x, r, buf.data());
       const int64_t t = target_of(targets, r, ignore, V);
       const T m = max_row(xr, V);
-      const T l = V == 0 ? T(-INFINITY) : m + T(std::log(exp_shift_sum(buf.data() + V, xr, V, m)));
+      const T l = m + T(std::log(exp_shift_total(xr, V, m)));
       T out = 0;
       if (t != ignore) {
         out = (T(1) - s) * (l - xr[t]);
@@ -67,9 +67,7 @@ void backward(const View& dx, const View& dloss, const View& x, const View& lse,
       } else {
         const T* xr = dense_row(x, r, buf.data());
         const T g = dloss.ptr<T>()[r * dloss.strides[0]];
-        exp_shift_sum(out, xr, V, lse.ptr<T>()[r * lse.strides[0]]);
-        const T off = s / T(V);
-        for (int64_t j = 0; j < V; j++) out[j] = (out[j] - off) * g;
+        exp_shift_affine(out, xr, V, lse.ptr<T>()[r * lse.strides[0]], s / T(V), g);
         out[t] -= (T(1) - s) * g;
       }
       if (out != d)

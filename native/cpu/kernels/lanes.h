@@ -6,7 +6,8 @@
 // What is here:
 //  - Vec<T>: the vector type of T; kLanes<T> its width; load/store (unaligned), splat.
 //  - exp_row: exp of a row of f32, exp_vec with std::exp where it is out of range.
-//  - max_row, sum_row, dot_row, sqdev_row, exp_shift_sum: row passes (softmax, norms), any length.
+//  - max_row, sum_row, dot_row, sqdev_row, exp_shift_sum, exp_shift_total,
+//    exp_shift_affine: row passes (softmax, norms), any length.
 //  - exp_vec: exp of a vector of f32, Cephes' expf (range reduction to r in [-ln2/2, ln2/2], a
 //    degree-6 polynomial, 2^n built in the exponent bits), within 2 ulp of the correctly rounded
 //    value; arguments below -87.3 give exactly 0 (so -inf gives 0, which masked softmax entries
@@ -189,6 +190,37 @@ inline float exp_shift_sum(float* out, const float* x, int64_t n, float shift) {
     for (int64_t l = 0; l < rest; l++) r += (out[i + l] = tail[l]);
   }
   return r;
+}
+
+// sum of exp(x[i] - shift), nothing stored (a log-sum-exp's pass).
+inline float exp_shift_total(const float* x, int64_t n, float shift) {
+  constexpr int W = kLanes<float>;
+  vf32 acc{};
+  int64_t i = 0;
+  for (; i + W <= n; i += W) acc += exp_vec(vload(x + i) - shift);
+  float r = 0;
+  for (int l = 0; l < W; l++) r += acc[l];
+  for (; i < n; i++) r += exp_vec(splat(x[i] - shift))[0];
+  return r;
+}
+
+inline double exp_shift_total(const double* x, int64_t n, double shift) {
+  double r = 0;
+  for (int64_t i = 0; i < n; i++) r += std::exp(x[i] - shift);
+  return r;
+}
+
+// out[i] = (exp(x[i] - shift) - sub) * scale: softmax minus a constant, scaled (cross-entropy's
+// gradient) in one pass.
+inline void exp_shift_affine(float* out, const float* x, int64_t n, float shift, float sub, float scale) {
+  constexpr int W = kLanes<float>;
+  int64_t i = 0;
+  for (; i + W <= n; i += W) vstore(out + i, (exp_vec(vload(x + i) - shift) - sub) * scale);
+  for (; i < n; i++) out[i] = (exp_vec(splat(x[i] - shift))[0] - sub) * scale;
+}
+
+inline void exp_shift_affine(double* out, const double* x, int64_t n, double shift, double sub, double scale) {
+  for (int64_t i = 0; i < n; i++) out[i] = (std::exp(x[i] - shift) - sub) * scale;
 }
 
 inline double exp_shift_sum(double* out, const double* x, int64_t n, double shift) {
