@@ -19,6 +19,7 @@ import { attachReference, fmtTime, formatTable, runCase, type Peaks, type Row, t
 import { allCases } from './ops.ts';
 import { openblasRunner } from './ref/openblas.ts';
 import { torchRunner } from './ref/torch.ts';
+import { fusedCases } from './fused.ts';
 
 interface Args { quick: boolean; noRef: boolean; filter?: string }
 
@@ -63,7 +64,7 @@ const mode = args.quick ? 'quick' : 'full';
 const timeOpts: TimeOptions = args.quick ? { maxTime: 0.3, minSamples: 3, minTime: 0.01 } : { maxTime: 2, minSamples: 10 };
 
 const filter = args.filter?.toLowerCase();
-const cases = allCases(args.quick).filter((c) => !filter || c.suite.toLowerCase().includes(filter) || c.op.toLowerCase().includes(filter));
+const cases = [...allCases(args.quick), ...fusedCases(args.quick)].filter((c) => !filter || c.suite.toLowerCase().includes(filter) || c.op.toLowerCase().includes(filter));
 if (cases.length === 0) {
   console.error(`bench: no case matches --filter ${args.filter}`);
   process.exit(2);
