@@ -4,6 +4,15 @@
 // regression of the next visual embedding. AdamW (0.9, 0.98), eps 1e-6, weight decay 0.05;
 // learning-rate groups vision : LLM : causal transformer = 4 : 3 : 10; warm-up then cosine.
 // Starts from the clip stage's vision tower and the lm stage's LLM when those have run.
+//
+// Captioning first. With the regression on from step 0, the tiny model's visual embeddings
+// collapse: the C-Former learns an image-independent output (a constant is the easiest thing to
+// regress, and the warmed-up LLM predicts captions well without the image), and CE on held-out
+// captions stops depending on the image within ~50 steps. So the first CAPTION_WARMUP of the
+// steps train on captioning pairs (image first) with CE only (regression weight 0), as Emu2's
+// first stage does, until the model reads the image; the unified objective on the full mixture
+// follows (train.ts gives this stage the two phases' data). The paper's learning-rate ratio
+// vision : LLM : C-Former = 4 : 3 : 10 is kept; the recipe's lr is the LLM's.
 import { Emu } from '../../emu.ts';
 import { EVA_UNUSED_PREFIXES } from '../../vision.ts';
 import type { Sample } from '../../data/sample.ts';
@@ -28,6 +37,9 @@ export function initialEmu(ctx: StageContext): Emu {
   return emu;
 }
 
+/** Fraction of the pretrain steps trained with CE only before the regression loss joins. */
+export const CAPTION_WARMUP = 0.3;
+
 export function pretrainStage(ctx: StageContext, data: BatchSource<Sample[]>): StageSpec<Sample[]> {
   const emu = initialEmu(ctx);
   emu.train();
@@ -41,7 +53,8 @@ export function pretrainStage(ctx: StageContext, data: BatchSource<Sample[]>): S
     name: 'pretrain', steps: ctx.options.steps, modules: { emu }, optimizer: opt, scheduler, data, generators: {},
     clipNorm: 1,
     step(samples) {
-      const { loss, ce, mse } = emu.loss(emuBatch(emu, ctx.tok, samples));
+      const captioning = scheduler.lastStep < CAPTION_WARMUP * ctx.options.steps;
+      const { loss, ce, mse } = emu.loss(emuBatch(emu, ctx.tok, samples), captioning ? { regressionWeight: 0 } : {});
       return { loss, ce, mse };
     },
     count: (samples) => ({ items: samples.reduce((n, s) => n + sampleLength(emu.cfg, ctx.tok, s), 0), unit: 'tok' }),
