@@ -22,6 +22,8 @@ export interface Recipe {
   stages: Record<StageName, StageOptions>;
   /** Pretraining mixture ratios: shapes pairs, MNIST pairs, documents, video pairs, storyboards. */
   mixture: [number, number, number, number, number];
+  /** Pretraining learning-rate ratio vision : LLM : causal transformer (the paper's is 4 : 3 : 10). */
+  pretrainRatio: [number, number, number];
   /** Training pairs whose conditions the decoder stage precomputes. */
   decoderPool: number;
   checkpointEvery: number;
@@ -31,23 +33,23 @@ const stage = (steps: number, batch: number, lr: number, warmup = 0.2): StageOpt
 
 export const RECIPES: Record<string, Recipe> = {
   micro: {
-    name: 'micro', preset: 'micro', checkpointEvery: 4, decoderPool: 8, mixture: [4, 4, 2, 1, 1],
+    name: 'micro', preset: 'micro', pretrainRatio: [4, 3, 10], checkpointEvery: 4, decoderPool: 8, mixture: [4, 4, 2, 1, 1],
     stages: {
       clip: stage(6, 4, 2e-3), lm: stage(6, 4, 3e-3), pretrain: stage(8, 4, 2e-3),
       vae: stage(6, 4, 2e-3), decoder: stage(6, 4, 2e-3), instruct: stage(6, 2, 3e-3),
     },
   },
   quick: {
-    name: 'quick', preset: 'tiny', checkpointEvery: 50, decoderPool: 64, mixture: [4, 4, 2, 1, 1],
+    name: 'quick', preset: 'tiny', pretrainRatio: [1, 3, 3], checkpointEvery: 50, decoderPool: 64, mixture: [4, 4, 2, 1, 1],
     stages: {
-      clip: stage(20, 16, 2e-3), lm: stage(30, 8, 2e-3), pretrain: stage(60, 8, 4.5e-4),
+      clip: stage(20, 16, 2e-3), lm: stage(30, 8, 2e-3), pretrain: stage(200, 8, 1.5e-3, 0.05),
       vae: stage(30, 16, 2e-3), decoder: stage(30, 16, 1e-3), instruct: stage(30, 8, 2e-3),
     },
   },
   tiny: {
-    name: 'tiny', preset: 'tiny', checkpointEvery: 100, decoderPool: 512, mixture: [4, 4, 2, 1, 1],
+    name: 'tiny', preset: 'tiny', pretrainRatio: [1, 3, 3], checkpointEvery: 100, decoderPool: 512, mixture: [4, 4, 2, 1, 1],
     stages: {
-      clip: stage(150, 32, 2e-3), lm: stage(150, 16, 2e-3), pretrain: stage(500, 8, 4.5e-4),
+      clip: stage(150, 32, 2e-3), lm: stage(150, 16, 2e-3), pretrain: stage(1500, 8, 1.5e-3, 0.05),
       vae: stage(300, 16, 2e-3), decoder: stage(600, 16, 1e-3), instruct: stage(300, 8, 2e-3),
     },
   },

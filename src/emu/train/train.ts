@@ -162,7 +162,7 @@ function buildStage(name: StageName, ctx: StageContext, r: Recipe): StageSpec<un
       // Captioning pairs first (CE only, see stages/pretrain.ts), then the full mixture.
       const captions = loaderSource(ctx, captionSources(), maxLen, tokens, (b) => b);
       const mixture = loaderSource(ctx, pretrainSources(r), maxLen, tokens, (b) => b);
-      return pretrainStage(ctx, phasedBatches(captions, mixture, Math.round(CAPTION_WARMUP * ctx.options.steps))) as StageSpec<unknown>;
+      return pretrainStage(ctx, phasedBatches(captions, mixture, Math.round(CAPTION_WARMUP * ctx.options.steps)), r.pretrainRatio) as StageSpec<unknown>;
     }
     case 'vae':
       return vaeStage(ctx, loaderSource(ctx, pairSources(), 1, () => 1, (b) => b.map((s) => toPair(s).image))) as StageSpec<unknown>;

@@ -38,16 +38,19 @@ export function initialEmu(ctx: StageContext): Emu {
 }
 
 /** Fraction of the pretrain steps trained with CE only before the regression loss joins. */
-export const CAPTION_WARMUP = 0.3;
+export const CAPTION_WARMUP = 0.4;
 
-export function pretrainStage(ctx: StageContext, data: BatchSource<Sample[]>): StageSpec<Sample[]> {
+/** The paper's learning-rate ratio vision : LLM : causal transformer. */
+export const PAPER_LR_RATIO: [number, number, number] = [4, 3, 10];
+
+export function pretrainStage(ctx: StageContext, data: BatchSource<Sample[]>, ratio: readonly [number, number, number] = PAPER_LR_RATIO): StageSpec<Sample[]> {
   const emu = initialEmu(ctx);
   emu.train();
   const vision = [...emu.visual.parameters(), ...emu.ln_visual.parameters()];
   const { optimizer: opt, scheduler } = optimizer([
-    { params: vision, lrScale: 4 / 3 },
+    { params: vision, lrScale: ratio[0] / ratio[1] },
     { params: emu.lm.parameters(), lrScale: 1 },
-    { params: emu.cformer.parameters(), lrScale: 10 / 3 },
+    { params: emu.cformer.parameters(), lrScale: ratio[2] / ratio[1] },
   ], ctx.options, PRETRAIN_HYPER);
   return {
     name: 'pretrain', steps: ctx.options.steps, modules: { emu }, optimizer: opt, scheduler, data, generators: {},
