@@ -5,9 +5,11 @@
 //   tiny   the demo: the tiny preset long enough to learn to caption, answer and draw
 //          (`npm start`, at most 15 minutes on 2 cores).
 // Learning rates follow spec section 5 (the paper's, scaled up for a small model trained for
-// minutes); the pretrain lr is the LLM group's (vision x4/3, causal transformer x10/3). A higher
-// pretrain lr (1.5e-3) made the visual path collapse to image-independent embeddings in tens of
-// steps; at 4.5e-4 (C-Former 1.5e-3) the CE gap between right and wrong images keeps growing.
+// minutes); the pretrain lr is the LLM group's. Measured on the tiny preset (CE on held-out
+// captions with the right image vs a wrong one): at the paper's ratio vision : LLM : C-Former =
+// 4 : 3 : 10 with lr 1.5e-3 the visual embeddings collapsed to image-independent ones within 50
+// steps (gap 0.00); at 1 : 3 : 3, with a captioning phase first (stages/pretrain.ts), the gap
+// grew to 0.17 by step 1500.
 import { ValueError } from '../../tensor/errors.ts';
 import type { DataSource, MixtureEntry } from '../data/sources.ts';
 import { mnistSource, seededSource } from '../data/sources.ts';

@@ -11,8 +11,9 @@
 // captions stops depending on the image within ~50 steps. So the first CAPTION_WARMUP of the
 // steps train on captioning pairs (image first) with CE only (regression weight 0), as Emu2's
 // first stage does, until the model reads the image; the unified objective on the full mixture
-// follows (train.ts gives this stage the two phases' data). The paper's learning-rate ratio
-// vision : LLM : C-Former = 4 : 3 : 10 is kept; the recipe's lr is the LLM's.
+// follows (train.ts gives this stage the two phases' data). The learning-rate groups are
+// vision : LLM : C-Former in the recipe's ratio (the paper's 4 : 3 : 10 by default; the tiny
+// recipe uses 1 : 3 : 3, see recipe.ts); the recipe's lr is the LLM's.
 import { Emu } from '../../emu.ts';
 import { EVA_UNUSED_PREFIXES } from '../../vision.ts';
 import type { Sample } from '../../data/sample.ts';
