@@ -7,10 +7,10 @@
 // flat however many calls Benchmark.js makes. runCase checks that: a case whose live tensors or
 // allocated bytes grow across the run is flagged in its row.
 //
-// References (OpenBLAS through a C driver, PyTorch through python, ...) come later as
+// References (OpenBLAS through a C driver, PyTorch through python: bench/ref/) run as
 // subprocesses: a ReferenceRunner times the RefSpecs of the rows it supports and attachReference
 // puts its times beside ours, each as its own pair of table columns (time, and ratio = reference
-// time / our time, so above 1 means we are faster). Until one exists the columns are empty.
+// time / our time, so above 1 means we are faster).
 import Benchmark from 'benchmark';
 import { memoryStats } from '../src/index.ts';
 
@@ -106,7 +106,7 @@ export interface Row {
   error?: string;
 }
 
-/** Times a reference implementation of some rows, in a subprocess (later issues). */
+/** Times a reference implementation of some rows, in a subprocess (bench/ref/). */
 export interface ReferenceRunner {
   name: string;
   supports(spec: RefSpec): boolean;

@@ -4,6 +4,7 @@
 //   npm run bench                    full sizes (a few minutes)
 //   npm run bench -- --quick         small sizes, few samples (under a minute)
 //   npm run bench -- --filter matmul only cases whose suite or op contains the word
+//   npm run bench -- --no-ref        without the references (OpenBLAS, PyTorch; bench/ref/)
 //
 // Speed is measured here only, never asserted in tests. Shared machines are noisy: compare
 // figures only within one run (the roofline and any reference are measured in the same run).
@@ -14,23 +15,27 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { manualSeed, runtimeInfo } from '../src/index.ts';
 import { native } from '../src/tensor/native.ts';
-import { fmtTime, formatTable, runCase, type Peaks, type Row, type TimeOptions } from './harness.ts';
+import { attachReference, fmtTime, formatTable, runCase, type Peaks, type Row, type TimeOptions } from './harness.ts';
 import { allCases } from './ops.ts';
+import { openblasRunner } from './ref/openblas.ts';
+import { torchRunner } from './ref/torch.ts';
+import { fusedCases } from './fused.ts';
 
-interface Args { quick: boolean; filter?: string }
+interface Args { quick: boolean; noRef: boolean; filter?: string }
 
 function parseArgs(argv: string[]): Args {
-  const args: Args = { quick: false };
+  const args: Args = { quick: false, noRef: false };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     if (a === '--quick') args.quick = true;
+    else if (a === '--no-ref') args.noRef = true;
     else if (a === '--filter') args.filter = argv[++i];
     else if (a.startsWith('--filter=')) args.filter = a.slice('--filter='.length);
     else if (a === '--help' || a === '-h') {
-      console.log('usage: npm run bench -- [--quick] [--filter WORD]');
+      console.log('usage: npm run bench -- [--quick] [--no-ref] [--filter WORD]');
       process.exit(0);
     } else {
-      console.error(`bench: unknown argument ${a} (usage: npm run bench -- [--quick] [--filter WORD])`);
+      console.error(`bench: unknown argument ${a} (usage: npm run bench -- [--quick] [--no-ref] [--filter WORD])`);
       process.exit(2);
     }
   }
@@ -59,7 +64,7 @@ const mode = args.quick ? 'quick' : 'full';
 const timeOpts: TimeOptions = args.quick ? { maxTime: 0.3, minSamples: 3, minTime: 0.01 } : { maxTime: 2, minSamples: 10 };
 
 const filter = args.filter?.toLowerCase();
-const cases = allCases(args.quick).filter((c) => !filter || c.suite.toLowerCase().includes(filter) || c.op.toLowerCase().includes(filter));
+const cases = [...allCases(args.quick), ...fusedCases(args.quick)].filter((c) => !filter || c.suite.toLowerCase().includes(filter) || c.op.toLowerCase().includes(filter));
 if (cases.length === 0) {
   console.error(`bench: no case matches --filter ${args.filter}`);
   process.exit(2);
@@ -91,11 +96,28 @@ for (const c of cases) {
   process.stderr.write(row.error ? `error: ${row.error}\n` : `${fmtTime(row.timeS)}\n`);
   rows.push(row);
 }
-// Reference runners (OpenBLAS, PyTorch) will run here and attachReference() their times.
+// The references time the same specs in subprocesses, after ours, in this same run.
+const refNotes: string[] = [];
+if (!args.noRef) {
+  const outDir = join(root, 'runs', 'bench');
+  const refs = [openblasRunner(outDir, info.cpuIsa, info.threads), torchRunner(info.cpuIsa, info.threads, args.quick ? 0.2 : 1)];
+  for (const ref of refs) {
+    if (!ref) continue;
+    const specs = rows.filter((r) => r.timeS !== null && ref.runner.supports(r.spec)).map((r) => ({ key: r.key, spec: r.spec }));
+    if (specs.length === 0) continue;
+    process.stderr.write(`  reference ${ref.runner.name}: ${specs.length} case(s) ...\n`);
+    attachReference(rows, ref.runner.name, ref.runner.run(specs));
+    refNotes.push(`${ref.runner.name}: ${ref.note}`);
+  }
+}
+
+for (const note of refNotes) console.log(`reference ${note}`);
+if (refNotes.length) console.log('');
 
 console.log(formatTable(rows));
 console.log('');
-console.log('% peak: GFLOP/s over the peak FMA rate, GB/s over the triad bandwidth above; time is the mean per call.');
+console.log('% peak: GFLOP/s over the peak FMA rate, GB/s over the triad bandwidth above; time is the mean per call;');
+console.log('vs REF: the reference\'s time / ours, same run (above 1: we are faster).');
 
 const outDir = join(root, 'runs', 'bench');
 mkdirSync(outDir, { recursive: true });
@@ -110,6 +132,7 @@ const report = {
     platform: `${process.platform}-${process.arch}`,
   },
   peaks: { gflops: peaks.gflops, gbps: peaks.gbps, fmaIters: peak.iters, triadN },
+  references: refNotes,
   timing: timeOpts,
   rows,
 };

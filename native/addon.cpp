@@ -29,6 +29,7 @@
 #include "core/errors.h"
 #include "core/view.h"
 #include "cpu/allocator.h"
+#include "cpu/fused.h"
 #include "cpu/kernels.h"
 #include "cpu/thread_pool.h"
 #include "cuda/caching_allocator.h"
@@ -67,10 +68,10 @@ Napi::FunctionReference error_classes[7];  // indexed by ErrorKind
 
 // The live slot a handle names, or null: not a handle at all (*known = false), or a handle whose
 // storage was freed (*known = true). Callers hold table_mutex.
-Storage* slot_of(const Napi::Value& v, bool* known, uint32_t* slot_index = nullptr) {
+Storage* slot_of(napi_env env, napi_value v, bool* known, uint32_t* slot_index = nullptr) {
   *known = false;
-  if (!v.IsNumber()) return nullptr;
-  const double h = v.As<Napi::Number>().DoubleValue();
+  double h;
+  if (napi_get_value_double(env, v, &h) != napi_ok) return nullptr;  // not a number
   if (!(h >= 0 && h == std::floor(h) && h < kSlotSpan * kGenerations)) return nullptr;
   const uint64_t id = uint64_t(h);
   const uint64_t slot = id & 0xffffffffu;
@@ -87,7 +88,7 @@ Storage storage_of(const Napi::Value& v, const char* what) {
   Storage copy;
   {
     std::lock_guard<std::mutex> lock(table_mutex);
-    Storage* s = slot_of(v, &known);
+    Storage* s = slot_of(v.Env(), v, &known);
     if (s) copy = *s;
   }
   if (!copy.live && !known) throw_js(v.Env(), ErrorKind::Value, std::string(what) + ": expected a storage handle");
@@ -96,15 +97,19 @@ Storage storage_of(const Napi::Value& v, const char* what) {
 }
 
 // Reads (handle, descriptor) at info[i], info[i+1] into a View, checking it fits its storage.
+// This runs for every operand of every op, so it talks to N-API directly: one call for the
+// handle, one for the descriptor (napi_get_typedarray_info fails on anything but a typed array).
 View view_at(const Napi::CallbackInfo& info, size_t i) {
   Napi::Env env = info.Env();
   const Storage s = storage_of(info[i], "native");
-  if (!info[i + 1].IsTypedArray() || info[i + 1].As<Napi::TypedArray>().TypedArrayType() != napi_float64_array)
+  napi_typedarray_type type;
+  size_t len = 0;
+  void* data = nullptr;
+  if (napi_get_typedarray_info(env, info[i + 1], &type, &len, &data, nullptr, nullptr) != napi_ok ||
+      type != napi_float64_array)
     throw_js(env, ErrorKind::Value, "native: expected a Float64Array view descriptor");
-  auto desc = info[i + 1].As<Napi::Float64Array>();
-  size_t len = desc.ElementLength();
   if (len < 3) throw_js(env, ErrorKind::Value, "native: view descriptor too short");
-  const double* d = desc.Data();
+  const double* d = static_cast<const double*>(data);
   View v;
   if (!(d[0] >= 0 && d[0] <= 4 && d[0] == std::floor(d[0]))) throw_js(env, ErrorKind::DType, "native: bad dtype code");
   v.dtype = DType(int32_t(d[0]));
@@ -198,6 +203,15 @@ Fn kernel_for(Fn cpu::KernelTable::*entry, const char* op, std::initializer_list
   return fn;
 }
 
+// The fused kernels (cpu/fused.h) exist on the CPU only so far: an operand on another device is
+// the same DeviceError as a missing table entry (null views, absent optional operands, are skipped).
+const cpu::FusedKernels& fused_for(const char* op, std::initializer_list<const View*> views) {
+  for (const View* v : views) {
+    if (v && v->device != DeviceKind::Cpu) fail(ErrorKind::Device, std::string("op ") + op + " has no kernel on " + device_name(v->device) + " yet");
+  }
+  return cpu::fused_kernels();
+}
+
 // ---- storage -------------------------------------------------------------------------------
 
 Napi::Value Init(const Napi::CallbackInfo& info) {
@@ -257,7 +271,7 @@ Napi::Value Free(const Napi::CallbackInfo& info) {
       std::lock_guard<std::mutex> lock(table_mutex);
       bool known;
       uint32_t slot = 0;
-      Storage* s = slot_of(info[0], &known, &slot);
+      Storage* s = slot_of(info.Env(), info[0], &known, &slot);
       if (!s) return info.Env().Undefined();
       if (s->device == DeviceKind::Cpu) cpu::deallocate(s->ptr, s->rounded);
       else runtime_of(s->device).deallocate(s->ptr);
@@ -565,6 +579,15 @@ Napi::Value Matmul(const Napi::CallbackInfo& info) {
   });
 }
 
+// matmulVersion(version, out, a, b): matmul through one kernel version (bench/ compares them).
+Napi::Value MatmulVersion(const Napi::CallbackInfo& info) {
+  return guarded(info, [&]() -> Napi::Value {
+    View out = view_at(info, 1), a = view_at(info, 3), b = view_at(info, 5);
+    K().matmul_version(int(num(info, 0)), out, a, b);
+    return info.Env().Undefined();
+  });
+}
+
 Napi::Value Gather(const Napi::CallbackInfo& info) {
   return guarded(info, [&]() -> Napi::Value {
     View in = view_at(info, 2);
@@ -738,6 +761,202 @@ Napi::Value TriadGbps(const Napi::CallbackInfo& info) {
   });
 }
 
+// ---- fused kernels (native/cpu/fused.h) ----------------------------------------------------
+
+// The fused kernels index their operands by shape, so every operand's shape and dtype is checked
+// here against the one the op implies.
+void expect(Napi::Env env, const char* op, const char* arg, const View& v, DType dtype, std::initializer_list<int64_t> shape) {
+  bool ok = v.dtype == dtype && v.ndim == int(shape.size());
+  int k = 0;
+  for (int64_t n : shape) ok = ok && v.shape[k++] == n;
+  if (!ok) throw_js(env, ErrorKind::Shape, std::string(op) + ": native view " + arg + " has the wrong shape or dtype");
+}
+
+bool present(const Napi::CallbackInfo& info, size_t i) { return !info[i].IsNull() && !info[i].IsUndefined(); }
+
+// The attention operands at info[first..]: q, k, v, bias|null, kpm|null, then scale, causal.
+struct AttentionOperands {
+  View q, k, v, bias, kpm;
+  bool has_bias, has_kpm;
+  double scale;
+  bool causal;
+  int64_t B, H, Lq, Lk, D, Dv;
+};
+
+AttentionOperands attention_operands(const Napi::CallbackInfo& info, size_t first) {
+  Napi::Env env = info.Env();
+  AttentionOperands a;
+  a.q = view_at(info, first);
+  a.k = view_at(info, first + 2);
+  a.v = view_at(info, first + 4);
+  if (a.q.ndim != 4 || a.k.ndim != 4 || a.v.ndim != 4) throw_js(env, ErrorKind::Shape, "attention: q, k and v must be 4-d native views");
+  a.B = a.q.shape[0], a.H = a.q.shape[1], a.Lq = a.q.shape[2], a.D = a.q.shape[3];
+  a.Lk = a.k.shape[2], a.Dv = a.v.shape[3];
+  const DType dt = a.q.dtype;
+  if (dt != DType::F32 && dt != DType::F64) throw_js(env, ErrorKind::DType, "attention: f32 or f64 only");
+  expect(env, "attention", "k", a.k, dt, {a.B, a.H, a.Lk, a.D});
+  expect(env, "attention", "v", a.v, dt, {a.B, a.H, a.Lk, a.Dv});
+  a.has_bias = present(info, first + 6);
+  if (a.has_bias) expect(env, "attention", "bias", a.bias = view_at(info, first + 6), dt, {a.B, a.H, a.Lq, a.Lk});
+  a.has_kpm = present(info, first + 8);
+  if (a.has_kpm) expect(env, "attention", "keyPaddingMask", a.kpm = view_at(info, first + 8), DType::Bool, {a.B, a.Lk});
+  a.scale = num(info, first + 10);
+  a.causal = info[first + 11].ToBoolean();
+  return a;
+}
+
+// attention(out, lse, q, k, v, bias|null, kpm|null, scale, causal)
+Napi::Value Attention(const Napi::CallbackInfo& info) {
+  return guarded(info, [&]() -> Napi::Value {
+    Napi::Env env = info.Env();
+    const AttentionOperands a = attention_operands(info, 4);
+    View out = view_at(info, 0), lse = view_at(info, 2);
+    expect(env, "attention", "out", out, a.q.dtype, {a.B, a.H, a.Lq, a.Dv});
+    expect(env, "attention", "lse", lse, a.q.dtype, {a.B, a.H, a.Lq});
+    fused_for("attention", {&out, &lse, &a.q, &a.k, &a.v, a.has_bias ? &a.bias : nullptr, a.has_kpm ? &a.kpm : nullptr})
+        .attention(out, lse, a.q, a.k, a.v, a.has_bias ? &a.bias : nullptr, a.has_kpm ? &a.kpm : nullptr,
+                                   a.scale, a.causal);
+    return env.Undefined();
+  });
+}
+
+// attentionBackward(dq, dk, dv, dbias|null, dout, out, lse, q, k, v, bias|null, kpm|null, scale, causal)
+Napi::Value AttentionBackward(const Napi::CallbackInfo& info) {
+  return guarded(info, [&]() -> Napi::Value {
+    Napi::Env env = info.Env();
+    const AttentionOperands a = attention_operands(info, 14);
+    const DType dt = a.q.dtype;
+    View dq = view_at(info, 0), dk = view_at(info, 2), dv = view_at(info, 4), dbias;
+    View dout = view_at(info, 8), out = view_at(info, 10), lse = view_at(info, 12);
+    expect(env, "attentionBackward", "dq", dq, dt, {a.B, a.H, a.Lq, a.D});
+    expect(env, "attentionBackward", "dk", dk, dt, {a.B, a.H, a.Lk, a.D});
+    expect(env, "attentionBackward", "dv", dv, dt, {a.B, a.H, a.Lk, a.Dv});
+    expect(env, "attentionBackward", "dout", dout, dt, {a.B, a.H, a.Lq, a.Dv});
+    expect(env, "attentionBackward", "out", out, dt, {a.B, a.H, a.Lq, a.Dv});
+    expect(env, "attentionBackward", "lse", lse, dt, {a.B, a.H, a.Lq});
+    const bool has_dbias = present(info, 6);
+    if (has_dbias) expect(env, "attentionBackward", "dbias", dbias = view_at(info, 6), dt, {a.B, a.H, a.Lq, a.Lk});
+    fused_for("attentionBackward", {&dq, &dk, &dv, &dout, &out, &lse, &a.q, &a.k, &a.v})
+        .attention_backward(dq, dk, dv, has_dbias ? &dbias : nullptr, dout, out, lse, a.q, a.k, a.v,
+                                            a.has_bias ? &a.bias : nullptr, a.has_kpm ? &a.kpm : nullptr, a.scale,
+                                            a.causal);
+    return env.Undefined();
+  });
+}
+
+// An optional view at info[i] (null or undefined: absent).
+struct OptView {
+  View v;
+  bool present = false;
+  const View* get() const { return present ? &v : nullptr; }
+};
+
+OptView opt_view(const Napi::CallbackInfo& info, size_t i) {
+  OptView o;
+  o.present = present(info, i);
+  if (o.present) o.v = view_at(info, i);
+  return o;
+}
+
+DType float_dtype(Napi::Env env, const char* op, const View& x) {
+  if (x.dtype != DType::F32 && x.dtype != DType::F64) throw_js(env, ErrorKind::DType, std::string(op) + ": f32 or f64 only");
+  return x.dtype;
+}
+
+// normForward(y, mean|null, rstd, x, w|null, b|null, eps): LayerNorm, or RMSNorm without mean.
+Napi::Value NormForward(const Napi::CallbackInfo& info) {
+  return guarded(info, [&]() -> Napi::Value {
+    Napi::Env env = info.Env();
+    const char* op = "norm";
+    View x = view_at(info, 6);
+    if (x.ndim != 2) throw_js(env, ErrorKind::Shape, "norm: x must be a 2-d native view");
+    const DType dt = float_dtype(env, op, x);
+    const int64_t N = x.shape[0], D = x.shape[1];
+    View y = view_at(info, 0), rstd = view_at(info, 4);
+    OptView mean = opt_view(info, 2), w = opt_view(info, 8), b = opt_view(info, 10);
+    expect(env, op, "y", y, dt, {N, D});
+    expect(env, op, "rstd", rstd, dt, {N});
+    if (mean.present) expect(env, op, "mean", mean.v, dt, {N});
+    if (w.present) expect(env, op, "weight", w.v, dt, {D});
+    if (b.present) expect(env, op, "bias", b.v, dt, {D});
+    fused_for(op, {&y, mean.get(), &rstd, &x, w.get(), b.get()}).norm_forward(y, mean.get(), rstd, x, w.get(), b.get(), num(info, 12));
+    return env.Undefined();
+  });
+}
+
+// normBackward(dx, dw|null, db|null, dy, x, w|null, mean|null, rstd)
+Napi::Value NormBackward(const Napi::CallbackInfo& info) {
+  return guarded(info, [&]() -> Napi::Value {
+    Napi::Env env = info.Env();
+    const char* op = "normBackward";
+    View x = view_at(info, 8);
+    if (x.ndim != 2) throw_js(env, ErrorKind::Shape, "normBackward: x must be a 2-d native view");
+    const DType dt = float_dtype(env, op, x);
+    const int64_t N = x.shape[0], D = x.shape[1];
+    View dx = view_at(info, 0), dy = view_at(info, 6), rstd = view_at(info, 14);
+    OptView dw = opt_view(info, 2), db = opt_view(info, 4), w = opt_view(info, 10), mean = opt_view(info, 12);
+    expect(env, op, "dx", dx, dt, {N, D});
+    expect(env, op, "dy", dy, dt, {N, D});
+    expect(env, op, "rstd", rstd, dt, {N});
+    for (const OptView* o : {&dw, &db, &w})
+      if (o->present) expect(env, op, "weight", o->v, dt, {D});
+    if (mean.present) expect(env, op, "mean", mean.v, dt, {N});
+    fused_for("normBackward", {&dx, dw.get(), db.get(), &dy, &x, w.get(), mean.get(), &rstd}).norm_backward(dx, dw.get(), db.get(), dy, x, w.get(), mean.get(), rstd);
+    return env.Undefined();
+  });
+}
+
+// The cross-entropy operands: logits [N, V] at info[i], targets i32 [N] at info[i + 2].
+void check_logits(Napi::Env env, const View& logits, const View& targets) {
+  if (logits.ndim != 2) throw_js(env, ErrorKind::Shape, "crossEntropy: logits must be a 2-d native view");
+  float_dtype(env, "crossEntropy", logits);
+  expect(env, "crossEntropy", "targets", targets, DType::I32, {logits.shape[0]});
+}
+
+// crossEntropy(loss, lse, logits, targets, ignoreIndex, smoothing)
+Napi::Value CrossEntropy(const Napi::CallbackInfo& info) {
+  return guarded(info, [&]() -> Napi::Value {
+    Napi::Env env = info.Env();
+    View loss = view_at(info, 0), lse = view_at(info, 2), logits = view_at(info, 4), targets = view_at(info, 6);
+    check_logits(env, logits, targets);
+    expect(env, "crossEntropy", "loss", loss, logits.dtype, {logits.shape[0]});
+    expect(env, "crossEntropy", "lse", lse, logits.dtype, {logits.shape[0]});
+    fused_for("crossEntropy", {&loss, &lse, &logits, &targets}).cross_entropy(loss, lse, logits, targets, int64_t(num(info, 8)), num(info, 9));
+    return env.Undefined();
+  });
+}
+
+// crossEntropyBackward(dlogits, dloss, logits, lse, targets, ignoreIndex, smoothing)
+Napi::Value CrossEntropyBackward(const Napi::CallbackInfo& info) {
+  return guarded(info, [&]() -> Napi::Value {
+    Napi::Env env = info.Env();
+    View dlogits = view_at(info, 0), dloss = view_at(info, 2), logits = view_at(info, 4), lse = view_at(info, 6);
+    View targets = view_at(info, 8);
+    check_logits(env, logits, targets);
+    expect(env, "crossEntropy", "dlogits", dlogits, logits.dtype, {logits.shape[0], logits.shape[1]});
+    expect(env, "crossEntropy", "dloss", dloss, logits.dtype, {logits.shape[0]});
+    expect(env, "crossEntropy", "lse", lse, logits.dtype, {logits.shape[0]});
+    fused_for("crossEntropyBackward", {&dlogits, &dloss, &logits, &lse, &targets})
+        .cross_entropy_backward(dlogits, dloss, logits, lse, targets, int64_t(num(info, 10)), num(info, 11));
+    return env.Undefined();
+  });
+}
+
+// adamw(p, g, m, v, lr, beta1, beta2, eps, weightDecay, bias2, stepSize): one step of p in place.
+Napi::Value AdamW(const Napi::CallbackInfo& info) {
+  return guarded(info, [&]() -> Napi::Value {
+    Napi::Env env = info.Env();
+    View p = view_at(info, 0), g = view_at(info, 2), m = view_at(info, 4), v = view_at(info, 6);
+    const DType dt = float_dtype(env, "adamw", p);
+    for (const View* o : {&g, &m, &v}) check_like(env, "adamw", p, *o, dt);
+    cpu::AdamWHyper h;
+    double* fields[7] = {&h.lr, &h.beta1, &h.beta2, &h.eps, &h.weight_decay, &h.bias2, &h.step_size};
+    for (int k = 0; k < 7; k++) *fields[k] = num(info, 8 + k);
+    fused_for("adamw", {&p, &g, &m, &v}).adamw(p, g, m, v, h);
+    return env.Undefined();
+  });
+}
+
 Napi::Object Module(Napi::Env env, Napi::Object exports) {
   auto def = [&](const char* name, Napi::Value (*fn)(const Napi::CallbackInfo&)) {
     exports.Set(name, Napi::Function::New(env, fn, name));
@@ -769,6 +988,7 @@ Napi::Object Module(Napi::Env env, Napi::Object exports) {
   def("softmax", Softmax);
   def("cumsum", Cumsum);
   def("matmul", Matmul);
+  def("matmulVersion", MatmulVersion);
   def("gather", Gather);
   def("scatterAdd", ScatterAdd);
   def("indexSelect", IndexSelect);
@@ -787,6 +1007,13 @@ Napi::Object Module(Napi::Env env, Napi::Object exports) {
   def("upsampleNearest2dBackward", UpsampleNearest2dBackward);
   def("peakGflops", PeakGflops);
   def("triadGbps", TriadGbps);
+  def("attention", Attention);
+  def("attentionBackward", AttentionBackward);
+  def("normForward", NormForward);
+  def("normBackward", NormBackward);
+  def("crossEntropy", CrossEntropy);
+  def("crossEntropyBackward", CrossEntropyBackward);
+  def("adamw", AdamW);
   return exports;
 }
 

@@ -21,7 +21,7 @@ import {
   maskedFill, matmul, max, maximum, maxPool2d, mean, min, minimum, mul, narrow, neg, pad, permute, pow, powScalar, prod,
   reciprocal, relu, remainder, reshape, rsqrt, scatterAdd, select, sigmoid, silu, sin, slice, softmax, softplus, split,
   sqrt, square, squeeze, stack, std, sub, sum, tanh, tensor, Tensor, tidy, to, transpose, tril, triu, unbind, unsqueeze,
-  upsampleNearest2d, variance, view, where, sign, floor, ceil, round, type Device,
+  upsampleNearest2d, variance, view, where, sign, floor, ceil, round, F, type Device,
 } from '../src/index.ts';
 import { mulberry32 } from '../src/emu/data/shapes.ts';
 
@@ -333,6 +333,21 @@ add_('composite layernorm', [I([3, 5]), I([5]), I([5])], (x, g, b) => {
 });
 add_('composite attention', [I([2, 3, 4]), I([2, 3, 4]), I([2, 3, 4])], (q, k, v) =>
   matmul(softmax(maskedFill(div(matmul(q, transpose(k, -1, -2)), 2), triu(full([3, 3], 1, { device: constDevice }), 1).gt(0), -1e9), -1), v));
+// The fused attention kernel (F.scaledDotProductAttention on f64; on sim the composed path): causal with Lq != Lk both
+// ways, a bias broadcast over the batch, a key-padding mask with a fully hidden row.
+const kpm = (): Tensor => tensor([[false, true, false, false, true, false, false], [true, true, true, true, true, true, true]], { device: constDevice });
+add_('attention fused causal bias', [I([2, 2, 5, 3]), I([2, 2, 7, 3]), I([2, 2, 7, 2]), I([2, 5, 7])], (q, k, v, bias) =>
+  F.scaledDotProductAttention(q, k, v, { causal: true, bias }));
+add_('attention fused Lq > Lk key padding', [I([2, 1, 7, 4]), I([2, 1, 3, 4]), I([2, 1, 3, 3])], (q, k, v) =>
+  F.scaledDotProductAttention(q, k, v, { causal: true, keyPaddingMask: kpm().narrow(1, 0, 3), scale: 0.7 }));
+add_('attention fused key padding', [I([2, 3, 4]), I([2, 7, 4]), I([2, 7, 3])], (q, k, v) =>
+  F.scaledDotProductAttention(q, k, v, { keyPaddingMask: kpm() }));
+// The fused row kernels (native/cpu/kernels/norm.cpp, cross_entropy.cpp) behind F's norms and loss.
+add_('layerNorm fused', [I([3, 2, 5]), I([2, 5]), I([2, 5])], (x, w, b) => F.layerNorm(x, [2, 5], w, b));
+add_('rmsNorm fused', [I([4, 7]), I([7])], (x, w) => F.rmsNorm(x, w));
+add_('groupNorm fused', [I([2, 4, 3]), I([4]), I([4])], (x, w, b) => F.groupNorm(x, 2, w, b));
+add_('crossEntropy fused ignore smoothing', [I([5, 6])], (x) =>
+  F.crossEntropy(x, tensor([1, -100, 5, 0, 2], { dtype: 'i32', device: constDevice }), { labelSmoothing: 0.1 }));
 
 // ---- running -------------------------------------------------------------------------------
 

@@ -508,8 +508,10 @@ const MATMUL_CFGS: [number[], number[], MatArgs][] = [
   [[13], [13, 5], {}], [[7, 13], [13], {}], [[13], [13], {}], [[13], [3, 13, 5], {}], [[2, 3, 7, 13], [13], {}],
   [[3, 7, 13], [13, 5], {}], [[2, 1, 7, 13], [3, 13, 5], {}], [[2, 3, 13, 7], [3, 5, 13], { ta: true, tb: true }],
   [[0, 13], [13, 5], {}], [[7, 0], [0, 5], {}], [[7, 13], [13, 0], {}], [[0, 7, 13], [13, 5], {}], [[1, 1], [1, 1], {}],
-  // Across the GEMM's blocks: rows past kMC = 96, depth past kKC = 256, columns past kNC = 512.
+  // Across the GEMM's blocks (gemm/gemm.h): rows past kMC = 336 (AVX-512) and a partial 14-row
+  // tile, depth past kKC = 384, columns split between threads when rows are few.
   [[65, 129], [129, 67], {}], [[300, 17], [19, 300], { ta: true, tb: true }], [[100, 260], [260, 40], {}], [[7, 13], [13, 530], {}],
+  [[345, 390], [390, 37], {}], [[390, 345], [37, 390], { ta: true, tb: true }], [[3, 400], [70, 400], { tb: true }],
 ];
 const matTol = ([a, b]: Ref[], m: MatArgs): Tol => {
   const A = trRef(a, m.ta), B = trRef(b, m.tb);
@@ -627,6 +629,10 @@ const CONV_CFGS: ConvCfg[] = [
   { x: [0, 3, 5, 5], w: [2, 3, 3, 3], bias: true, o: {} },
   { x: [1, 8, 17, 19], w: [16, 8, 3, 3], bias: true, o: { padding: 1 } },
   { x: [1, 3, 5, 5], w: [20, 3, 3, 3], bias: true, o: {} },  // few pixels, many channels: the channels are split
+  // On the GEMM driver (gemm/gemm.h): depth 432 past kKC = 384 with a partial 14-row tile, and
+  // the 1x1 path that packs the image itself.
+  { x: [2, 48, 6, 7], w: [17, 48, 3, 3], bias: true, o: { padding: 1 } },
+  { x: [2, 20, 5, 9], w: [30, 20, 1, 1], bias: false, o: {} },
 ];
 add<ConvCfg>({
   name: 'conv2d',
@@ -825,6 +831,61 @@ viewOp<[number | number[], number]>('split', [[[7, 13], [4, 1]], [[7, 13], [[1, 
   (x, [s, d]) => x.split(s, d), (x, [s, d]) => R.split(x, s, d));
 viewOp<number>('unbind', [[[3, 5, 7], 0], [[3, 5, 7], 2], [[7], 0], [[2, 3], -1]],
   (x, d) => x.unbind(d), (x, d) => R.unbind(x, d));
+
+// ---- fused nn kernels ----------------------------------------------------------------------
+
+// Attention against softmax(scale q k^T + bias, causal mask) v composed in the reference; every
+// dtype takes the fused kernel (native/cpu/kernels/attention.cpp; bf16 computed in f32). Sizes
+// cross the kernel's 64-row and 64-key blocks and are not multiples of any vector width.
+interface AttnArgs { causal: boolean; scale: number }
+function attnRef([q, k, v, bias]: Ref[], a: AttnArgs): Ref {
+  let s = R.zip(R.map(R.matmul(q, R.transpose(k, -1, -2)), (x) => x * a.scale), bias, (x, y) => x + y);
+  const n = s.shape.length;
+  if (a.causal) s = R.build(s.shape, (idx) => (idx[n - 1] > idx[n - 2] ? -Infinity : R.at(s, idx)));
+  return R.matmul(R.softmax(s, -1), v);
+}
+const ATTN_CFGS: [number[], number[], number, AttnArgs][] = [  // q, k, Dv, args; bias is [H, Lq, Lk]
+  [[2, 3, 5, 7], [2, 3, 9, 7], 4, { causal: false, scale: 0.4 }],
+  [[1, 2, 70, 13], [1, 2, 67, 13], 5, { causal: true, scale: 0.3 }],
+  [[2, 1, 9, 33], [2, 1, 130, 33], 17, { causal: true, scale: 0.2 }],
+  [[1, 1, 1, 1], [1, 1, 1, 1], 1, { causal: false, scale: 1 }],
+];
+add<AttnArgs>({
+  name: 'scaledDotProductAttention',
+  dtypes: FLOAT,
+  configs: (g, dt) => ATTN_CFGS.map(([sq, sk, dv, args]) => ({
+    inputs: [g.in(sq, D(dt)), g.in(sk, D(dt)), g.in([...sk.slice(0, -1), dv], D(dt)), g.in([sq[1], sq[2], sk[2]], D(dt))], args,
+  })),
+  run: ([q, k, v, bias], a) => E.F.scaledDotProductAttention(q, k, v, { bias, causal: a.causal, scale: a.scale }),
+  ref: (r, a) => attnRef(r, a),
+  tol: ([q, k, v, bias], a) => ({ growth: Math.sqrt(q.shape[3] + k.shape[2]), mag: attnRef([q, k, R.map(v, Math.abs), bias], a) }),
+});
+
+// The fused row kernels behind F.layerNorm and F.rmsNorm (bf16 computed in f32), rows past the
+// vector width and a block of 32 rows.
+/** LayerNorm (RMSNorm without the mean) in f64, and the magnitude its rounding error scales with:
+ * (|x| + |mean|) * rstd * |w| + |b|, large where a nearly constant row makes rstd large. */
+function layerNormRef(x: Ref, w: Ref, b: Ref, rms: boolean): { y: Ref; mag: Ref } {
+  const D = x.shape[x.shape.length - 1];
+  const mu = rms ? R.makeRef([...x.shape.slice(0, -1), 1], () => 0) : R.reduce(x, -1, true, (v) => R.fsum(v) / D);
+  const c = R.zip(x, mu, (a, m) => a - m);
+  const rstd = R.reduce(c, -1, true, (v) => 1 / Math.sqrt(R.fsum(v.map((e) => e * e)) / D + 1e-5));
+  const y = R.zip3(R.zip(c, rstd, (a, r) => a * r), w, b, (v, wi, bi) => v * wi + bi);
+  const scaleMag = R.zip3(R.zip(x, mu, (a, m) => Math.abs(a) + Math.abs(m)), rstd, w, (a, r, wi) => a * r * Math.abs(wi));
+  return { y, mag: R.zip(scaleMag, b, (m, bi) => m + Math.abs(bi)) };
+}
+for (const rms of [false, true]) {
+  add<{ rms: boolean }>({
+    name: rms ? 'rmsNorm' : 'layerNorm',
+    dtypes: FLOAT,
+    configs: (g, dt) => [[3, 7], [37, 33], [1, 1], [2, 3, 130]].map((sx) => ({
+      inputs: [g.in(sx, D(dt)), g.in(sx.slice(-1), D(dt)), g.in(sx.slice(-1), D(dt))], args: { rms },
+    })),
+    run: ([x, w, b], a) => (a.rms ? E.F.rmsNorm(x, w, 1e-5).add(b) : E.F.layerNorm(x, x.shape[x.ndim - 1], w, b)),
+    ref: ([x, w, b], a) => layerNormRef(x, w, b, a.rms).y,
+    tol: ([x, w, b], a) => ({ growth: Math.sqrt(x.shape[x.shape.length - 1]), mag: layerNormRef(x, w, b, a.rms).mag }),
+  });
+}
 
 // ---- running a case ------------------------------------------------------------------------
 

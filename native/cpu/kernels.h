@@ -80,6 +80,8 @@ struct KernelTable {
   // The roofline (peak.cpp): f32 FMA GFLOP/s on all pool threads; triad GB/s over n floats.
   double (*peak_gflops)(int64_t iters);
   double (*triad_gbps)(int64_t n, int reps);
+  // matmul through one of the kernel versions kept side by side (matmul.cpp lists them), for bench/.
+  void (*matmul_version)(int version, const View& out, const View& a, const View& b);
 };
 
 namespace avx512 { const KernelTable& kernel_table(); }

@@ -9,6 +9,8 @@ import './rules/reduce.ts';
 import './rules/views.ts';
 import './rules/linalg.ts';
 import './rules/image.ts';
+import './rules/attention.ts';
+import './rules/norm.ts';
 
 export { noGrad, enableGrad, isGradEnabled, setGradEnabled } from './grad_mode.ts';
 export { defineBackward, hasBackward, type Rule, type Ctx } from './engine.ts';

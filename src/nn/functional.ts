@@ -1,22 +1,26 @@
 // functional.ts: the stateless nn functions (torch.nn.functional): linear, embedding, the norms,
 // dropout, the losses and scaled dot-product attention.
 //
-// Each is composed from tensor ops, so autograd differentiates it with no rule of its own; a
-// fused kernel can later replace a body under the same name. Every body runs in tidy, so its
+// Most are composed from tensor ops, so autograd differentiates them with no rule of their own;
+// where a fused kernel exists (attention), the function takes it whenever it applies and keeps
+// the composed body as the general path and the tests' reference. Every body runs in tidy, so its
 // temporaries are freed at once (the backward graph keeps what it needs). bf16 inputs of the
 // norms and the loss are computed in f32 and cast back, as PyTorch's kernels accumulate.
-import { isFloat } from '../tensor/dtype.ts';
+import { isFloat, promoteTypes } from '../tensor/dtype.ts';
 import { DTypeError, IndexError, ShapeError, ValueError } from '../tensor/errors.ts';
 import { tidy } from '../tensor/memory.ts';
 import { bernoulli, type Generator } from '../tensor/random.ts';
-import { shapeStr } from '../tensor/shape.ts';
+import { broadcastShapes, shapeStr } from '../tensor/shape.ts';
 import { Tensor } from '../tensor/tensor.ts';
 import { arange } from '../tensor/ops/creation.ts';
 import { checkTensor } from '../tensor/ops/dispatch.ts';
 import { add, eq, ge, logicalAnd, logicalNot, mul, ne, neg, rsqrt, square, sub, where } from '../tensor/ops/elementwise.ts';
 import { embedding as lookup, gather, matmul } from '../tensor/ops/linalg.ts';
 import { logSoftmax, max, mean, softmax, sum, variance } from '../tensor/ops/reduce.ts';
-import { reshape, to, transpose, unsqueeze } from '../tensor/ops/views.ts';
+import { expand, reshape, to, transpose, unsqueeze } from '../tensor/ops/views.ts';
+import { attention } from '../tensor/ops/attention.ts';
+import { normRows } from '../tensor/ops/norm.ts';
+import { crossEntropyRows } from '../tensor/ops/cross_entropy.ts';
 import { noGrad } from '../autograd/grad_mode.ts';
 
 export { relu, gelu, silu, type GeluOptions } from '../tensor/ops/elementwise.ts';
@@ -91,6 +95,21 @@ export function embedding(ids: Tensor, weight: Tensor, opts: EmbeddingOptions = 
   });
 }
 
+/**
+ * Whether the fused row normalisation (src/tensor/ops/norm.ts) applies: on the CPU, with
+ * elements, and no weight or bias whose dtype would widen the result (the composed path keeps
+ * PyTorch's type promotion there).
+ */
+function fusedNormApplies(x: Tensor, ...params: (Tensor | null)[]): boolean {
+  return x.device === 'cpu' && x.numel > 0 && params.every((t) => !t || promoteTypes(x.dtype, t.dtype) === x.dtype);
+}
+
+/** normRows over x folded into rows of D (x is f32 or f64, as inF32 leaves it); weight and bias [D] in x's dtype. */
+function fusedRows(x: Tensor, D: number, w: Tensor | null, b: Tensor | null, eps: number, rms: boolean): Tensor {
+  const cast = (t: Tensor | null) => t && reshape(t.dtype === x.dtype ? t : to(t, x.dtype), [D]);
+  return reshape(normRows(reshape(x, [x.numel / D, D]), { weight: cast(w), bias: cast(b), eps, rms }), x.shape as number[]);
+}
+
 function normalize(x: Tensor, dims: number[], eps: number): Tensor {
   const mu = mean(x, dims, true);
   const v = variance(x, dims, { correction: 0, keepdim: true });
@@ -109,7 +128,9 @@ export function layerNorm(x: Tensor, normalizedShape: number | number[], weight?
     if (t && shapeStr(t.shape) !== shapeStr(ns)) throw new ShapeError(`layerNorm: ${arg} must have shape ${shapeStr(ns)}, got ${shapeStr(t.shape)}`);
   }
   const dims = ns.map((_, i) => x.ndim - ns.length + i);
+  const D = ns.reduce((a, c) => a * c, 1);
   return tidy(() => inF32(x, (xf) => {
+    if (fusedNormApplies(x, w, b)) return fusedRows(xf, D, w, b, eps, false);
     let y = normalize(xf, dims, eps);
     if (w) y = mul(y, w);
     return b ? add(y, b) : y;
@@ -124,6 +145,7 @@ export function rmsNorm(x: Tensor, weight?: Tensor | null, eps = 1e-6): Tensor {
   const D = x.shape[x.ndim - 1];
   if (w && (w.ndim !== 1 || w.shape[0] !== D)) throw new ShapeError(`rmsNorm: weight must have shape [${D}], got ${shapeStr(w.shape)}`);
   return tidy(() => {
+    if (fusedNormApplies(x, w)) return inF32(x, (xf) => fusedRows(xf, D, w, null, eps, true));
     const y = inF32(x, (xf) => mul(xf, rsqrt(add(mean(square(xf), -1, true), eps))));
     return w ? mul(y, w) : y;
   });
@@ -143,7 +165,8 @@ export function groupNorm(x: Tensor, numGroups: number, weight?: Tensor | null, 
   }
   const perChannel = [C, ...x.shape.slice(2).map(() => 1)];
   return tidy(() => inF32(x, (xf) => {
-    let y = reshape(normalize(reshape(xf, [N, numGroups, -1]), [2], eps), x.shape as number[]);
+    let y = fusedNormApplies(x) ? fusedRows(xf, x.numel / (N * numGroups), null, null, eps, false)
+      : reshape(normalize(reshape(xf, [N, numGroups, -1]), [2], eps), x.shape as number[]);
     if (w) y = mul(y, reshape(w, perChannel));
     return b ? add(y, reshape(b, perChannel)) : y;
   }));
@@ -196,8 +219,14 @@ export function crossEntropy(logits: Tensor, targets: Tensor, opts: CrossEntropy
   }
   const V = logits.shape[logits.ndim - 1];
   return tidy(() => inF32(logits, (lf) => {
-    const logp = logSoftmax(reshape(lf, [-1, V]), 1);
     const t = reshape(targets, [-1]);
+    if (lf.device === 'cpu' && V > 0) {
+      // The fused kernel (src/tensor/ops/cross_entropy.ts): per-row losses, never the probabilities.
+      const rows = crossEntropyRows(reshape(lf, [-1, V]), t, { ignoreIndex: ignore, labelSmoothing: s });
+      if (reduction === 'none') return reshape(rows, targets.shape as number[]);
+      return reduction === 'sum' ? sum(rows) : sum(rows).div(sum(ne(t, ignore)));
+    }
+    const logp = logSoftmax(reshape(lf, [-1, V]), 1);
     const valid = ne(t, ignore);
     // Ignored positions would index out of range: gather row 0 there and mask the result.
     const safe = where(valid, t, 0);
@@ -272,6 +301,45 @@ export function scaledDotProductAttention(q: Tensor, k: Tensor, v: Tensor, opts:
   }
   const p = opts.dropoutP ?? 0;
   if (typeof p !== 'number' || !(p >= 0 && p <= 1)) throw new ValueError(`scaledDotProductAttention: dropoutP must be in [0, 1], got ${String(p)}`);
+  if (!(opts.training && p > 0)) {
+    const fused = fusedAttention(q, k, v, bias, kpm, scale, opts.causal ?? false);
+    if (fused) return fused;
+  }
+  return composedAttention(q, k, v, bias, kpm, scale, opts);
+}
+
+/**
+ * The fused kernel (src/tensor/ops/attention.ts) on 4-d views of q, k, v: leading dims
+ * broadcast, then fold into [B, H] (B = the first, which the key-padding mask indexes). Null
+ * where it does not apply: not on the CPU, operands of different dtypes, or a bias that would
+ * widen the output's leading dims. Exported for the tests, which compare the two paths.
+ */
+export function fusedAttention(q: Tensor, k: Tensor, v: Tensor, bias: Tensor | null, kpm: Tensor | null, scale: number,
+  causal: boolean): Tensor | null {
+  const op = 'scaledDotProductAttention', dt = q.dtype;
+  if (q.device !== 'cpu' || !isFloat(dt) || k.dtype !== dt || v.dtype !== dt || (bias && bias.dtype !== dt)) return null;
+  const lead = broadcastShapes(broadcastShapes(q.shape.slice(0, -2), k.shape.slice(0, -2), op), v.shape.slice(0, -2), op);
+  const [Lq, D] = q.shape.slice(-2), Lk = k.shape[k.ndim - 2], Dv = v.shape[v.ndim - 1];
+  const scores = [...lead, Lq, Lk];
+  if (bias && (bias.ndim > scores.length || shapeStr(broadcastShapes(bias.shape, scores, op)) !== shapeStr(scores))) return null;
+  const B = lead.length ? lead[0] : 1, H = lead.slice(1).reduce((a, b) => a * b, 1);
+  if (kpm && kpm.shape[0] !== B && kpm.shape[0] !== 1) return null;
+  // bf16 is computed in f32 (one rounding at the end, as PyTorch's kernels accumulate).
+  const to4 = (x: Tensor, tail: number[]) => reshape(expand(dt === 'bf16' ? to(x, 'f32') : x, [...lead, ...tail]), [B, H, ...tail]);
+  return tidy(() => {
+    const out = attention(to4(q, [Lq, D]), to4(k, [Lk, D]), to4(v, [Lk, Dv]), {
+      bias: bias && to4(bias, [Lq, Lk]), keyPaddingMask: kpm && expand(kpm, [B, Lk]), scale, causal,
+    });
+    const y = reshape(out, [...lead, Lq, Dv]);
+    return dt === 'bf16' ? to(y, 'bf16') : y;
+  });
+}
+
+/** The composed path: matmul, masks, softmax, dropout, matmul (autograd differentiates it). */
+export function composedAttention(q: Tensor, k: Tensor, v: Tensor, bias: Tensor | null, kpm: Tensor | null, scale: number,
+  opts: AttentionOptions): Tensor {
+  const [Lq, Lk] = [q.shape[q.ndim - 2], k.shape[k.ndim - 2]];
+  const p = opts.dropoutP ?? 0;
   return tidy(() => {
     let scores = mul(matmul(q, transpose(k, -2, -1)), scale);
     if (bias) scores = add(scores, bias);

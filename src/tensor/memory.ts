@@ -65,8 +65,9 @@ export function tidy<T>(fn: () => T): T {
     for (const t of scope) t.dispose();
     throw new ValueError('tidy: fn returned a Promise; tidy scopes are synchronous');
   }
+  // (A result that holds no object, the common case of a timed or side-effect block, needs no walk.)
   const kept = new Set<Tracked>();
-  collect(result, kept, new Set());
+  if (result !== null && typeof result === 'object') collect(result, kept, new Set());
   const parent = scopes.length ? scopes[scopes.length - 1] : undefined;
   for (const t of scope) {
     if (kept.has(t)) parent?.add(t);

@@ -76,6 +76,8 @@ export interface Native {
   softmax(oh: H, od: D, ih: H, id: D, dim: number, log: boolean): void;
   cumsum(oh: H, od: D, ih: H, id: D, dim: number): void;
   matmul(oh: H, od: D, ah: H, ad: D, bh: H, bd: D): void;
+  /** matmul through kernel version 1 to 4 (native/cpu/kernels/matmul.cpp); for bench/. */
+  matmulVersion(version: number, oh: H, od: D, ah: H, ad: D, bh: H, bd: D): void;
   gather(oh: H, od: D, ih: H, id: D, dim: number, xh: H, xd: D): void;
   scatterAdd(oh: H, od: D, dim: number, xh: H, xd: D, sh: H, sd: D): void;
   indexSelect(oh: H, od: D, ih: H, id: D, dim: number, xh: H, xd: D): void;
@@ -98,6 +100,20 @@ export interface Native {
   avgPool2dBackward(gih: H, gid: D, goh: H, god: D, kh: number, kw: number, sh: number, sw: number, ph: number, pw: number,
     countIncludePad: boolean): void;
   upsampleNearest2dBackward(gih: H, gid: D, goh: H, god: D): void;
+  attention(oh: H, od: D, lh: H, ld: D, qh: H, qd: D, kh: H, kd: D, vh: H, vd: D, bh: H | null, bd: D | null,
+    mh: H | null, md: D | null, scale: number, causal: boolean): void;
+  attentionBackward(dqh: H, dqd: D, dkh: H, dkd: D, dvh: H, dvd: D, dbh: H | null, dbd: D | null, gh: H, gd: D,
+    oh: H, od: D, lh: H, ld: D, qh: H, qd: D, kh: H, kd: D, vh: H, vd: D, bh: H | null, bd: D | null,
+    mh: H | null, md: D | null, scale: number, causal: boolean): void;
+  normForward(yh: H, yd: D, mh: H | null, md: D | null, rh: H, rd: D, xh: H, xd: D, wh: H | null, wd: D | null,
+    bh: H | null, bd: D | null, eps: number): void;
+  normBackward(dxh: H, dxd: D, dwh: H | null, dwd: D | null, dbh: H | null, dbd: D | null, gh: H, gd: D, xh: H, xd: D,
+    wh: H | null, wd: D | null, mh: H | null, md: D | null, rh: H, rd: D): void;
+  crossEntropy(lh: H, ld: D, sh: H, sd: D, xh: H, xd: D, th: H, td: D, ignoreIndex: number, smoothing: number): void;
+  crossEntropyBackward(dxh: H, dxd: D, gh: H, gd: D, xh: H, xd: D, sh: H, sd: D, th: H, td: D, ignoreIndex: number,
+    smoothing: number): void;
+  adamw(ph: H, pd: D, gh: H, gd: D, mh: H, md: D, vh: H, vd: D, lr: number, beta1: number, beta2: number, eps: number,
+    weightDecay: number, bias2: number, stepSize: number): void;
   peakGflops(iters: number): number;
   triadGbps(n: number, reps: number): number;
 }

@@ -14,6 +14,12 @@ export function numelOf(s: Shape): number {
   return n;
 }
 
+export function sameShape(a: Shape, b: Shape): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
+
 export function contiguousStrides(s: Shape): number[] {
   const st = new Array<number>(s.length);
   let acc = 1;

@@ -22,11 +22,39 @@ import * as L from './ops/linalg.ts';
 import * as I from './ops/image.ts';
 import * as F from './format.ts';
 
-type Held = { storage: Storage | null; device: Device };
-const registry = new FinalizationRegistry<Held>((h) => {
-  h.storage?.release();
-  trackReleased(undefined, h.device);
+/** [dtype, ndim, offset, shape..., strides...] in elements: the layout native/addon.cpp reads. */
+function encodeDesc(dtype: DType, shape: Shape, strides: Shape, offset: number): Desc {
+  const n = shape.length;
+  const d = new Float64Array(3 + 2 * n);
+  d[0] = DTYPE_CODE[dtype];
+  d[1] = n;
+  d[2] = offset;
+  for (let i = 0; i < n; i++) {
+    d[3 + i] = shape[i];
+    d[3 + n + i] = strides[i];
+  }
+  return d;
+}
+
+// The backstop for tensors that are never disposed. What it holds for a tensor is its storage,
+// or on meta (no storage) its device. Registering and unregistering cost about a microsecond
+// per tensor (more than a small op itself), and most tensors are disposed soon after they are
+// made (tidy, dispose, using), so a new tensor first goes on a short list of recent tensors;
+// only those still live when the list is flushed (at 128 entries, or when the current
+// synchronous job ends) are registered.
+const registry = new FinalizationRegistry<Storage | Device>((held) => {
+  if (typeof held === 'string') {
+    trackReleased(undefined, held);
+  } else {
+    held.release();
+    trackReleased(undefined, held.device);
+  }
 });
+
+/** A frozen copy of a shape or strides array; an array that is already frozen is shared as is. */
+function frozen(a: Shape): readonly number[] {
+  return Object.isFrozen(a) ? a : Object.freeze(a.slice());
+}
 
 export type Scalar = number | boolean;
 export type TensorLike = Tensor | Scalar;
@@ -44,25 +72,42 @@ export class Tensor implements Tracked {
   #storage: Storage | null;
   #desc: Desc | undefined;
   #disposed = false;
+  #registered = false;
+  static #recent: Tensor[] = [];
+  static #flushQueued = false;
+
+  static #flushRecent(): void {
+    Tensor.#flushQueued = false;
+    for (const t of Tensor.#recent) {
+      if (t.#disposed) continue;
+      registry.register(t, t.#storage ?? t.device, t);
+      t.#registered = true;
+    }
+    Tensor.#recent.length = 0;
+  }
 
   /** Internal: use the creation functions. */
   constructor(storage: Storage | null, shape: Shape, strides: Shape, offset: number, dtype: DType, device: Device) {
     this.#storage = storage;
-    this.shape = Object.freeze(shape.slice());
-    this.strides = Object.freeze(strides.slice());
+    this.shape = frozen(shape);
+    this.strides = frozen(strides);
     this.offset = offset;
     this.dtype = dtype;
     this.device = device;
     storage?.retain();
     trackCreated(this, device);
-    registry.register(this, { storage, device }, this);
+    if (Tensor.#recent.push(this) >= 128) Tensor.#flushRecent();
+    else if (!Tensor.#flushQueued) {
+      Tensor.#flushQueued = true;
+      queueMicrotask(() => Tensor.#flushRecent());
+    }
   }
 
   /** A new contiguous tensor with uninitialised memory. */
   static empty(shape: Shape, dtype: DType, device: Device): Tensor {
     const n = numelOf(shape);
     const storage = device === 'meta' ? null : new Storage(device, n * DTYPE_SIZE[dtype]);
-    return new Tensor(storage, shape, contiguousStrides(shape), 0, dtype, device);
+    return new Tensor(storage, shape, Object.freeze(contiguousStrides(shape)), 0, dtype, device);
   }
 
   /** A view of this tensor's storage with another shape/strides/offset (and optionally dtype). */
@@ -93,19 +138,15 @@ export class Tensor implements Tracked {
   /** Internal: the view descriptor passed to native kernels (see native/addon.cpp). */
   get desc(): Desc {
     this.live();
-    if (!this.#desc) {
-      const n = this.shape.length;
-      const d = new Float64Array(3 + 2 * n);
-      d[0] = DTYPE_CODE[this.dtype];
-      d[1] = n;
-      d[2] = this.offset;
-      for (let i = 0; i < n; i++) {
-        d[3 + i] = this.shape[i];
-        d[3 + n + i] = this.strides[i];
-      }
-      this.#desc = d;
-    }
-    return this.#desc;
+    return (this.#desc ??= encodeDesc(this.dtype, this.shape, this.strides, this.offset));
+  }
+  /**
+   * Internal: the descriptor of this tensor's memory seen with another shape and strides (a
+   * broadcast), for passing straight to a kernel without making a view Tensor.
+   */
+  descAs(shape: Shape, strides: Shape): Desc {
+    this.live();
+    return encodeDesc(this.dtype, shape, strides, this.offset);
   }
 
   /** Throws DisposedError if this tensor was disposed; returns it otherwise. */
@@ -160,7 +201,7 @@ export class Tensor implements Tracked {
   dispose(): void {
     if (this.#disposed) return;
     this.#disposed = true;
-    registry.unregister(this);
+    if (this.#registered) registry.unregister(this);
     this.#storage?.release();
     this.#storage = null;
     trackReleased(this, this.device);

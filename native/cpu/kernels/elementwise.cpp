@@ -1,12 +1,13 @@
 // elementwise.cpp: copy/cast, fill, unary and binary math, where, on any strided Views.
 //
 // Each op is a small functor mapped over rows by strided.h; the functors compute in the
-// dtype's compute type (f32 for bf16). gelu follows PyTorch exactly: the erf form
+// dtype's compute type (f32 for bf16). exp on contiguous f32 rows is vectorised (lanes.h). gelu follows PyTorch exactly: the erf form
 // 0.5 x (1 + erf(x / sqrt 2)) and the tanh form 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))).
 #include <cmath>
 #include <string>
 
 #include "../kernels.h"
+#include "lanes.h"
 #include "scalar.h"
 #include "strided.h"
 
@@ -134,6 +135,18 @@ void unary(UnaryOp op, const View& out, const View& in, double a, double b) {
   }
   dispatch_float(in.dtype, "unary", [&](auto i) {
     using T = decltype(i);
+    if constexpr (std::is_same_v<T, float>) {
+      if (op == UnaryOp::Exp) {  // contiguous rows take the vectorised exp (lanes.h)
+        const View* views[2] = {&out, &in};
+        RowLoop<2>(views).run([](int64_t n, char* const* p, const int64_t* s) {
+          float* o = reinterpret_cast<float*>(p[0]);
+          const float* x = reinterpret_cast<const float*>(p[1]);
+          if (s[0] == 1 && s[1] == 1) exp_row(o, x, n);
+          else for (int64_t k = 0; k < n; k++) o[k * s[0]] = std::exp(x[k * s[1]]);
+        });
+        return;
+      }
+    }
     // Switch outside the loop: one instantiation of the row loop per op keeps it vectorisable.
     switch (op) {
 #define EMU_UNARY_CASE(NAME)                                                                         \

@@ -3,15 +3,13 @@
 // Float dtypes compute in their compute type (f32 for bf16 and f32, f64 for f64); inputs and
 // outputs may have any strides.
 //
-// conv2d is im2col + a small GEMM. The output pixels of one (image, group) are cut into tiles;
-// a task unfolds the input patches of its tile into a scratch matrix col[k][pixel] (k runs over
-// input channel, kernel row, kernel column) and multiplies the packed weights by it, OB output
-// channels by PW pixels at a time with the accumulators held in registers (PW spans two vector
-// registers of the ISA this file is compiled for). Every output sums its K terms in the same
-// order (k = 0, 1, ...) whatever the tiling, so the result does not depend on the thread
-// count; the tiling only decides how the work is spread. When there are too few pixel tiles to
-// keep the threads busy the output channels are split too, and a task reuses its previous
-// scratch matrix when the next task covers the same pixels.
+// conv2d is a GEMM per (image, group) on gemm/gemm.h's driver and micro-kernel: out[o][pixel] =
+// W[o][k] @ im2col(image)[k][pixel], k running over (input channel, kernel row, kernel column).
+// The im2col matrix is never built: its NR-pixel panels are packed straight from the image
+// (unfold_line), one KC-deep slice at a time; a 1x1 stride-1 unpadded convolution packs the image
+// itself. The bias is C's starting value, and channels with contiguous planes are written in
+// place. Every output is one FMA chain over k in order (gemm.h), so the result does not depend
+// on the thread count.
 //
 // Pooling follows PyTorch (ceil_mode false): max_pool2d skips padding (it acts as -inf), lets a
 // NaN win, and reports the flat index h * W + w of the chosen input; avg_pool2d divides by the
@@ -21,6 +19,7 @@
 #include <cstring>
 #include <limits>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "../kernels.h"
@@ -33,89 +32,67 @@ namespace {
 
 using namespace image_detail;
 
-// Unfolds the patches of output pixels [p0, p0 + count) of image n, group g into
-// col[k][q] (row length ld >= count; columns past count are zeroed), one unfold_line per k.
-template <class T, class A>
-void im2col(A* col, int64_t ld, const View& in, const ConvShape& s, int64_t n, int64_t g, int64_t p0, int64_t count) {
-  const T* image = in.ptr<T>() + n * in.strides[0] + g * s.cg * in.strides[1];
-  for (int64_t c = 0, k = 0; c < s.cg; c++) {
-    const T* plane = image + c * in.strides[1];
-    for (int64_t i = 0; i < s.kh; i++) {
-      for (int64_t j = 0; j < s.kw; j++, k++) {
-        A* dst = col + k * ld;
-        const Line line{s.h, s.w, in.strides[2], in.strides[3], s.ow, i * s.dh - s.ph, s.sh, j * s.dw - s.pw, s.sw};
-        unfold_line(dst, 1, plane, line, p0, count);
-        std::fill(dst + count, dst + ld, A(0));
-      }
-    }
-  }
-}
-
 template <class T>
 void conv2d_typed(const View& out, const View& in, const View& weight, const View* bias, const ConvShape& s) {
-  using A = C<T>;
-  constexpr int OB = 6;                                  // output channels per register tile
-  constexpr int NV = 2;                                  // vectors of pixels per register tile
-  constexpr int PW = NV * kVectorBytes / int(sizeof(A));  // pixels per register tile
-  const int64_t blocks = (s.og + OB - 1) / OB;           // OB-blocks per group
-
-  // Weights packed as [group][block][k][OB], zero-padded past og; bias as A.
-  std::vector<A> wp(size_t(s.groups * blocks * s.k * OB), A(0));
-  parallel_for(s.groups * blocks, 1, [&](int64_t b0, int64_t b1) {
-    for (int64_t gb = b0; gb < b1; gb++) {
-      A* dst = wp.data() + gb * s.k * OB;
-      const int64_t g = gb / blocks, first = (gb % blocks) * OB;
-      for (int64_t o = 0; o < OB && first + o < s.og; o++) {
-        const T* src = weight.ptr<T>() + (g * s.og + first + o) * weight.strides[0];
-        for (int64_t c = 0, k = 0; c < s.cg; c++)
-          for (int64_t i = 0; i < s.kh; i++)
-            for (int64_t j = 0; j < s.kw; j++, k++)
-              dst[k * OB + o] = load(src[c * weight.strides[1] + i * weight.strides[2] + j * weight.strides[3]]);
-      }
-    }
-  });
-  std::vector<A> bias_acc(size_t(s.o), A(0));
-  if (bias) {
-    for (int64_t o = 0; o < s.o; o++) bias_acc[size_t(o)] = load(bias->ptr<T>()[o * bias->strides[0]]);
-  }
-
-  // Tiling: see gemm_tiling; a task reuses its scratch matrix when the next task covers the
-  // same pixels.
+  using V = C<T>;
+  constexpr int NR = gemm::kNR<V>;
   const int64_t pixels = s.oh * s.ow;
-  const int64_t images = s.n * s.groups;
-  const GemmTiling tiling = gemm_tiling(images, pixels, s.k, blocks, PW, int64_t(sizeof(A)));
-  const int64_t tile = tiling.tile, tiles = tiling.tiles, chunk_blocks = tiling.chunk_blocks, chunks = tiling.chunks;
+  // The weights as one contiguous [o][k] matrix in the compute type: A of every group's GEMM.
+  std::vector<V> w(size_t(s.o * s.k));
+  for (int64_t o = 0; o < s.o; o++)
+    for (int64_t c = 0, k = 0; c < s.cg; c++)
+      for (int64_t i = 0; i < s.kh; i++)
+        for (int64_t j = 0; j < s.kw; j++, k++)
+          w[size_t(o * s.k + k)] = load(weight.ptr<T>()[o * weight.strides[0] + c * weight.strides[1] +
+                                                        i * weight.strides[2] + j * weight.strides[3]]);
+  // 1x1, stride 1, no padding, rows of the image contiguous: B is the image itself, [c][pixel].
+  const bool pointwise = s.kh == 1 && s.kw == 1 && s.sh == 1 && s.sw == 1 && s.ph == 0 && s.pw == 0 &&
+                         in.strides[3] == 1 && in.strides[2] == s.w;
+  // Output channels whose planes are contiguous f32/f64 are written by the GEMM in place.
+  const bool in_place = std::is_same_v<T, V> && out.strides[3] == 1 && out.strides[2] == s.ow;
 
-  T* dst = out.ptr<T>();
-  parallel_for(images * tiles * chunks, 1, [&](int64_t t0, int64_t t1) {
-    std::vector<A> col(size_t(s.k * tile));
-    std::vector<int64_t> where(static_cast<size_t>(tile));  // each tile pixel's offset in an output plane
-    int64_t built = -1;                                     // the (image, group, tile) col holds
-    for (int64_t task = t0; task < t1; task++) {
-      const int64_t chunk = task % chunks, unit = task / chunks;
-      const int64_t n = unit / (s.groups * tiles), g = unit / tiles % s.groups, p0 = unit % tiles * tile;
-      const int64_t count = std::min(tile, pixels - p0);
-      if (unit != built) {
-        im2col<T>(col.data(), tile, in, s, n, g, p0, count);
-        for (int64_t q = 0; q < count; q++)
-          where[size_t(q)] = (p0 + q) / s.ow * out.strides[2] + (p0 + q) % s.ow * out.strides[3];
-        built = unit;
-      }
-      const int64_t b_end = std::min(blocks, (chunk + 1) * chunk_blocks);
-      for (int64_t b = chunk * chunk_blocks; b < b_end; b++) {
-        const A* w = wp.data() + (g * blocks + b) * s.k * OB;
-        for (int64_t q0 = 0; q0 < count; q0 += PW) {
-          A acc[OB][PW];
-          micro_tile<A, OB, NV>(w, col.data() + q0, s.k, tile, &acc[0][0]);
-          const int64_t q_end = std::min<int64_t>(PW, count - q0);
-          for (int64_t o = 0; o < OB && b * OB + o < s.og; o++) {
-            const int64_t channel = g * s.og + b * OB + o;
-            const A add = bias_acc[size_t(channel)];
-            T* plane = dst + n * out.strides[0] + channel * out.strides[1];
-            for (int64_t q = 0; q < q_end; q++) plane[where[size_t(q0 + q)]] = store<T>(acc[o][q] + add);
-          }
+  gemm::for_each_gemm(s.n * s.groups, double(s.og) * double(pixels) * double(s.k), [&](int64_t unit, bool parallel) {
+    const int64_t n = unit / s.groups, g = unit % s.groups;
+    const T* image = in.ptr<T>() + n * in.strides[0] + g * s.cg * in.strides[1];
+    auto pack_a = [&](int64_t i0, int64_t mc, int64_t p0, int64_t kc, V* dst) {
+      gemm::pack_a_strided(w.data() + g * s.og * s.k, s.k, 1, i0, mc, p0, kc, dst);
+    };
+    // B = im2col(image) [k][pixel], packed panel by panel straight from the image: row k of a
+    // panel is patch element k (channel, kernel row, kernel column) of NR neighbouring pixels.
+    auto pack_b = [&](int64_t j0, int64_t nc, int64_t p0, int64_t kc, V* dst) {
+      if (pointwise) return gemm::pack_b_strided(image, in.strides[1], int64_t(1), j0, nc, p0, kc, dst);
+      for (int64_t j = 0; j < nc; j += NR, dst += kc * NR) {
+        const int64_t nr = std::min<int64_t>(NR, nc - j);
+        for (int64_t kk = 0; kk < kc; kk++) {
+          const int64_t k = p0 + kk, c = k / (s.kh * s.kw), i = k / s.kw % s.kh, jj = k % s.kw;
+          const Line line{s.h, s.w, in.strides[2], in.strides[3], s.ow, i * s.dh - s.ph, s.sh, jj * s.dw - s.pw, s.sw};
+          V* row = dst + kk * NR;
+          unfold_line(row, 1, image + c * in.strides[1], line, j0 + j, nr);
+          std::fill(row + nr, row + NR, V(0));
         }
       }
+    };
+    // C starts as the bias (the GEMM then accumulates onto it) or is overwritten.
+    auto start = [&](V* c, int64_t ldc) {
+      if (!bias) return;
+      for (int64_t o = 0; o < s.og; o++)
+        std::fill(c + o * ldc, c + o * ldc + pixels, load(bias->ptr<T>()[(g * s.og + o) * bias->strides[0]]));
+    };
+    if constexpr (std::is_same_v<T, V>) {
+      if (in_place) {
+        T* c = out.ptr<T>() + n * out.strides[0] + g * s.og * out.strides[1];
+        start(c, out.strides[1]);
+        gemm::run<V>(s.og, pixels, s.k, pack_a, pack_b, c, out.strides[1], bias != nullptr, parallel);
+        return;
+      }
+    }
+    std::vector<V> c(size_t(s.og * pixels));
+    start(c.data(), pixels);
+    gemm::run<V>(s.og, pixels, s.k, pack_a, pack_b, c.data(), pixels, bias != nullptr, parallel);
+    for (int64_t o = 0; o < s.og; o++) {
+      T* plane = out.ptr<T>() + n * out.strides[0] + (g * s.og + o) * out.strides[1];
+      for (int64_t p = 0; p < pixels; p++)
+        plane[p / s.ow * out.strides[2] + p % s.ow * out.strides[3]] = store<T>(c[size_t(o * pixels + p)]);
     }
   });
 }

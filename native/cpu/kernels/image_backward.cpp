@@ -5,23 +5,24 @@
 // may have any strides. Every result sums its terms in an order fixed by the shapes alone, never
 // by the thread count, and no two tasks write the same element: results are deterministic.
 //
+// Both conv2d gradients are GEMMs on gemm/gemm.h's driver and micro-kernel, with operands packed
+// straight from the tensors (no im2col or col2im matrix is built), so each result is one FMA
+// chain in a fixed order and no two tasks write the same element.
+//
 // conv2d input gradient. Scattering col = W^T @ grad_out back into the image (col2im) would
 // make tasks collide on overlapping patches, so the gradient is computed as a gather instead,
 // one stride phase at a time: the input pixels y with (y + pad) % stride == r are reached by
 // exactly the kernel taps i with i * dilation % stride == r, and tap i reaches them from the
 // output rows (y + pad - i * dilation) / stride, which advance by one as y advances by stride
 // (the same holds for columns). So the pixels of one phase are the output pixels of a plain
-// stride-1 convolution of grad_out with those taps, and the conv2d forward scheme applies
-// (im2col of grad_out into a scratch matrix, a register-tiled GEMM against packed weights, each
-// input pixel summed over (output channel, tap) in order): no multiply by a zero that the
-// stride put in, and every task writes its own pixels.
+// stride-1 convolution of grad_out with those taps: a GEMM grad_in[c][pixel] = Wt[c][d] @
+// B[d][pixel] per (image, group, phase), d running over (output channel, tap row, tap column),
+// B's panels unfolded from grad_out. No multiply by a zero that the stride put in; with stride 1
+// the GEMM writes grad_in's planes in place.
 //
 // conv2d weight gradient: grad_w[o][k] = sum over images and output pixels of
-// grad_out[o][pixel] * im2col(in)[k][pixel]. A task owns a block of output channels times a
-// panel of k (a rectangle of grad_w) and walks the images and the pixels in order, kTP pixels at
-// a time: the input patches of a slice unfolded pixel-major (so k runs along a vector register),
-// grad_out packed pixel-major, the same register tile summing the slice, then added to an f32 /
-// f64 accumulator. kTP is a constant, so the sums do not depend on how the tasks were cut.
+// grad_out[o][pixel] * im2col(in)[k][pixel], one GEMM per group whose depth runs over (image,
+// pixel) in order: A packed from grad_out, B's k-columns unfolded from the input image by image.
 //
 // Pooling and upsampling gradients are gathers too: each input pixel adds up the outputs whose
 // window (or source index) covers it, in output order, so rows of grad_in are independent tasks.
@@ -81,11 +82,8 @@ std::vector<PhaseAxis> phase_axes(int64_t size, int64_t stride, int64_t pad, int
 
 template <class T>
 void conv2d_backward_input_typed(const View& grad_in, const View& grad_out, const View& weight, const ConvShape& s) {
-  using A = C<T>;
-  constexpr int CB = 6;                                   // input channels per register tile
-  constexpr int NV = 2;                                   // vectors of pixels per register tile
-  constexpr int PW = NV * kVectorBytes / int(sizeof(A));  // pixels per register tile
-  const int64_t blocks = (s.cg + CB - 1) / CB;            // CB-blocks per group
+  using V = C<T>;
+  constexpr int NR = gemm::kNR<V>;
   const std::vector<PhaseAxis> rows = phase_axes(s.h, s.sh, s.ph, s.kh, s.dh);
   const std::vector<PhaseAxis> cols = phase_axes(s.w, s.sw, s.pw, s.kw, s.dw);
   const int64_t phases = s.sh * s.sw;  // phase = row phase * sw + column phase
@@ -96,82 +94,70 @@ void conv2d_backward_input_typed(const View& grad_in, const View& grad_out, cons
     return s.og * int64_t(axis_y(phase).taps.size()) * int64_t(axis_x(phase).taps.size());
   };
 
-  // Weights packed per group as [phase][block][depth][CB], zero-padded past cg; `packed` holds
-  // each phase's offset within a group.
+  // A of each (group, phase): the weights as a contiguous [input channel][depth] matrix.
   std::vector<int64_t> packed(size_t(phases + 1), 0);
-  int64_t max_depth = 0, max_pixels = 0;
+  double max_macs = 0;
   for (int64_t ph = 0; ph < phases; ph++) {
-    packed[size_t(ph + 1)] = packed[size_t(ph)] + depth_of(ph) * blocks * CB;
-    max_depth = std::max(max_depth, depth_of(ph));
-    max_pixels = std::max(max_pixels, axis_y(ph).count * axis_x(ph).count);
+    packed[size_t(ph + 1)] = packed[size_t(ph)] + s.cg * depth_of(ph);
+    max_macs = std::max(max_macs, double(s.cg) * double(depth_of(ph)) * double(axis_y(ph).count * axis_x(ph).count));
   }
   const int64_t group_size = packed[size_t(phases)];
-  std::vector<A> wp(size_t(s.groups * group_size), A(0));
-  parallel_for(s.groups * phases * blocks, 1, [&](int64_t b0, int64_t b1) {
-    for (int64_t gpb = b0; gpb < b1; gpb++) {
-      const int64_t b = gpb % blocks, ph = gpb / blocks % phases, g = gpb / blocks / phases;
+  std::vector<V> wt(size_t(s.groups * group_size));
+  for (int64_t g = 0; g < s.groups; g++) {
+    for (int64_t ph = 0; ph < phases; ph++) {
       const PhaseAxis &ay = axis_y(ph), &ax = axis_x(ph);
-      A* dst = wp.data() + g * group_size + packed[size_t(ph)] + b * depth_of(ph) * CB;
-      for (int64_t c = 0; c < CB && b * CB + c < s.cg; c++) {
-        const T* src = weight.ptr<T>() + (b * CB + c) * weight.strides[1];
+      V* dst = wt.data() + g * group_size + packed[size_t(ph)];
+      for (int64_t c = 0, depth = depth_of(ph); c < s.cg; c++) {
         int64_t d = 0;
         for (int64_t o = 0; o < s.og; o++)
           for (int64_t i : ay.taps)
             for (int64_t j : ax.taps)
-              dst[d++ * CB + c] = load(src[(g * s.og + o) * weight.strides[0] + i * weight.strides[2] + j * weight.strides[3]]);
+              dst[c * depth + d++] = load(weight.ptr<T>()[(g * s.og + o) * weight.strides[0] + c * weight.strides[1] +
+                                                          i * weight.strides[2] + j * weight.strides[3]]);
       }
     }
-  });
+  }
+  // Stride 1 (one phase covering every pixel) into contiguous f32/f64 planes: written in place.
+  const bool in_place = std::is_same_v<T, V> && phases == 1 && grad_in.strides[3] == 1 && grad_in.strides[2] == s.w;
 
-  // Tiling as in the forward conv2d (gemm_tiling), over (image, group, phase) units; phases
-  // smaller than the largest leave their last tiles empty.
-  const int64_t units = s.n * s.groups * phases;
-  const GemmTiling tiling = gemm_tiling(units, max_pixels, max_depth, blocks, PW, int64_t(sizeof(A)));
-  const int64_t tile = tiling.tile, tiles = tiling.tiles, chunk_blocks = tiling.chunk_blocks, chunks = tiling.chunks;
-
-  parallel_for(units * tiles * chunks, 1, [&](int64_t t0, int64_t t1) {
-    std::vector<A> col(size_t(std::max<int64_t>(1, max_depth) * tile));
-    std::vector<int64_t> where(static_cast<size_t>(tile));  // offset of each tile pixel in a grad_in plane
-    int64_t built = -1;                                      // the unit and tile col holds
-    for (int64_t task = t0; task < t1; task++) {
-      const int64_t chunk = task % chunks, unit_tile = task / chunks;
-      const int64_t unit = unit_tile / tiles, p0 = unit_tile % tiles * tile;
-      const int64_t ph = unit % phases, g = unit / phases % s.groups, n = unit / phases / s.groups;
-      const PhaseAxis &ay = axis_y(ph), &ax = axis_x(ph);
-      const int64_t pixels = ay.count * ax.count;
-      if (p0 >= pixels) continue;
-      const int64_t count = std::min(tile, pixels - p0), depth = depth_of(ph);
-      if (unit_tile != built) {
-        const T* image = grad_out.ptr<T>() + n * grad_out.strides[0] + g * s.og * grad_out.strides[1];
-        int64_t d = 0;
-        for (int64_t o = 0; o < s.og; o++) {
-          for (int64_t by : ay.base) {
-            for (int64_t bx : ax.base) {
-              const Line line{s.oh, s.ow, grad_out.strides[2], grad_out.strides[3], ax.count, by, 1, bx, 1};
-              A* dst = col.data() + d++ * tile;
-              unfold_line(dst, 1, image + o * grad_out.strides[1], line, p0, count);
-              std::fill(dst + count, dst + tile, A(0));
-            }
-          }
+  gemm::for_each_gemm(s.n * s.groups * phases, max_macs, [&](int64_t unit, bool parallel) {
+    const int64_t ph = unit % phases, g = unit / phases % s.groups, n = unit / phases / s.groups;
+    const PhaseAxis &ay = axis_y(ph), &ax = axis_x(ph);
+    const int64_t pixels = ay.count * ax.count, depth = depth_of(ph);
+    if (pixels == 0) return;
+    const V* a = wt.data() + g * group_size + packed[size_t(ph)];
+    auto pack_a = [&](int64_t i0, int64_t mc, int64_t p0, int64_t kc, V* dst) {
+      gemm::pack_a_strided(a, depth, int64_t(1), i0, mc, p0, kc, dst);
+    };
+    // B [depth][pixel]: row d = (o, tap row, tap column) reads grad_out[o] shifted by the taps.
+    const T* gy = grad_out.ptr<T>() + n * grad_out.strides[0] + g * s.og * grad_out.strides[1];
+    const int64_t ty = int64_t(ay.taps.size()), tx = int64_t(ax.taps.size());
+    auto pack_b = [&](int64_t j0, int64_t nc, int64_t p0, int64_t kc, V* dst) {
+      for (int64_t j = 0; j < nc; j += NR, dst += kc * NR) {
+        const int64_t nr = std::min<int64_t>(NR, nc - j);
+        for (int64_t kk = 0; kk < kc; kk++) {
+          const int64_t d = p0 + kk, o = d / (ty * tx), by = ay.base[size_t(d / tx % ty)], bx = ax.base[size_t(d % tx)];
+          const Line line{s.oh, s.ow, grad_out.strides[2], grad_out.strides[3], ax.count, by, 1, bx, 1};
+          V* row = dst + kk * NR;
+          unfold_line(row, 1, gy + o * grad_out.strides[1], line, j0 + j, nr);
+          std::fill(row + nr, row + NR, V(0));
         }
-        for (int64_t q = 0; q < count; q++) {
-          const int64_t y = ay.first + (p0 + q) / ax.count * s.sh, x = ax.first + (p0 + q) % ax.count * s.sw;
-          where[size_t(q)] = y * grad_in.strides[2] + x * grad_in.strides[3];
-        }
-        built = unit_tile;
       }
-      const int64_t b_end = std::min(blocks, (chunk + 1) * chunk_blocks);
-      for (int64_t b = chunk * chunk_blocks; b < b_end; b++) {
-        const A* w = wp.data() + g * group_size + packed[size_t(ph)] + b * depth * CB;
-        for (int64_t q0 = 0; q0 < count; q0 += PW) {
-          A acc[CB][PW];
-          micro_tile<A, CB, NV>(w, col.data() + q0, depth, tile, &acc[0][0]);
-          const int64_t q_end = std::min<int64_t>(PW, count - q0);
-          for (int64_t c = 0; c < CB && b * CB + c < s.cg; c++) {
-            T* plane = grad_in.ptr<T>() + n * grad_in.strides[0] + (g * s.cg + b * CB + c) * grad_in.strides[1];
-            for (int64_t q = 0; q < q_end; q++) plane[where[size_t(q0 + q)]] = store<T>(acc[c][q]);
-          }
-        }
+    };
+    if constexpr (std::is_same_v<T, V>) {
+      if (in_place) {
+        T* c = grad_in.ptr<T>() + n * grad_in.strides[0] + g * s.cg * grad_in.strides[1];
+        gemm::run<V>(s.cg, pixels, depth, pack_a, pack_b, c, grad_in.strides[1], false, parallel);
+        return;
+      }
+    }
+    std::vector<V> c(size_t(s.cg * pixels));
+    gemm::run<V>(s.cg, pixels, depth, pack_a, pack_b, c.data(), pixels, false, parallel);
+    for (int64_t ch = 0; ch < s.cg; ch++) {
+      T* plane = grad_in.ptr<T>() + n * grad_in.strides[0] + (g * s.cg + ch) * grad_in.strides[1];
+      for (int64_t q = 0; q < pixels; q++) {
+        const int64_t y = ay.first + q / ax.count * s.sh, x = ax.first + q % ax.count * s.sw;
+        plane[y * grad_in.strides[2] + x * grad_in.strides[3]] = store<T>(c[size_t(ch * pixels + q)]);
       }
     }
   });
@@ -181,10 +167,7 @@ template <class T>
 void conv2d_backward_weight_typed(const View& grad_w, const View* grad_bias, const View& grad_out, const View& in,
                                   const ConvShape& s) {
   using A = C<T>;
-  constexpr int OB = 6;                                   // output channels per register tile
-  constexpr int NV = 2;                                   // vectors of k per register tile
-  constexpr int KT = NV * kVectorBytes / int(sizeof(A));  // k per register tile (a strip)
-  constexpr int64_t kTP = 128;                            // pixels per slice; fixes every sum's order
+  constexpr int NR = gemm::kNR<A>;
   const int64_t pixels = s.oh * s.ow;
   const T* gy = grad_out.ptr<T>();
 
@@ -208,64 +191,48 @@ void conv2d_backward_weight_typed(const View& grad_w, const View* grad_bias, con
   }
   if (grad_w.numel() == 0) return;
 
-  // Tasks: (group, panel of k strips, chunk of OB-blocks of output channels). Panels of at most
-  // 256 k, split further (down to one strip) and then the channels chunked while there are fewer
-  // than 4 tasks per thread.
-  const int64_t strips = (s.k + KT - 1) / KT, blocks = (s.og + OB - 1) / OB;
-  const int64_t want = 4 * int64_t(num_threads());
-  constexpr int64_t kPanelStrips = 256 / KT;
-  int64_t panels = (strips + kPanelStrips - 1) / kPanelStrips;
-  if (s.groups * panels < want) panels = std::min(strips, (want + s.groups - 1) / s.groups);
-  const int64_t panel_strips = (strips + panels - 1) / panels;
-  panels = (strips + panel_strips - 1) / panel_strips;
-  const int64_t chunks_wanted = std::min(blocks, (want + s.groups * panels - 1) / (s.groups * panels));
-  const int64_t chunk_blocks = (blocks + chunks_wanted - 1) / chunks_wanted;
-  const int64_t chunks = (blocks + chunk_blocks - 1) / chunk_blocks;
-  const int64_t ld = panel_strips * KT;
-
-  std::vector<A> gw(size_t(s.o * s.k), A(0));  // grad_w as [o][k], each task its own rectangle
-  parallel_for(s.groups * panels * chunks, 1, [&](int64_t t0, int64_t t1) {
-    // Columns past a panel's k and channels past og hold zeros or an earlier task's values; the
-    // sums they feed are dropped.
-    std::vector<A> patches(size_t(kTP * ld), A(0));              // [pixel][k - k0]
-    std::vector<A> grads(size_t(chunk_blocks * kTP * OB), A(0));  // [block][pixel][OB]
-    for (int64_t task = t0; task < t1; task++) {
-      const int64_t chunk = task % chunks, panel = task / chunks % panels, g = task / chunks / panels;
-      const int64_t k0 = panel * ld, k1 = std::min(s.k, k0 + ld);
-      const int64_t b0 = chunk * chunk_blocks, b1 = std::min(blocks, b0 + chunk_blocks);
-      const int64_t o0 = b0 * OB, o1 = std::min(s.og, b1 * OB);
-      for (int64_t n = 0; n < s.n; n++) {
-        const T* image = in.ptr<T>() + n * in.strides[0] + g * s.cg * in.strides[1];
-        const T* gy_image = gy + n * grad_out.strides[0] + g * s.og * grad_out.strides[1];
-        for (int64_t p0 = 0; p0 < pixels; p0 += kTP) {
-          const int64_t count = std::min(kTP, pixels - p0);
-          for (int64_t k = k0; k < k1; k++) {
-            const int64_t c = k / (s.kh * s.kw), i = k / s.kw % s.kh, j = k % s.kw;
-            const Line line{s.h, s.w, in.strides[2], in.strides[3], s.ow, i * s.dh - s.ph, s.sh, j * s.dw - s.pw, s.sw};
-            unfold_line(patches.data() + (k - k0), ld, image + c * in.strides[1], line, p0, count);
-          }
-          for (int64_t o = o0; o < o1; o++) {
-            const T* plane = gy_image + o * grad_out.strides[1];
-            A* dst = grads.data() + (o / OB - b0) * kTP * OB + o % OB;
-            for (int64_t q = 0, y = p0 / s.ow, x = p0 % s.ow; q < count; q++) {
-              dst[q * OB] = load(plane[y * grad_out.strides[2] + x * grad_out.strides[3]]);
-              if (++x == s.ow) x = 0, y++;
-            }
-          }
-          for (int64_t k = k0; k < k1; k += KT) {
-            for (int64_t b = b0; b < b1; b++) {
-              A acc[OB][KT];
-              micro_tile<A, OB, NV>(grads.data() + (b - b0) * kTP * OB, patches.data() + (k - k0), count, ld, &acc[0][0]);
-              const int64_t v_end = std::min<int64_t>(KT, k1 - k);
-              for (int64_t o = 0; o < OB && b * OB + o < s.og; o++) {
-                A* row = gw.data() + (g * s.og + b * OB + o) * s.k + k;
-                for (int64_t v = 0; v < v_end; v++) row[v] += acc[o][v];
-              }
-            }
+  // Per group: gw[o][k] = sum over r = (image, pixel) of A[o][r] * B[r][k], with A = grad_out
+  // and B = im2col(in)^T, both packed straight from the tensors; the reduction runs over the
+  // images and pixels in order.
+  const int64_t depth = s.n * pixels;
+  std::vector<A> gw(size_t(s.o * s.k));  // grad_w as [o][k]
+  gemm::for_each_gemm(s.groups, double(s.og) * double(s.k) * double(depth), [&](int64_t g, bool parallel) {
+    const T* gy_group = gy + g * s.og * grad_out.strides[1];
+    const T* in_group = in.ptr<T>() + g * s.cg * in.strides[1];
+    auto pack_a = [&](int64_t i0, int64_t mc, int64_t p0, int64_t kc, A* dst) {
+      for (int64_t i = 0; i < mc; i += gemm::kMR, dst += kc * gemm::kMR) {
+        const int64_t mr = std::min<int64_t>(gemm::kMR, mc - i);
+        const T* rows = gy_group + (i0 + i) * grad_out.strides[1];
+        for (int64_t kk = 0, n = p0 / pixels, y = p0 % pixels / s.ow, x = p0 % s.ow; kk < kc; kk++) {
+          const T* at = rows + n * grad_out.strides[0] + y * grad_out.strides[2] + x * grad_out.strides[3];
+          for (int64_t r = 0; r < gemm::kMR; r++) dst[kk * gemm::kMR + r] = r < mr ? load(at[r * grad_out.strides[1]]) : A(0);
+          if (++x == s.ow) {
+            x = 0;
+            if (++y == s.oh) y = 0, n++;
           }
         }
       }
-    }
+    };
+    auto pack_b = [&](int64_t j0, int64_t nc, int64_t p0, int64_t kc, A* dst) {
+      for (int64_t j = 0; j < nc; j += NR, dst += kc * NR) {
+        for (int64_t col = 0; col < NR; col++) {
+          const int64_t k = j0 + j + col;
+          if (j + col >= nc) {
+            for (int64_t kk = 0; kk < kc; kk++) dst[kk * NR + col] = A(0);
+            continue;
+          }
+          const int64_t c = k / (s.kh * s.kw), i = k / s.kw % s.kh, jj = k % s.kw;
+          const Line line{s.h, s.w, in.strides[2], in.strides[3], s.ow, i * s.dh - s.ph, s.sh, jj * s.dw - s.pw, s.sw};
+          // The slice's pixels, one image at a time.
+          for (int64_t r = p0; r < p0 + kc;) {
+            const int64_t n = r / pixels, p = r % pixels, count = std::min(pixels - p, p0 + kc - r);
+            unfold_line(dst + (r - p0) * NR + col, NR, in_group + n * in.strides[0] + c * in.strides[1], line, p, count);
+            r += count;
+          }
+        }
+      }
+    };
+    gemm::run<A>(s.og, s.k, depth, pack_a, pack_b, gw.data() + g * s.og * s.k, s.k, false, parallel);
   });
 
   parallel_for(s.o, 1, [&](int64_t o0, int64_t o1) {

@@ -1,11 +1,11 @@
 // image_common.h: helpers shared by image.cpp (conv2d, pooling, nearest upsampling) and
 // image_backward.cpp (their gradients), so that the forward kernels and their adjoints check
-// shapes, read the conv2d geometry, tile the GEMMs and unfold patches in one and the same way.
+// shapes, read the conv2d geometry and unfold patches in one and the same way (the GEMMs
+// themselves run on gemm/gemm.h, included here for both).
 //
 // What is here: the NCHW shape and dtype checks and their error messages, the sliding-window
-// output size, the conv2d geometry (ConvShape), the vector width of the ISA the including file
-// is compiled for, the register micro-tile and its vector types, the tiling of an im2col GEMM
-// over threads, the unfolding of one im2col line, and the source index of nearest upsampling.
+// output size, the conv2d geometry (ConvShape), the unfolding of one im2col line (what the
+// GEMMs' packers read patches with), and the source index of nearest upsampling.
 //
 // Like the .cpp files that include it, this header is compiled once per ISA (EMU_ISA = avx512,
 // avx2, generic, each with its own -m flags), so everything in it lives inside
@@ -20,18 +20,11 @@
 
 #include "../kernels.h"
 #include "../thread_pool.h"
+#include "gemm/gemm.h"
 #include "scalar.h"
 
 namespace emu::cpu::EMU_ISA {
 namespace image_detail {
-
-#if defined(__AVX512F__)
-constexpr int kVectorBytes = 64;
-#elif defined(__AVX__)
-constexpr int kVectorBytes = 32;
-#else
-constexpr int kVectorBytes = 16;
-#endif
 
 // ---- checks ----
 
@@ -92,81 +85,6 @@ inline ConvShape conv_geometry(const char* op, const View& image, const View& we
   s.oh = window_count(op, s.h, s.kh, s.sh, s.ph, s.dh);
   s.ow = window_count(op, s.w, s.kw, s.sw, s.pw, s.dw);
   return s;
-}
-
-// ---- register micro-tile ----
-
-// One vector register of A, as a GCC/Clang vector extension, and the same type at A's alignment
-// (and may_alias) for unaligned loads and stores. The register tile below is written with it
-// instead of being left to the auto-vectoriser, whose code for this loop nest swung between near
-// peak and 20x slower with the ISA, the dtype and the inlining context.
-template <class A> struct VecOf;
-template <> struct VecOf<float> {
-  typedef float type __attribute__((vector_size(kVectorBytes)));
-  typedef float unaligned __attribute__((vector_size(kVectorBytes), aligned(4), may_alias));
-};
-template <> struct VecOf<double> {
-  typedef double type __attribute__((vector_size(kVectorBytes)));
-  typedef double unaligned __attribute__((vector_size(kVectorBytes), aligned(8), may_alias));
-};
-
-// acc[r][q] = sum over k of a[k][r] * b[k][q] (k = 0, 1, ... in order), for RB rows and NV
-// vectors of columns; a is packed [depth][RB], b has rows ld apart, acc is [RB][NV lanes].
-// r[][] is indexed only by constants once the loops unroll, so it lives in registers. (a * b + c
-// becomes an FMA wherever the ISA has one: GCC contracts by default in C++.)
-//
-// Of the two near-copies this replaces, this is image_backward.cpp's: each row of b is loaded
-// once per k through the may_alias `unaligned` type into NV registers, then every row of a is
-// broadcast with `x - V{}` (exact, so it compiles to a plain broadcast, unlike `V{} + x`, which
-// turns -0 into +0) and multiplied by them. Written with memcpy loads and `V{} + x`, GCC 12
-// stored the accumulators to the stack on every step in image_backward.cpp's loops, at about
-// half the speed. image.cpp's copy (also may_alias and `x - V{}`, but loading b inside the row
-// loop) kept them in registers too, yet GCC 12 gave its loop two extra register moves per step,
-// so this one is at least as fast for both.
-template <class A, int RB, int NV>
-inline void micro_tile(const A* a, const A* b, int64_t depth, int64_t ld, A* acc) {
-  using V = typename VecOf<A>::type;
-  using U = typename VecOf<A>::unaligned;
-  constexpr int L = kVectorBytes / int(sizeof(A));  // lanes
-  V r[RB][NV] = {};
-  for (int64_t k = 0; k < depth; k++) {
-    V c[NV];
-    for (int v = 0; v < NV; v++) c[v] = *reinterpret_cast<const U*>(b + k * ld + v * L);
-    for (int i = 0; i < RB; i++) {
-      const V ai = a[k * RB + i] - V{};  // broadcast
-      for (int v = 0; v < NV; v++) r[i][v] += ai * c[v];
-    }
-  }
-  for (int i = 0; i < RB; i++)
-    for (int v = 0; v < NV; v++) *reinterpret_cast<U*>(acc + (i * NV + v) * L) = r[i][v];
-}
-
-// ---- im2col GEMM tiling ----
-
-// How the im2col GEMMs of conv2d (and of its input gradient) are spread over the threads: each
-// of `units` independent (image, group, ...) units has up to `pixels` columns, cut into tiles of
-// `tile` pixels (a multiple of the register tile's pw); each tile's `blocks` register blocks of
-// rows are cut into `chunks` chunks of `chunk_blocks`. A task is (unit, tile, chunk).
-struct GemmTiling {
-  int64_t tile, tiles, chunk_blocks, chunks;
-};
-
-// Pixel tiles small enough for the scratch matrix (depth x tile elements of elem_size bytes) to
-// stay in L2, and narrower (down to 4 register tiles) when there are too few units to give
-// every thread 4 tasks; then row-block chunks (of at least 2 blocks: each chunk redoes its
-// im2col) while there are still too few tasks. Depends only on the shapes and the thread count.
-inline GemmTiling gemm_tiling(int64_t units, int64_t pixels, int64_t depth, int64_t blocks, int64_t pw,
-                              int64_t elem_size) {
-  const int64_t want = 4 * int64_t(num_threads());
-  const int64_t round_pixels = (pixels + pw - 1) / pw * pw;
-  int64_t tile = std::max<int64_t>(pw, (256 * 1024 / elem_size / std::max<int64_t>(1, depth)) / pw * pw);
-  const int64_t tiles_wanted = (want + units - 1) / units;
-  const int64_t even_tile = ((pixels + tiles_wanted - 1) / tiles_wanted + pw - 1) / pw * pw;
-  tile = std::min({tile, std::max<int64_t>(4 * pw, even_tile), round_pixels});
-  const int64_t tiles = (pixels + tile - 1) / tile;
-  const int64_t chunks_wanted = std::min((want + units * tiles - 1) / (units * tiles), std::max<int64_t>(1, blocks / 2));
-  const int64_t chunk_blocks = (blocks + chunks_wanted - 1) / chunks_wanted;
-  return {tile, tiles, chunk_blocks, (blocks + chunk_blocks - 1) / chunk_blocks};
 }
 
 // ---- im2col ----

@@ -29,6 +29,7 @@
 
 #include "../kernels.h"
 #include "../thread_pool.h"
+#include "lanes.h"
 #include "scalar.h"
 
 namespace emu::cpu::EMU_ISA {
@@ -514,6 +515,22 @@ void reduce(ReduceOp op, const View& out, const View& in, int nkeep, double corr
   });
 }
 
+// One contiguous f32 line of softmax or log-softmax on vectors (lanes.h): max, exp(x - max) with
+// its sum in f32 lanes, then the scaling. A NaN, a +inf or a line of -inf makes the sum NaN, so
+// the line comes out NaN as on the general path below.
+// Log-softmax's exponentials go to scratch (n floats), since y = x - shift reads x again.
+inline void softmax_row(const float* x, float* y, float* scratch, int64_t n, bool log) {
+  const float m = max_row(x, n);
+  const float sum = exp_shift_sum(log ? scratch : y, x, n, m);
+  if (log) {
+    const float shift = m + std::log(sum);
+    for (int64_t i = 0; i < n; i++) y[i] = x[i] - shift;
+    return;
+  }
+  const float inv = 1.0f / sum;
+  for (int64_t i = 0; i < n; i++) y[i] *= inv;
+}
+
 // Stable softmax: exp(x - max) / sum. An all -inf line gives NaN (-inf - -inf), as PyTorch does;
 // so does a line holding NaN or +inf. Exponentials are computed in the compute type (f32 for
 // f32/bf16, f64 for f64), the sum and the final scaling in double.
@@ -526,6 +543,16 @@ void softmax(const View& out, const View& in, int dim, bool log) {
     for_each_line<T>(out, in, dim, [log](const T* x, int64_t sx, T* y, int64_t sy, int64_t n) {
       thread_local std::unique_ptr<V[]> e;  // the line's exponentials, kept for the scaling pass
       thread_local int64_t capacity = 0;
+      if (capacity < n) {
+        e.reset(new V[size_t(n)]);
+        capacity = n;
+      }
+      if constexpr (std::is_same_v<T, float>) {
+        if (sx == 1 && sy == 1) {  // contiguous f32 lines: the vectorised row passes (lanes.h)
+          softmax_row(x, y, e.get(), n, log);
+          return;
+        }
+      }
       V m = extreme_start<V, true>();
       for (int64_t i = 0; i < n; i++) {
         const V v = load(x[i * sx]);
@@ -537,10 +564,6 @@ void softmax(const View& out, const View& in, int dim, bool log) {
         const double shift = double(m) + std::log(sum);
         for (int64_t i = 0; i < n; i++) y[i * sy] = store<T>(V(double(load(x[i * sx])) - shift));
         return;
-      }
-      if (capacity < n) {
-        e.reset(new V[size_t(n)]);
-        capacity = n;
       }
       for (int64_t i = 0; i < n; i++) {
         e[i] = std::exp(load(x[i * sx]) - m);

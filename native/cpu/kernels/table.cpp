@@ -36,6 +36,7 @@ void avg_pool2d_backward(const View& grad_in, const View& grad_out, const int64_
 void upsample_nearest2d_backward(const View& grad_in, const View& grad_out);
 double peak_gflops(int64_t iters);
 double triad_gbps(int64_t n, int reps);
+void matmul_version(int version, const View& out, const View& a, const View& b);
 
 #define EMU_STR2(x) #x
 #define EMU_STR(x) EMU_STR2(x)
@@ -45,7 +46,7 @@ const KernelTable& kernel_table() {
       EMU_STR(EMU_ISA), copy, fill, unary, binary, where, reduce, softmax, cumsum, matmul, gather, scatter_add,
       index_select, triangle, rand_uniform, rand_normal, rand_int, randperm, conv2d, max_pool2d, avg_pool2d,
       upsample_nearest2d, conv2d_backward_input, conv2d_backward_weight, avg_pool2d_backward,
-      upsample_nearest2d_backward, peak_gflops, triad_gbps,
+      upsample_nearest2d_backward, peak_gflops, triad_gbps, matmul_version,
   };
   return table;
 }

@@ -1,14 +1,10 @@
 // broadcast.ts: undoing broadcasting in backward: a gradient of the broadcast shape is summed
 // over the dims that broadcasting added or stretched, back to the input's shape.
 // (Rules run inside tidy, so intermediates made here are freed with the rule's scope.)
-import type { Shape } from '../../tensor/shape.ts';
+import { sameShape, type Shape } from '../../tensor/shape.ts';
 import { Tensor } from '../../tensor/tensor.ts';
 import { sum } from '../../tensor/ops/reduce.ts';
 import { reshape } from '../../tensor/ops/views.ts';
-
-export function sameShape(a: Shape, b: Shape): boolean {
-  return a.length === b.length && a.every((d, i) => d === b[i]);
-}
 
 /** g summed down to `shape` (the shape g's was broadcast from); g itself when equal. */
 export function sumToShape(g: Tensor, shape: Shape): Tensor {

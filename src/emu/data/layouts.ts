@@ -27,22 +27,29 @@ function pretraining(kind: Sample['kind'], parts: SamplePart[]): Sample {
   return { kind, parts: [...parts, { text: EOS }], loss: 'all' };
 }
 
+export interface PairOptions extends LayoutOptions {
+  /** Image first (a captioning sample) or last (text-to-image); default drawn per sample. */
+  imageFirst?: boolean;
+}
+
 /** An image and its text, the image first or last as `imageFirst` says. */
 export function imageTextSample(image: Float32Array, text: string, imageFirst: boolean): Sample {
   return pretraining('image-text', imageFirst ? [{ image }, { text }] : [{ text }, { image }]);
 }
 
 /** The shapes scene of a seed with a caption, in random order. */
-export function shapesPair(seed: number, opts: LayoutOptions = {}): Sample {
+export function shapesPair(seed: number, opts: PairOptions = {}): Sample {
   const sc = scene(seed);
   const rng = rngFor(seed, 5);
-  return imageTextSample(render(sc, opts.size ?? 32), caption(sc, rng), rng() < 0.5);
+  const text = caption(sc, rng);
+  return imageTextSample(render(sc, opts.size ?? 32), text, opts.imageFirst ?? rng() < 0.5);
 }
 
-/** An MNIST digit with a caption, in random order (both fixed per entry). */
-export function mnistPair(entry: DigitEntry, opts: LayoutOptions = {}): Sample {
+/** An MNIST digit with a caption, in random order (both fixed per entry) unless `imageFirst` says. */
+export function mnistPair(entry: DigitEntry, opts: PairOptions = {}): Sample {
   const rng = rngFor(entry.label * 65536 + entry.index, 6);
-  return imageTextSample(mnistImage(entry, opts.size ?? 32), digitCaption(entry.label, rng), rng() < 0.5);
+  const text = digitCaption(entry.label, rng);
+  return imageTextSample(mnistImage(entry, opts.size ?? 32), text, opts.imageFirst ?? rng() < 0.5);
 }
 
 /** An interleaved document of 2-3 scenes. */

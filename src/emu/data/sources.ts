@@ -12,7 +12,7 @@
 import { readFileSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { ValueError } from '../../tensor/errors.ts';
-import { documentSample, imageTextSample, mnistPair, shapesPair, storyboardSample, videoPair, type LayoutOptions } from './layouts.ts';
+import { documentSample, imageTextSample, mnistPair, shapesPair, storyboardSample, videoPair, type LayoutOptions, type PairOptions } from './layouts.ts';
 import { mnistEntries } from './mnist.ts';
 import type { Sample } from './sample.ts';
 import { SPLIT_SIZE, rngFor, splitSeed, type SplitName } from './splits.ts';
@@ -44,7 +44,7 @@ export function seededSource(name: string, make: (seed: number) => Sample, opts:
 }
 
 /** The MNIST digits of a split as captioned image-text pairs. */
-export function mnistSource(split: SplitName, opts: LayoutOptions = {}): DataSource {
+export function mnistSource(split: SplitName, opts: PairOptions = {}): DataSource {
   const entries = mnistEntries(split);
   return { name: 'mnist', size: entries.length, get: (index) => { checkIndex('mnist', index, entries.length); return mnistPair(entries[index], opts); } };
 }

@@ -84,3 +84,22 @@ export function indexedBatches<B>(make: (index: number) => B): BatchSource<B> {
 export function stageGenerator(ctx: StageContext, salt: number): Generator {
   return new Generator((ctx.seed * 1009 + salt) % 2 ** 31);
 }
+
+/**
+ * The first `switchAt` batches from `first`, the rest from `second`; both positions are saved,
+ * so a resume on either side of the switch is exact.
+ */
+export function phasedBatches<B>(first: BatchSource<B>, second: BatchSource<B>, switchAt: number): BatchSource<B> {
+  let taken = 0;
+  return {
+    next: () => (taken++ < switchAt ? first : second).next(),
+    state: (): Json => ({ taken, first: first.state(), second: second.state() }),
+    restore(s: Json) {
+      const st = s as { taken?: unknown; first?: Json; second?: Json } | null;
+      if (!st || !Number.isInteger(st.taken) || (st.taken as number) < 0) throw new ValueError(`phasedBatches: bad position ${JSON.stringify(s)}`);
+      taken = st.taken as number;
+      first.restore(st.first ?? null);
+      second.restore(st.second ?? null);
+    },
+  };
+}

@@ -23,14 +23,14 @@ import { readJsonl } from '../io/jsonl.ts';
 import { writeFileAtomic } from '../../nn/atomic_write.ts';
 import { METRICS_FILE, runStage, type BatchSource, type StageSpec, type StepRecord } from './loop.ts';
 import { RunDir, STAGES, type RunMeta, type StageName } from './run_dir.ts';
-import { applyOverrides, instructSources, pairSources, pretrainSources, recipe as getRecipe, textOnly, type Recipe, type RecipeOverrides } from './recipe.ts';
+import { applyOverrides, captionSources, instructSources, pairSources, pretrainSources, recipe as getRecipe, textOnly, type Recipe, type RecipeOverrides } from './recipe.ts';
 import { sampleLength } from './samples.ts';
-import { checkStageOptions, type StageContext, type StageOptions } from './stage.ts';
+import { checkStageOptions, phasedBatches, type StageContext, type StageOptions } from './stage.ts';
 import { CLIP_CONTEXT, clipStage, type Pair } from './stages/clip.ts';
 import { decoderStage } from './stages/decoder.ts';
 import { instructStage } from './stages/instruct.ts';
 import { lmStage } from './stages/lm.ts';
-import { pretrainStage } from './stages/pretrain.ts';
+import { CAPTION_WARMUP, pretrainStage } from './stages/pretrain.ts';
 import { vaeStage } from './stages/vae.ts';
 
 export interface TrainRunOptions {
@@ -158,8 +158,12 @@ function buildStage(name: StageName, ctx: StageContext, r: Recipe): StageSpec<un
       const text = pretrainSources(r).map((e) => ({ source: textOnly(e.source), ratio: e.ratio }));
       return lmStage(ctx, loaderSource(ctx, text, maxLen, tokens, (b) => b)) as StageSpec<unknown>;
     }
-    case 'pretrain':
-      return pretrainStage(ctx, loaderSource(ctx, pretrainSources(r), maxLen, tokens, (b) => b)) as StageSpec<unknown>;
+    case 'pretrain': {
+      // Captioning pairs first (CE only, see stages/pretrain.ts), then the full mixture.
+      const captions = loaderSource(ctx, captionSources(), maxLen, tokens, (b) => b);
+      const mixture = loaderSource(ctx, pretrainSources(r), maxLen, tokens, (b) => b);
+      return pretrainStage(ctx, phasedBatches(captions, mixture, Math.round(CAPTION_WARMUP * ctx.options.steps)), r.pretrainRatio) as StageSpec<unknown>;
+    }
     case 'vae':
       return vaeStage(ctx, loaderSource(ctx, pairSources(), 1, () => 1, (b) => b.map((s) => toPair(s).image))) as StageSpec<unknown>;
     case 'decoder': {

@@ -4,11 +4,14 @@
 //   m = b1 * m + (1 - b1) * g                   first moment
 //   v = b2 * v + (1 - b2) * g^2                 second moment
 //   p = p - lr / (1 - b1^t) * m / (sqrt(v) / sqrt(1 - b2^t) + eps)
-// computed in the parameter's dtype (f32 for bf16 parameters, through their master copy).
+// computed in the parameter's dtype (f32 for bf16 parameters, through their master copy). On the
+// CPU the four lines are one fused native pass (src/tensor/ops/adamw.ts); elsewhere they are
+// composed from tensor ops, as below.
 import type { Tensor } from '../../tensor/tensor.ts';
 import { ValueError } from '../../tensor/errors.ts';
 import { add, div, mul, sqrt, sub } from '../../tensor/ops/elementwise.ts';
 import { copyInto } from '../../tensor/ops/views.ts';
+import { adamwStep, adamwStepApplies } from '../../tensor/ops/adamw.ts';
 import { Optimizer, type ParamGroup, type ParamGroupSpec, type ParamState } from './optimizer.ts';
 
 export type AdamWOptions = {
@@ -40,6 +43,11 @@ export class AdamW extends Optimizer<AdamWOptions> {
   protected override update(p: Tensor, g: Tensor, st: ParamState, group: ParamGroup<AdamWOptions>): void {
     const { lr, betas: [b1, b2], eps, weightDecay } = group;
     const { expAvg: m, expAvgSq: v } = st.buffers;
+    if (adamwStepApplies(p, g, m, v)) {
+      // One native pass over p, g, m and v (native/cpu/kernels/adamw.cpp), the same arithmetic.
+      adamwStep(p, g, m, v, { lr, beta1: b1, beta2: b2, eps, weightDecay, step: st.step });
+      return;
+    }
     const decayed = weightDecay !== 0 ? mul(p, 1 - lr * weightDecay) : p;
     copyInto(m, add(mul(m, b1), mul(g, 1 - b1)));
     copyInto(v, add(mul(v, b2), mul(mul(g, g), 1 - b2)));

@@ -6,7 +6,7 @@
 // mirror UnaryOp/BinaryOp in native/cpu/kernels.h.
 import { floatOpDType, isFloat, promoteTypes, promoteWithScalar, type DType } from '../dtype.ts';
 import { DTypeError, ValueError } from '../errors.ts';
-import { broadcastShapes, broadcastStrides, type Shape } from '../shape.ts';
+import { broadcastShapes, broadcastStrides, sameShape, type Shape } from '../shape.ts';
 import { Tensor, type TensorLike } from '../tensor.ts';
 import { checkTensor, checkTensorLike, launch, sameDevice, scalarTensor } from './dispatch.ts';
 import { record } from '../tape.ts';
@@ -24,9 +24,10 @@ export const BINARY = {
 } as const;
 type BinaryName = keyof typeof BINARY;
 
-/** x viewed with the shape `target` (stride 0 on broadcast dims). */
-function broadcastView(x: Tensor, target: Shape): Tensor {
-  return x.viewAs(target, broadcastStrides(x.shape, x.strides, target), x.offset);
+/** The descriptor of x seen with the shape `target` (stride 0 on broadcast dims). */
+function broadcastDesc(x: Tensor, target: Shape): Float64Array {
+  if (sameShape(x.shape, target)) return x.desc;
+  return x.descAs(target, broadcastStrides(x.shape, x.strides, target));
 }
 
 /** x in dtype d: x itself, or a cast copy the caller must dispose (the op records x itself). */
@@ -61,16 +62,12 @@ function binary(name: BinaryName, a: TensorLike, b: TensorLike): Tensor {
   const ta = a instanceof Tensor ? asDType(a, dtype) : scalarTensor(a, dtype, device);
   const tb = b instanceof Tensor ? asDType(b, dtype) : scalarTensor(b, dtype, device);
   try {
-    const shape = broadcastShapes(ta.shape, tb.shape, name);
+    // Equal shapes (the common case) share the operand's frozen shape array.
+    const shape = sameShape(ta.shape, tb.shape) ? ta.shape : broadcastShapes(ta.shape, tb.shape, name);
     const out = Tensor.empty(shape, pred ? 'bool' : dtype, device);
     if (out.numel > 0) {
-      const va = broadcastView(ta, shape), vb = broadcastView(tb, shape);
-      try {
-        launch(out, (k) => k.binary(BINARY[name], out.handle, out.desc, va.handle, va.desc, vb.handle, vb.desc));
-      } finally {
-        va.dispose();
-        vb.dispose();
-      }
+      const da = broadcastDesc(ta, shape), db = broadcastDesc(tb, shape);
+      launch(out, (k) => k.binary(BINARY[name], out.handle, out.desc, ta.handle, da, tb.handle, db));
     }
     return DIFFERENTIABLE.has(name) ? record(name, [a, b], out) : out;
   } finally {
@@ -187,14 +184,8 @@ export function where(cond: Tensor, a: TensorLike, b: TensorLike): Tensor {
     const shape = broadcastShapes(broadcastShapes(cond.shape, ta.shape, 'where'), tb.shape, 'where');
     const out = Tensor.empty(shape, dtype, device);
     if (out.numel > 0) {
-      const vc = broadcastView(cond, shape), va = broadcastView(ta, shape), vb = broadcastView(tb, shape);
-      try {
-        launch(out, (k) => k.where(out.handle, out.desc, vc.handle, vc.desc, va.handle, va.desc, vb.handle, vb.desc));
-      } finally {
-        vc.dispose();
-        va.dispose();
-        vb.dispose();
-      }
+      const dc = broadcastDesc(cond, shape), da = broadcastDesc(ta, shape), db = broadcastDesc(tb, shape);
+      launch(out, (k) => k.where(out.handle, out.desc, cond.handle, dc, ta.handle, da, tb.handle, db));
     }
     return record('where', [cond, a, b], out);
   } finally {

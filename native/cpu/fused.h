@@ -1,0 +1,52 @@
+// fused.h: the fused CPU kernels (attention, norms, cross-entropy, AdamW), one table of
+// function pointers per instruction set like kernels.h's, kept in a table of their own.
+//
+// Each file in native/cpu/kernels/ that implements these is compiled once per instruction set
+// (see kernels.h); fused_kernels() returns the table of the set kernels() chose, so both tables
+// always agree. Views carry strides in elements; the N-API glue has checked shapes and dtypes.
+#pragma once
+#include <cstdint>
+
+#include "../core/view.h"
+
+namespace emu::cpu {
+
+// One AdamW step's numbers (adamw.cpp): bias2 = sqrt(1 - beta2^t), step_size = lr / (1 - beta1^t).
+struct AdamWHyper {
+  double lr, beta1, beta2, eps, weight_decay, bias2, step_size;
+};
+
+struct FusedKernels {
+  // Attention (attention.cpp): q [B,H,Lq,D], k [B,H,Lk,D], v [B,H,Lk,Dv], out [B,H,Lq,Dv],
+  // lse [B,H,Lq] (the log-sum-exp of each row's logits, saved for the backward), optional bias
+  // [B,H,Lq,Lk] and key-padding mask kpm (bool [B,Lk], true = hidden). f32 or f64.
+  void (*attention)(const View& out, const View& lse, const View& q, const View& k, const View& v, const View* bias,
+                    const View* kpm, double scale, bool causal);
+  // Its backward: dq, dk, dv (and dbias [B,H,Lq,Lk] when not null) fully overwritten.
+  void (*attention_backward)(const View& dq, const View& dk, const View& dv, const View* dbias, const View& dout,
+                             const View& out, const View& lse, const View& q, const View& k, const View& v,
+                             const View* bias, const View* kpm, double scale, bool causal);
+  // LayerNorm (mean given) or RMSNorm (mean null) over the rows of x [N, D] (norm.cpp); w, b
+  // [D] optional; mean and rstd [N] are written by the forward and read by the backward, which
+  // fully overwrites dx and, when not null, dw and db.
+  void (*norm_forward)(const View& y, const View* mean, const View& rstd, const View& x, const View* w, const View* b,
+                       double eps);
+  void (*norm_backward)(const View& dx, const View* dw, const View* db, const View& dy, const View& x, const View* w,
+                        const View* mean, const View& rstd);
+  // Softmax cross-entropy of logits [N, V] against i32 targets [N] (cross_entropy.cpp): loss and
+  // lse [N]; targets equal to `ignore` give 0. The backward writes dlogits [N, V] from dloss [N].
+  void (*cross_entropy)(const View& loss, const View& lse, const View& logits, const View& targets, int64_t ignore,
+                        double smoothing);
+  void (*cross_entropy_backward)(const View& dlogits, const View& dloss, const View& logits, const View& lse,
+                                 const View& targets, int64_t ignore, double smoothing);
+  // One AdamW step of p in place, with m and v (adamw.cpp); p, g, m, v of one shape and dtype.
+  void (*adamw)(const View& p, const View& g, const View& m, const View& v, const AdamWHyper& h);
+};
+
+namespace avx512 { const FusedKernels& fused_table(); }
+namespace avx2 { const FusedKernels& fused_table(); }
+namespace generic { const FusedKernels& fused_table(); }
+
+const FusedKernels& fused_kernels();
+
+}  // namespace emu::cpu

@@ -1,0 +1,18 @@
+// norm.ts: backward rules of the fused row ops: normRows (LayerNorm / RMSNorm,
+// src/tensor/ops/norm.ts) and crossEntropyRows (src/tensor/ops/cross_entropy.ts). Each is one
+// native pass that recomputes what it needs from the saved row statistics.
+import { Tensor } from '../../tensor/tensor.ts';
+import { normRowsBackward } from '../../tensor/ops/norm.ts';
+import { crossEntropyRowsBackward, type CrossEntropyRowsOptions } from '../../tensor/ops/cross_entropy.ts';
+import { defineBackward } from '../engine.ts';
+
+defineBackward('normRows', (g, ctx) => {
+  const [x, w, b] = ctx.inputs as [Tensor, Tensor | null, Tensor | null];
+  const { mean, rstd } = ctx.attrs as { mean: Tensor | null; rstd: Tensor };
+  return normRowsBackward(g, x, w, mean, rstd, { weight: w !== null && ctx.needs[1], bias: b !== null && ctx.needs[2] });
+});
+
+defineBackward('crossEntropyRows', (g, ctx) => {
+  const a = ctx.attrs as unknown as CrossEntropyRowsOptions & { targets: Tensor; lse: Tensor };
+  return [crossEntropyRowsBackward(g, ctx.inputs[0] as Tensor, a.targets, a.lse, a)];
+});

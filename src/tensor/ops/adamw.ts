@@ -1,0 +1,39 @@
+// adamw.ts: one AdamW step of one parameter as a single native pass (native/cpu/kernels/adamw.cpp):
+// p, g, m, v are each read once and p, m, v written once, in place. src/nn/optim/adamw.ts calls
+// it for every parameter it applies to and composes the same update from tensor ops otherwise.
+import { DTypeError, ShapeError } from '../errors.ts';
+import { sameShape, shapeStr } from '../shape.ts';
+import type { Tensor } from '../tensor.ts';
+import { native } from '../native.ts';
+import { sameDevice } from './dispatch.ts';
+
+export interface AdamWStep {
+  lr: number;
+  beta1: number;
+  beta2: number;
+  eps: number;
+  weightDecay: number;
+  /** t, counting this step (from 1). */
+  step: number;
+}
+
+/** Whether the fused step runs these tensors: all on the CPU, one shape, one dtype, f32 or f64. */
+export function adamwStepApplies(p: Tensor, g: Tensor, m: Tensor, v: Tensor): boolean {
+  return [g, m, v].every((t) => t.device === 'cpu' && t.dtype === p.dtype && sameShape(t.shape, p.shape)) &&
+    p.device === 'cpu' && (p.dtype === 'f32' || p.dtype === 'f64');
+}
+
+/** p, m and v after one AdamW step with gradient g (in place; returns p). */
+export function adamwStep(p: Tensor, g: Tensor, m: Tensor, v: Tensor, h: AdamWStep): Tensor {
+  if (!adamwStepApplies(p, g, m, v)) {
+    const what = [p, g, m, v].map((t) => `${t.dtype}${shapeStr(t.shape)}@${t.device}`).join(', ');
+    if (p.dtype !== 'f32' && p.dtype !== 'f64') throw new DTypeError(`adamwStep: f32 or f64 parameters only, got ${what}`);
+    sameDevice('adamwStep', p, g, m, v);
+    throw new ShapeError(`adamwStep: p, g, m and v must share one shape and dtype, got ${what}`);
+  }
+  const bias2 = Math.sqrt(1 - h.beta2 ** h.step), stepSize = h.lr / (1 - h.beta1 ** h.step);
+  // Not through launch(): on an error that would dispose p, a parameter the caller owns.
+  native.adamw(p.handle, p.desc, g.handle, g.desc, m.handle, m.desc, v.handle, v.desc, h.lr, h.beta1, h.beta2, h.eps,
+    h.weightDecay, bias2, stepSize);
+  return p;
+}
