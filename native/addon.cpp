@@ -583,7 +583,7 @@ Napi::Value Matmul(const Napi::CallbackInfo& info) {
 Napi::Value MatmulVersion(const Napi::CallbackInfo& info) {
   return guarded(info, [&]() -> Napi::Value {
     View out = view_at(info, 1), a = view_at(info, 3), b = view_at(info, 5);
-    K().matmul_version(int(num(info, 0)), out, a, b);
+    kernel_for(&KT::matmul_version, "matmulVersion", {&out, &a, &b})(int(num(info, 0)), out, a, b);
     return info.Env().Undefined();
   });
 }

@@ -305,6 +305,11 @@ export function scaledDotProductAttention(q: Tensor, k: Tensor, v: Tensor, opts:
     const fused = fusedAttention(q, k, v, bias, kpm, scale, opts.causal ?? false);
     if (fused) return fused;
   }
+  // bf16 is computed in f32 on the composed path too (devices without the fused kernel), with one
+  // rounding at the end as the fused kernel does, rather than a rounding after every op.
+  if (q.dtype === 'bf16' && k.dtype === 'bf16' && v.dtype === 'bf16' && (!bias || bias.dtype === 'bf16')) {
+    return tidy(() => to(composedAttention(to(q, 'f32'), to(k, 'f32'), to(v, 'f32'), bias && to(bias, 'f32'), kpm, scale, opts), 'bf16'));
+  }
   return composedAttention(q, k, v, bias, kpm, scale, opts);
 }
 
