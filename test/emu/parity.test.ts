@@ -4,8 +4,8 @@
 // seeded weights under our state-dict names, runs a batch of two right-padded sequences (one
 // image-first, one caption-first) forward and backward in float64, and stores the weights, the
 // inputs, the per-module outputs, CE, MSE, the total loss, the sanity counts and every parameter
-// gradient (rounded to f32). Here the same weights go into Emu(preset('micro')) (f32, cpu) and
-// every stored tensor must agree.
+// gradient (rounded to f32). Here the same weights go into Emu(preset('micro')) (f32) on cpu and
+// on sim (native/cuda's kernels in the SIMT emulator) and every stored tensor must agree.
 //
 // Criterion, per tensor, both must hold: err = max|a - e| / (1 + max|e|) <= 1e-4 (the absolute
 // error against the tensor's scale, floored at 1) and rel = max|a - e| / max|e| <= 1e-4 (against
@@ -14,7 +14,7 @@
 import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { loadSafetensors, tidy, type Tensor } from '../../src/index.ts';
+import { loadSafetensors, tidy, type Device, type Tensor } from '../../src/index.ts';
 import { preset } from '../../src/emu/config.ts';
 import { Emu } from '../../src/emu/emu.ts';
 
@@ -48,7 +48,7 @@ function assertClose(actual: Tensor, expected: Tensor, what: string, group: stri
   assert.ok(rel <= TOL, `${what}: max|a-e|/max|e| = ${rel.toExponential(3)} > ${TOL} ${detail}`);
 }
 
-function build(): { model: Emu; ids: number[][]; pixels: Tensor } {
+function build(device: Device = 'cpu'): { model: Emu; ids: number[][]; pixels: Tensor } {
   const model = new Emu(preset('micro'));
   const sd: Record<string, Tensor> = {};
   for (const [k, v] of fixture.tensors) if (k.startsWith('param.')) sd[k.slice('param.'.length)] = v;
@@ -57,7 +57,7 @@ function build(): { model: Emu; ids: number[][]; pixels: Tensor } {
   const [B, L] = idT.shape;
   const flat = Array.from(idT.data() as ArrayLike<number>, Number);
   const ids = Array.from({ length: B }, (_, b) => flat.slice(b * L, (b + 1) * L));
-  return { model, ids, pixels: T('input.pixels') };
+  return { model: model.to(device), ids, pixels: T('input.pixels').to(device) };
 }
 
 test('the fixture was written by PyTorch for the micro preset, with every parameter and gradient', () => {
@@ -73,8 +73,9 @@ test('the fixture was written by PyTorch for the micro preset, with every parame
   assert.ok([...emb.data()].every((x) => x === 0), 'the [PAD] embedding row is zero');
 });
 
-test('micro Emu matches PyTorch: module outputs, CE, MSE, loss, counts and every gradient (1e-4)', () => {
-  const { model, ids, pixels } = build();
+for (const device of ['cpu', 'sim'] as const) test(`micro Emu on ${device} matches PyTorch: module outputs, CE, MSE, loss, counts and every gradient (1e-4)`, () => {
+  worst.clear();
+  const { model, ids, pixels } = build(device);
   const { pad } = model.ids;
   const B = ids.length;
   tidy(() => {
@@ -87,7 +88,7 @@ test('micro Emu matches PyTorch: module outputs, CE, MSE, loss, counts and every
     assertClose(z, T('out.z'), 'cformer z', 'cformer');
     const embeds = model.embedWithImages(ids, z);
     assertClose(embeds, T('out.embeds'), 'input embeddings after slot filling', 'llm');
-    const mask = T('input.ids').ne(pad);
+    const mask = T('input.ids').ne(pad).to(device);
     const out = model.lm.forward(embeds, { attentionMask: mask, regress: true });
     assertClose(out.hidden, T('out.hidden'), 'final hidden', 'llm');
     assertClose(out.logits!, T('out.logits'), 'logits', 'llm');
@@ -113,7 +114,7 @@ test('micro Emu matches PyTorch: module outputs, CE, MSE, loss, counts and every
   }
   model.zeroGrad();
   const lines = [...worst].map(([g, w]) => `  ${g.padEnd(15)} worst ${w.err.toExponential(2)} (${w.name}); max|a-e|/max|e| ${w.rel.toExponential(2)}`);
-  console.log(`emu parity vs PyTorch (max|a-e|/(1+max|e|)):\n${lines.join('\n')}`);
+  console.log(`emu parity vs PyTorch on ${device} (max|a-e|/(1+max|e|)):\n${lines.join('\n')}`);
 });
 
 test.run();
