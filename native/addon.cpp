@@ -203,13 +203,46 @@ Fn kernel_for(Fn cpu::KernelTable::*entry, const char* op, std::initializer_list
   return fn;
 }
 
-// The fused kernels (cpu/fused.h) exist on the CPU only so far: an operand on another device is
-// the same DeviceError as a missing table entry (null views, absent optional operands, are skipped).
-const cpu::FusedKernels& fused_for(const char* op, std::initializer_list<const View*> views) {
+// The fused kernels (cpu/fused.h): each device has a FusedKernels table of its own (the CPU's per
+// instruction set; sim and cuda from native/cuda, cuda/kernels.h). Null views (absent optional
+// operands) are skipped; a null entry is a DeviceError naming the op, as in kernel_for.
+const cpu::FusedKernels& fused_table_of(DeviceKind d) {
+  return d == DeviceKind::Cpu ? cpu::fused_kernels() : d == DeviceKind::Sim ? sim::fused_table() : cuda::fused_table();
+}
+
+template <class Fn>
+Fn fused_for(Fn cpu::FusedKernels::*entry, const char* op, std::initializer_list<const View*> views) {
+  const View* first = nullptr;
   for (const View* v : views) {
-    if (v && v->device != DeviceKind::Cpu) fail(ErrorKind::Device, std::string("op ") + op + " has no kernel on " + device_name(v->device) + " yet");
+    if (!v) continue;
+    if (!first) first = v;
+    if (v->device != first->device)
+      fail(ErrorKind::Device, std::string(op) + ": operands are on different devices (" + device_name(first->device) +
+                                  " and " + device_name(v->device) + ")");
   }
-  return cpu::fused_kernels();
+  const DeviceKind d = first ? first->device : DeviceKind::Cpu;
+  Fn fn = fused_table_of(d).*entry;
+  if (!fn) fail(ErrorKind::Device, std::string("op ") + op + " has no kernel on " + device_name(d) + " yet");
+  return fn;
+}
+
+// fusedKernels(device) -> the names of the fused kernels that device has (the TypeScript layer
+// takes the fused path where the device has the kernel and the composed one elsewhere).
+Napi::Value FusedKernelNames(const Napi::CallbackInfo& info) {
+  return guarded(info, [&]() -> Napi::Value {
+    const cpu::FusedKernels& t = fused_table_of(device_at(info, 0));
+    const std::pair<const char*, bool> entries[] = {
+        {"attention", t.attention != nullptr},         {"attentionBackward", t.attention_backward != nullptr},
+        {"normForward", t.norm_forward != nullptr},     {"normBackward", t.norm_backward != nullptr},
+        {"crossEntropy", t.cross_entropy != nullptr},   {"crossEntropyBackward", t.cross_entropy_backward != nullptr},
+        {"adamw", t.adamw != nullptr},
+    };
+    auto names = Napi::Array::New(info.Env());
+    uint32_t n = 0;
+    for (const auto& [name, present] : entries)
+      if (present) names.Set(n++, name);
+    return names;
+  });
 }
 
 // ---- storage -------------------------------------------------------------------------------
@@ -813,8 +846,9 @@ Napi::Value Attention(const Napi::CallbackInfo& info) {
     View out = view_at(info, 0), lse = view_at(info, 2);
     expect(env, "attention", "out", out, a.q.dtype, {a.B, a.H, a.Lq, a.Dv});
     expect(env, "attention", "lse", lse, a.q.dtype, {a.B, a.H, a.Lq});
-    fused_for("attention", {&out, &lse, &a.q, &a.k, &a.v, a.has_bias ? &a.bias : nullptr, a.has_kpm ? &a.kpm : nullptr})
-        .attention(out, lse, a.q, a.k, a.v, a.has_bias ? &a.bias : nullptr, a.has_kpm ? &a.kpm : nullptr,
+    fused_for(&cpu::FusedKernels::attention, "attention",
+              {&out, &lse, &a.q, &a.k, &a.v, a.has_bias ? &a.bias : nullptr, a.has_kpm ? &a.kpm : nullptr})(
+        out, lse, a.q, a.k, a.v, a.has_bias ? &a.bias : nullptr, a.has_kpm ? &a.kpm : nullptr,
                                    a.scale, a.causal);
     return env.Undefined();
   });
@@ -836,8 +870,10 @@ Napi::Value AttentionBackward(const Napi::CallbackInfo& info) {
     expect(env, "attentionBackward", "lse", lse, dt, {a.B, a.H, a.Lq});
     const bool has_dbias = present(info, 6);
     if (has_dbias) expect(env, "attentionBackward", "dbias", dbias = view_at(info, 6), dt, {a.B, a.H, a.Lq, a.Lk});
-    fused_for("attentionBackward", {&dq, &dk, &dv, &dout, &out, &lse, &a.q, &a.k, &a.v})
-        .attention_backward(dq, dk, dv, has_dbias ? &dbias : nullptr, dout, out, lse, a.q, a.k, a.v,
+    fused_for(&cpu::FusedKernels::attention_backward, "attentionBackward",
+              {&dq, &dk, &dv, has_dbias ? &dbias : nullptr, &dout, &out, &lse, &a.q, &a.k, &a.v,
+               a.has_bias ? &a.bias : nullptr, a.has_kpm ? &a.kpm : nullptr})(
+        dq, dk, dv, has_dbias ? &dbias : nullptr, dout, out, lse, a.q, a.k, a.v,
                                             a.has_bias ? &a.bias : nullptr, a.has_kpm ? &a.kpm : nullptr, a.scale,
                                             a.causal);
     return env.Undefined();
@@ -879,7 +915,7 @@ Napi::Value NormForward(const Napi::CallbackInfo& info) {
     if (mean.present) expect(env, op, "mean", mean.v, dt, {N});
     if (w.present) expect(env, op, "weight", w.v, dt, {D});
     if (b.present) expect(env, op, "bias", b.v, dt, {D});
-    fused_for(op, {&y, mean.get(), &rstd, &x, w.get(), b.get()}).norm_forward(y, mean.get(), rstd, x, w.get(), b.get(), num(info, 12));
+    fused_for(&cpu::FusedKernels::norm_forward, op, {&y, mean.get(), &rstd, &x, w.get(), b.get()})(y, mean.get(), rstd, x, w.get(), b.get(), num(info, 12));
     return env.Undefined();
   });
 }
@@ -901,7 +937,7 @@ Napi::Value NormBackward(const Napi::CallbackInfo& info) {
     for (const OptView* o : {&dw, &db, &w})
       if (o->present) expect(env, op, "weight", o->v, dt, {D});
     if (mean.present) expect(env, op, "mean", mean.v, dt, {N});
-    fused_for("normBackward", {&dx, dw.get(), db.get(), &dy, &x, w.get(), mean.get(), &rstd}).norm_backward(dx, dw.get(), db.get(), dy, x, w.get(), mean.get(), rstd);
+    fused_for(&cpu::FusedKernels::norm_backward, op, {&dx, dw.get(), db.get(), &dy, &x, w.get(), mean.get(), &rstd})(dx, dw.get(), db.get(), dy, x, w.get(), mean.get(), rstd);
     return env.Undefined();
   });
 }
@@ -921,7 +957,7 @@ Napi::Value CrossEntropy(const Napi::CallbackInfo& info) {
     check_logits(env, logits, targets);
     expect(env, "crossEntropy", "loss", loss, logits.dtype, {logits.shape[0]});
     expect(env, "crossEntropy", "lse", lse, logits.dtype, {logits.shape[0]});
-    fused_for("crossEntropy", {&loss, &lse, &logits, &targets}).cross_entropy(loss, lse, logits, targets, int64_t(num(info, 8)), num(info, 9));
+    fused_for(&cpu::FusedKernels::cross_entropy, "crossEntropy", {&loss, &lse, &logits, &targets})(loss, lse, logits, targets, int64_t(num(info, 8)), num(info, 9));
     return env.Undefined();
   });
 }
@@ -936,8 +972,8 @@ Napi::Value CrossEntropyBackward(const Napi::CallbackInfo& info) {
     expect(env, "crossEntropy", "dlogits", dlogits, logits.dtype, {logits.shape[0], logits.shape[1]});
     expect(env, "crossEntropy", "dloss", dloss, logits.dtype, {logits.shape[0]});
     expect(env, "crossEntropy", "lse", lse, logits.dtype, {logits.shape[0]});
-    fused_for("crossEntropyBackward", {&dlogits, &dloss, &logits, &lse, &targets})
-        .cross_entropy_backward(dlogits, dloss, logits, lse, targets, int64_t(num(info, 10)), num(info, 11));
+    fused_for(&cpu::FusedKernels::cross_entropy_backward, "crossEntropyBackward", {&dlogits, &dloss, &logits, &lse, &targets})(
+        dlogits, dloss, logits, lse, targets, int64_t(num(info, 10)), num(info, 11));
     return env.Undefined();
   });
 }
@@ -952,7 +988,7 @@ Napi::Value AdamW(const Napi::CallbackInfo& info) {
     cpu::AdamWHyper h;
     double* fields[7] = {&h.lr, &h.beta1, &h.beta2, &h.eps, &h.weight_decay, &h.bias2, &h.step_size};
     for (int k = 0; k < 7; k++) *fields[k] = num(info, 8 + k);
-    fused_for("adamw", {&p, &g, &m, &v}).adamw(p, g, m, v, h);
+    fused_for(&cpu::FusedKernels::adamw, "adamw", {&p, &g, &m, &v})(p, g, m, v, h);
     return env.Undefined();
   });
 }
@@ -971,6 +1007,7 @@ Napi::Object Module(Napi::Env env, Napi::Object exports) {
   def("emptyCache", EmptyCache);
   def("resetPeak", ResetPeak);
   def("runtimeInfo", RuntimeInfo);
+  def("fusedKernels", FusedKernelNames);
   def("setNumThreads", SetNumThreads);
   def("simSelfTests", SimSelfTests);
   def("simSelfTest", SimSelfTest);

@@ -80,4 +80,13 @@ const cpu::KernelTable& kernel_table() {
   return table;
 }
 
+// The fused kernels (cpu/fused.h) this device has; entries still null take the composed path.
+const cpu::FusedKernels& fused_table() {
+  static const cpu::FusedKernels table = [] {
+    cpu::FusedKernels t{};
+    return t;
+  }();
+  return table;
+}
+
 }  // namespace emu::EMU_DEVICE_NS

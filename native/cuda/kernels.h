@@ -8,12 +8,18 @@
 // null entry in that device's table; the addon turns it into a DeviceError naming the op.
 // Every View handed to these entries points at memory of the table's device.
 #pragma once
+#include "cpu/fused.h"
 #include "cpu/kernels.h"
 
+// The fused kernels (cpu/fused.h: attention, norms, cross-entropy, AdamW) likewise have a table per
+// device, filled in native/cuda/kernel_table.cu; a null entry sends the TypeScript layer down the
+// composed path on that device (the addon's fusedKernels(device) lists the entries present).
 namespace emu::sim {
 const cpu::KernelTable& kernel_table();
+const cpu::FusedKernels& fused_table();
 }  // namespace emu::sim
 
 namespace emu::cuda {
 const cpu::KernelTable& kernel_table();  // all null in builds without nvcc (runtime_absent.cpp)
+const cpu::FusedKernels& fused_table();  // likewise
 }  // namespace emu::cuda

@@ -27,6 +27,11 @@ const cpu::KernelTable& kernel_table() {
   return none;
 }
 
+const cpu::FusedKernels& fused_table() {
+  static const cpu::FusedKernels none{};
+  return none;
+}
+
 // The nvcc build of native/sim/selftest.cu defines the real list; without nvcc there is none.
 const std::vector<SelfTest>& self_tests() {
   static const std::vector<SelfTest> none;

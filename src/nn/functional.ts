@@ -6,6 +6,7 @@
 // the composed body as the general path and the tests' reference. Every body runs in tidy, so its
 // temporaries are freed at once (the backward graph keeps what it needs). bf16 inputs of the
 // norms and the loss are computed in f32 and cast back, as PyTorch's kernels accumulate.
+import { hasFusedKernel } from '../tensor/device.ts';
 import { isFloat, promoteTypes } from '../tensor/dtype.ts';
 import { DTypeError, IndexError, ShapeError, ValueError } from '../tensor/errors.ts';
 import { tidy } from '../tensor/memory.ts';
@@ -96,12 +97,13 @@ export function embedding(ids: Tensor, weight: Tensor, opts: EmbeddingOptions = 
 }
 
 /**
- * Whether the fused row normalisation (src/tensor/ops/norm.ts) applies: on the CPU, with
+ * Whether the fused row normalisation (src/tensor/ops/norm.ts) applies: on a device with the kernels, with
  * elements, and no weight or bias whose dtype would widen the result (the composed path keeps
  * PyTorch's type promotion there).
  */
 function fusedNormApplies(x: Tensor, ...params: (Tensor | null)[]): boolean {
-  return x.device === 'cpu' && x.numel > 0 && params.every((t) => !t || promoteTypes(x.dtype, t.dtype) === x.dtype);
+  return hasFusedKernel(x.device, 'normForward') && hasFusedKernel(x.device, 'normBackward') && x.numel > 0 &&
+    params.every((t) => !t || promoteTypes(x.dtype, t.dtype) === x.dtype);
 }
 
 /** normRows over x folded into rows of D (x is f32 or f64, as inF32 leaves it); weight and bias [D] in x's dtype. */
@@ -220,7 +222,7 @@ export function crossEntropy(logits: Tensor, targets: Tensor, opts: CrossEntropy
   const V = logits.shape[logits.ndim - 1];
   return tidy(() => inF32(logits, (lf) => {
     const t = reshape(targets, [-1]);
-    if (lf.device === 'cpu' && V > 0) {
+    if (hasFusedKernel(lf.device, 'crossEntropy') && hasFusedKernel(lf.device, 'crossEntropyBackward') && V > 0) {
       // The fused kernel (src/tensor/ops/cross_entropy.ts): per-row losses, never the probabilities.
       const rows = crossEntropyRows(reshape(lf, [-1, V]), t, { ignoreIndex: ignore, labelSmoothing: s });
       if (reduction === 'none') return reshape(rows, targets.shape as number[]);
@@ -316,13 +318,13 @@ export function scaledDotProductAttention(q: Tensor, k: Tensor, v: Tensor, opts:
 /**
  * The fused kernel (src/tensor/ops/attention.ts) on 4-d views of q, k, v: leading dims
  * broadcast, then fold into [B, H] (B = the first, which the key-padding mask indexes). Null
- * where it does not apply: not on the CPU, operands of different dtypes, or a bias that would
+ * where it does not apply: a device without the fused kernels (hasFusedKernel), operands of different dtypes, or a bias that would
  * widen the output's leading dims. Exported for the tests, which compare the two paths.
  */
 export function fusedAttention(q: Tensor, k: Tensor, v: Tensor, bias: Tensor | null, kpm: Tensor | null, scale: number,
   causal: boolean): Tensor | null {
   const op = 'scaledDotProductAttention', dt = q.dtype;
-  if (q.device !== 'cpu' || !isFloat(dt) || k.dtype !== dt || v.dtype !== dt || (bias && bias.dtype !== dt)) return null;
+  if (!hasFusedKernel(q.device, 'attention') || !hasFusedKernel(q.device, 'attentionBackward') || !isFloat(dt) || k.dtype !== dt || v.dtype !== dt || (bias && bias.dtype !== dt)) return null;
   const lead = broadcastShapes(broadcastShapes(q.shape.slice(0, -2), k.shape.slice(0, -2), op), v.shape.slice(0, -2), op);
   const [Lq, D] = q.shape.slice(-2), Lk = k.shape[k.ndim - 2], Dv = v.shape[v.ndim - 1];
   const scores = [...lead, Lq, Lk];

@@ -8,6 +8,7 @@
 //   cuda  native/cuda kernels on an NVIDIA GPU (CUDA backend issue).
 import { DeviceError, ValueError } from './errors.ts';
 import { native, type RuntimeInfo } from './native.ts';
+import { DEVICE_CODE } from './storage.ts';
 
 export type Device = 'cpu' | 'meta' | 'sim' | 'cuda';
 export const DEVICES: readonly Device[] = ['cpu', 'meta', 'sim', 'cuda'];
@@ -50,6 +51,24 @@ export function setSimOrder(order: string): void {
 
 export function simOrder(): string {
   return native.simOrder();
+}
+
+/** The fused kernels of native/cpu/fused.h and their device versions (native/cuda/kernel_table.cu). */
+export type FusedKernel = 'attention' | 'attentionBackward' | 'normForward' | 'normBackward' | 'crossEntropy' |
+  'crossEntropyBackward' | 'adamw';
+
+const fusedByDevice = new Map<Device, ReadonlySet<string>>();
+
+/**
+ * Whether `device` has the fused kernel `name`: the functional layer takes the fused path where
+ * it does and the composed one (ops that every device has) elsewhere, so a device gains speed
+ * kernel by kernel without ever losing an op. Never on meta, which runs no kernels.
+ */
+export function hasFusedKernel(device: Device, name: FusedKernel): boolean {
+  if (device === 'meta') return false;
+  let names = fusedByDevice.get(device);
+  if (!names) fusedByDevice.set(device, (names = new Set(native.fusedKernels(DEVICE_CODE[device]))));
+  return names.has(name);
 }
 
 /** Threads in the CPU pool (EMU_NUM_THREADS, default: the cores available). */

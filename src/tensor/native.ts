@@ -52,6 +52,8 @@ export interface Native {
   emptyCache(device?: number): void;
   resetPeak(device?: number): void;
   runtimeInfo(): RuntimeInfo;
+  /** The fused kernels (attention, attentionBackward, normForward, ...) the device (a DEVICE_CODE) has. */
+  fusedKernels(device: number): string[];
   setNumThreads(n: number): void;
   simSelfTests(): SimSelfTestInfo[];
   /**

@@ -4,6 +4,7 @@
 import { DTypeError, ShapeError } from '../errors.ts';
 import { sameShape, shapeStr } from '../shape.ts';
 import type { Tensor } from '../tensor.ts';
+import { hasFusedKernel } from '../device.ts';
 import { native } from '../native.ts';
 import { sameDevice } from './dispatch.ts';
 
@@ -17,10 +18,10 @@ export interface AdamWStep {
   step: number;
 }
 
-/** Whether the fused step runs these tensors: all on the CPU, one shape, one dtype, f32 or f64. */
+/** Whether the fused step runs these tensors: one device that has the kernel, one shape, one dtype, f32 or f64. */
 export function adamwStepApplies(p: Tensor, g: Tensor, m: Tensor, v: Tensor): boolean {
-  return [g, m, v].every((t) => t.device === 'cpu' && t.dtype === p.dtype && sameShape(t.shape, p.shape)) &&
-    p.device === 'cpu' && (p.dtype === 'f32' || p.dtype === 'f64');
+  return [g, m, v].every((t) => t.device === p.device && t.dtype === p.dtype && sameShape(t.shape, p.shape)) &&
+    hasFusedKernel(p.device, 'adamw') && (p.dtype === 'f32' || p.dtype === 'f64');
 }
 
 /** p, m and v after one AdamW step with gradient g (in place; returns p). */
