@@ -11,6 +11,7 @@ export {
 } from './tensor/device.ts';
 export * from './tensor/errors.ts';
 export { tidy, keep, memoryStats, emptyCache, resetPeakMemory, type MemoryStats } from './tensor/memory.ts';
+export { autocast, autocastDType, type AutocastDType } from './tensor/autocast.ts';
 export { Generator, defaultGenerator, manualSeed, rand, randUniform, randn, randint, randperm, bernoulli, randLike, randnLike, type GeneratorState, type RandomOptions } from './tensor/random.ts';
 export {
   tensor, zeros, ones, full, empty, arange, linspace, eye, zerosLike, onesLike, fullLike, emptyLike, type TensorOptions,

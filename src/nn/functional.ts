@@ -6,6 +6,7 @@
 // the composed body as the general path and the tests' reference. Every body runs in tidy, so its
 // temporaries are freed at once (the backward graph keeps what it needs). bf16 inputs of the
 // norms and the loss are computed in f32 and cast back, as PyTorch's kernels accumulate.
+import { autocastOperands } from '../tensor/autocast.ts';
 import { hasFusedKernel } from '../tensor/device.ts';
 import { isFloat, promoteTypes } from '../tensor/dtype.ts';
 import { DTypeError, IndexError, ShapeError, ValueError } from '../tensor/errors.ts';
@@ -288,6 +289,8 @@ export function scaledDotProductAttention(q: Tensor, k: Tensor, v: Tensor, opts:
   checkFloat(k, 'scaledDotProductAttention', 'k');
   checkFloat(v, 'scaledDotProductAttention', 'v');
   const bias = checkOptional(opts.bias, 'scaledDotProductAttention', 'bias');
+  const [cq, ck, cv, cbias] = autocastOperands(q, k, v, bias);
+  if (cq !== q || ck !== k || cv !== v || cbias !== bias) return scaledDotProductAttention(cq, ck, cv, { ...opts, bias: cbias });
   if (q.ndim < 2 || k.ndim < 2 || v.ndim < 2) throw new ShapeError('scaledDotProductAttention: q, k and v need at least 2 dims');
   const [Lq, D] = q.shape.slice(-2), [Lk, Dk] = k.shape.slice(-2);
   if (Dk !== D) throw new ShapeError(`scaledDotProductAttention: q ${shapeStr(q.shape)} and k ${shapeStr(k.shape)} differ in the last dim`);
