@@ -563,6 +563,17 @@ Napi::Value Where(const Napi::CallbackInfo& info) {
   });
 }
 
+// rope(out, x, cos, sin, inverse): x, cos, sin seen with out's shape; the last dim even.
+Napi::Value Rope(const Napi::CallbackInfo& info) {
+  return guarded(info, [&]() -> Napi::Value {
+    View out = view_at(info, 0), x = view_at(info, 2), c = view_at(info, 4), s = view_at(info, 6);
+    for (const View* v : {&x, &c, &s}) check_like(info.Env(), "rope", out, *v, out.dtype);
+    if (out.ndim == 0 || out.shape[out.ndim - 1] % 2 != 0) throw_js(info.Env(), ErrorKind::Shape, "rope: the last dim must be even");
+    kernel_for(&KT::rope, "rope", {&out, &x, &c, &s})(out, x, c, s, info[8].ToBoolean());
+    return info.Env().Undefined();
+  });
+}
+
 Napi::Value Reduce(const Napi::CallbackInfo& info) {
   return guarded(info, [&]() -> Napi::Value {
     int op = int(num(info, 0));
@@ -1021,6 +1032,7 @@ Napi::Object Module(Napi::Env env, Napi::Object exports) {
   def("unary", Unary);
   def("binary", Binary);
   def("where", Where);
+  def("rope", Rope);
   def("reduce", Reduce);
   def("softmax", Softmax);
   def("cumsum", Cumsum);

@@ -22,7 +22,7 @@ export {
 } from './tensor/ops/views.ts';
 export {
   add, sub, mul, div, pow, powScalar, maximum, minimum, remainder, floorDivide, atan2, eq, ne, lt, le, gt, ge, logicalAnd,
-  logicalOr, logicalXor, logicalNot, neg, abs, exp, log, log1p, sqrt, rsqrt, sin, cos, tanh, sigmoid, relu, gelu, silu,
+  logicalOr, logicalXor, logicalNot, neg, abs, exp, log, log1p, sqrt, rsqrt, sin, cos, tanh, sigmoid, relu, gelu, silu, rope,
   softplus, square, reciprocal, erf, sign, floor, ceil, round, clamp, isFinite, isNaN, where, type GeluOptions,
 } from './tensor/ops/elementwise.ts';
 export {

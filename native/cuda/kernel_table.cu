@@ -11,6 +11,7 @@ void fill(const View& out, double value);
 void unary(cpu::UnaryOp op, const View& out, const View& in, double a, double b);
 void binary(cpu::BinaryOp op, const View& out, const View& a, const View& b);
 void where(const View& out, const View& cond, const View& a, const View& b);
+void rope(const View& out, const View& x, const View& cos, const View& sin, bool inverse);
 // reduce.cu
 void reduce(cpu::ReduceOp op, const View& out, const View& in, int nkeep, double correction);
 void softmax(const View& out, const View& in, int dim, bool log);
@@ -55,6 +56,7 @@ const cpu::KernelTable& kernel_table() {
     t.unary = unary;
     t.binary = binary;
     t.where = where;
+    t.rope = rope;
     t.reduce = reduce;
     t.softmax = softmax;
     t.cumsum = cumsum;

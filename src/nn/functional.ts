@@ -25,7 +25,7 @@ import { normRows } from '../tensor/ops/norm.ts';
 import { crossEntropyRows } from '../tensor/ops/cross_entropy.ts';
 import { noGrad } from '../autograd/grad_mode.ts';
 
-export { relu, gelu, silu, type GeluOptions } from '../tensor/ops/elementwise.ts';
+export { relu, gelu, silu, rope, type GeluOptions } from '../tensor/ops/elementwise.ts';
 export { conv2d, upsampleNearest2d, type Conv2dOptions } from '../tensor/ops/image.ts';
 
 export type Reduction = 'mean' | 'sum' | 'none';

@@ -74,6 +74,7 @@ export interface Native {
   unary(op: number, oh: H, od: D, ih: H, id: D, a: number, b: number): void;
   binary(op: number, oh: H, od: D, ah: H, ad: D, bh: H, bd: D): void;
   where(oh: H, od: D, ch: H, cd: D, ah: H, ad: D, bh: H, bd: D): void;
+  rope(oh: H, od: D, xh: H, xd: D, ch: H, cd: D, sh: H, sd: D, inverse: boolean): void;
   reduce(op: number, oh: H, od: D, ih: H, id: D, nkeep: number, correction: number): void;
   softmax(oh: H, od: D, ih: H, id: D, dim: number, log: boolean): void;
   cumsum(oh: H, od: D, ih: H, id: D, dim: number): void;
