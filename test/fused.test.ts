@@ -1,13 +1,16 @@
 // fused.test.ts: the fused CPU kernels (native/cpu/kernels/attention.cpp and the other fused
 // ones) against the composed paths they replace, at sizes that cross their blocks, in f32 where
 // the composed path is the same sum in another order; their determinism (the same bits on every
-// run and every thread count) and the checks that keep bad input from the native code.
+// run and every thread count) and the checks that keep bad input from the native code. The norm,
+// cross-entropy and AdamW checks run on sim too (native/cuda's kernels, whose own comparison with
+// the CPU kernels in three thread orders is test/sim/fused.test.ts).
 // Exact formulas and finite-difference gradients live in nn.test.ts, parity.test.ts and
 // gradcheck.test.ts.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import {
-  DTypeError, F, Generator, IndexError, numThreads, rand, randint, randn, setNumThreads, ShapeError, tensor, tidy, type Tensor,
+  DTypeError, F, Generator, IndexError, numThreads, rand, randint, randn, setNumThreads, ShapeError, simAvailable, tensor, tidy, type Device,
+  type Tensor,
 } from '../src/index.ts';
 import { attention } from '../src/tensor/ops/attention.ts';
 import { adamwStep } from '../src/tensor/ops/adamw.ts';
@@ -125,11 +128,14 @@ function assertClose(a: Tensor[], b: Tensor[], tol: number, what: string): void 
   });
 }
 
-test('fused layerNorm, rmsNorm and groupNorm match their composed formulas, with gradients (f32, strided, odd sizes)', () => tidy(() => {
+/** The devices whose fused norm, cross-entropy and AdamW kernels are checked here: cpu, and sim (native/cuda's kernels). */
+const DEVICES: Device[] = simAvailable() ? ['cpu', 'sim'] : ['cpu'];
+
+for (const device of DEVICES) test(`fused layerNorm, rmsNorm and groupNorm on ${device} match their composed formulas, with gradients (f32, strided, odd sizes)`, () => tidy(() => {
   const g = new Generator(5);
   const [N, D] = [67, 301];
-  const x0 = randn([N, D], { generator: g }).mul(3).add(1), w0 = randn([D], { generator: g }), b0 = randn([D], { generator: g });
-  const gout = randn([N, D], { generator: g });
+  const x0 = randn([N, D], { generator: g, device }).mul(3).add(1), w0 = randn([D], { generator: g, device }), b0 = randn([D], { generator: g, device });
+  const gout = randn([N, D], { generator: g, device });
   const make = () => [strided(x0.clone()), w0.clone(), b0.clone()];
   const ln = (x: Tensor, w: Tensor, b: Tensor) => {
     const mu = x.mean(-1, true);
@@ -140,8 +146,8 @@ test('fused layerNorm, rmsNorm and groupNorm match their composed formulas, with
   const make2 = () => make().slice(0, 2);
   assertClose(withGrads(make2, (x, w) => F.rmsNorm(x, w), gout), withGrads(make2, rms, gout), 1e-5, 'rmsNorm');
   // groupNorm of [N, C, L] in 3 groups: the fused rows are the groups.
-  const xg = randn([4, 6, 37], { generator: g }), gg = randn([4, 6, 37], { generator: g });
-  const wg = randn([6], { generator: g }), bg = randn([6], { generator: g });
+  const xg = randn([4, 6, 37], { generator: g, device }), gg = randn([4, 6, 37], { generator: g, device });
+  const wg = randn([6], { generator: g, device }), bg = randn([6], { generator: g, device });
   const gn = (x: Tensor, w: Tensor, b: Tensor) => {
     const r = x.reshape([4, 3, -1]);
     const y = r.sub(r.mean(-1, true)).mul(r.var(-1, { correction: 0, keepdim: true }).add(1e-5).rsqrt()).reshape([4, 6, 37]);
@@ -151,13 +157,13 @@ test('fused layerNorm, rmsNorm and groupNorm match their composed formulas, with
   assertClose(withGrads(mg, (x, w, b) => F.groupNorm(x, 3, w, b), gg), withGrads(mg, gn, gg), 1e-5, 'groupNorm');
 }));
 
-test('fused crossEntropy matches logSoftmax + gather, with gradients (ignoreIndex, smoothing, every reduction)', () => tidy(() => {
+for (const device of DEVICES) test(`fused crossEntropy on ${device} matches logSoftmax + gather, with gradients (ignoreIndex, smoothing, every reduction)`, () => tidy(() => {
   const g = new Generator(6);
   const [N, V] = [45, 1031];
-  const x0 = randn([N, V], { generator: g }).mul(4);
-  const t = randint(0, V, [N], { generator: g }).where(rand([N], { generator: g }).lt(0.8), -100);
+  const x0 = randn([N, V], { generator: g, device }).mul(4);
+  const t = randint(0, V, [N], { generator: g, device }).where(rand([N], { generator: g, device }).lt(0.8), -100);
   for (const [s, reduction] of [[0, 'mean'], [0.1, 'sum'], [0.2, 'none']] as const) {
-    const gout = reduction === 'none' ? randn([N], { generator: g }) : tensor(1.5);
+    const gout = reduction === 'none' ? randn([N], { generator: g, device }) : tensor(1.5, { device });
     const ref = (x: Tensor) => {
       const logp = x.logSoftmax(-1), valid = t.ne(-100);
       const nll = logp.gather(1, t.where(valid, 0).unsqueeze(1)).reshape([N]).neg();
@@ -171,10 +177,10 @@ test('fused crossEntropy matches logSoftmax + gather, with gradients (ignoreInde
   assert.throws(() => F.crossEntropy(x0, t.where(t.ne(-100), V)), (e: unknown) => e instanceof IndexError && /target 1031 is out of range for 1031 classes/.test(e.message));
 }));
 
-test('fused AdamW step matches the composed update over several steps (f32 and f64)', () => tidy(() => {
+for (const device of DEVICES) test(`fused AdamW step on ${device} matches the composed update over several steps (f32 and f64)`, () => tidy(() => {
   for (const dtype of ['f32', 'f64'] as const) {
     const g = new Generator(7);
-    const p0 = randn([37, 5], { generator: g, dtype }), grads = [0, 1, 2].map(() => randn([37, 5], { generator: g, dtype }));
+    const p0 = randn([37, 5], { generator: g, dtype, device }), grads = [0, 1, 2].map(() => randn([37, 5], { generator: g, dtype, device }));
     const [lr, b1, b2, eps, wd] = [1e-2, 0.9, 0.95, 1e-8, 0.1];
     const fused = [p0.clone(), p0.mul(0), p0.mul(0)];
     let [p, m, v] = [p0, p0.mul(0), p0.mul(0)];

@@ -42,6 +42,16 @@ void rand_uniform(const View& out, uint64_t seed, uint64_t offset, double low, d
 void rand_normal(const View& out, uint64_t seed, uint64_t offset, double mean, double stddev);
 void rand_int(const View& out, uint64_t seed, uint64_t offset, int64_t low, int64_t high);
 void randperm(const View& out, uint64_t seed, uint64_t offset);
+// norm.cu, cross_entropy.cu, adamw.cu (the fused training-path kernels)
+void norm_forward(const View& y, const View* mean, const View& rstd, const View& x, const View* w, const View* b,
+                  double eps);
+void norm_backward(const View& dx, const View* dw, const View* db, const View& dy, const View& x, const View* w,
+                   const View* mean, const View& rstd);
+void cross_entropy(const View& loss, const View& lse, const View& logits, const View& targets, int64_t ignore,
+                   double smoothing);
+void cross_entropy_backward(const View& dlogits, const View& dloss, const View& logits, const View& lse,
+                            const View& targets, int64_t ignore, double smoothing);
+void adamw(const View& p, const View& g, const View& m, const View& v, const cpu::AdamWHyper& h);
 
 #define EMU_STR2(x) #x
 #define EMU_STR(x) EMU_STR2(x)
@@ -84,6 +94,11 @@ const cpu::KernelTable& kernel_table() {
 const cpu::FusedKernels& fused_table() {
   static const cpu::FusedKernels table = [] {
     cpu::FusedKernels t{};
+    t.norm_forward = norm_forward;
+    t.norm_backward = norm_backward;
+    t.cross_entropy = cross_entropy;
+    t.cross_entropy_backward = cross_entropy_backward;
+    t.adamw = adamw;
     return t;
   }();
   return table;
