@@ -20,18 +20,21 @@
 // block reduction of the pair (sum gx xhat, sum gx), then dx in a second pass over the row
 // (again from L1/L2). dw and db: each thread owns the same columns in every row (rows.cuh), so
 // it adds dy xhat and dy into its own accumulators without atomics or barriers: in shared
-// memory when they fit in 48 KiB (D up to 6144 f32 for LayerNorm, 12288 for RMSNorm), else in
-// the block's slice of the global partial buffer (L2-resident). A second kernel sums the
-// blocks' partials per column in block order. No float atomics anywhere: deterministic.
+// memory when they fit in 48 KiB (D up to 6144 f32 for LayerNorm, 12288 for RMSNorm; half that
+// in f64), else in the block's slice of the global partial buffer (L2-resident). A second
+// kernel sums the blocks' partials per column in block order. No float atomics anywhere:
+// deterministic.
 //
-// What bounds it on an H100/H200 (~3.3 / ~4.0 TB/s HBM; a device copy reaches ~90% of that):
-// memory. Forward moves 8 bytes per f32 element (read x, write y) plus 8 bytes per row; the
-// FLOPs (~8 per element) are nothing beside that, so the target is the copy bandwidth: expect
-// 80-90% of a device copy at D >= 1024 with N >= a few thousand rows (one block per row keeps
-// every SM busy), less for D < 256 where a 32-thread block per row leaves lanes idle and the
-// per-row reductions dominate. Backward moves 12 bytes per element (read x, dy, write dx) plus
-// the partials, 8 bytes x D per block (1024 blocks x D at most: under 2% of the traffic once
-// N >= 64 R); expect 75-85% of copy bandwidth. f64 doubles the bytes and the time.
+// What bounds it on an H100/H200 (HBM 3.35 / 4.8 TB/s; a large device copy reaches ~80-90% of
+// that, ~4 TB/s on an H200): memory. Forward moves 8 bytes per f32 element (read x, write y)
+// plus 8 bytes per row; the FLOPs (~8 per element) are nothing beside that, so the target is
+// the copy bandwidth: expect 80-90% of a device copy at D >= 1024 with N >= a few thousand rows
+// (one block per row keeps every SM busy), less for D < 256, where a 32-thread block per row
+// leaves lanes idle and the per-row reductions dominate. Backward moves 12 bytes per element
+// (read x, dy, write dx) plus the partials, written once and read once by the column sums: 16
+// bytes x D per block against 12 x D per row, at most 4% more (R >= 32 rows per block); expect
+// 75-85% of copy bandwidth (each block walks its 32 rows in turn with two block reductions per
+// row: fewer bytes in flight than the forward). f64 doubles the bytes and the time.
 #include <algorithm>
 #include <string>
 
