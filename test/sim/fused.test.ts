@@ -103,20 +103,27 @@ NORMS.forEach((c) => test(`norm ${c.rms ? 'rms' : 'layer'} [${c.N}, ${c.D}] on s
   });
 }));
 
-interface CeCase { N: number; V: number; smoothing: number; ignore: number; ignored: number; stridedX?: boolean; why: string }
+interface CeCase {
+  N: number; V: number; smoothing: number; ignore: number; ignored: number; stridedX?: boolean;
+  /** The last `masked` classes get logit -inf (a masked vocabulary; targets never fall there). */
+  masked?: number;
+  why: string;
+}
 const CES: CeCase[] = [
   { N: 9, V: 257, smoothing: 0, ignore: -100, ignored: 0.3, why: 'vocab 257, some rows ignored' },
   { N: 6, V: 260, smoothing: 0.1, ignore: 3, ignored: 0.3, why: 'f32 rows in 16-byte chunks, smoothing, ignore index a class id' },
   { N: 7, V: 37, smoothing: 0.2, ignore: -100, ignored: 0.2, stridedX: true, why: 'strided logits' },
   { N: 5, V: 1, smoothing: 0, ignore: -100, ignored: 0, why: 'one class' },
   { N: 4, V: 3, smoothing: 0.1, ignore: -1, ignored: 1, why: 'every row ignored' },
+  { N: 5, V: 133, smoothing: 0, ignore: -100, ignored: 0.2, masked: 40, why: '-inf logits: exp gives 0, not NaN' },
 ];
 
 CES.forEach((c) => test(`crossEntropy [${c.N}, ${c.V}] on sim matches the CPU kernel, loss and dlogits (${c.why})`, () => {
   const inputs = (dtype: DType) => {
     const g = new Generator(c.N * 1000 + c.V);
-    const x = randn([c.N, c.V], { generator: g }).mul(3).to(dtype);
-    const t = randint(0, c.V, [c.N], { generator: g }).where(rand([c.N], { generator: g }).ge(c.ignored), c.ignore);
+    const open = tensor(Array.from({ length: c.V }, (_, j) => j < c.V - (c.masked ?? 0)));
+    const x = randn([c.N, c.V], { generator: g }).mul(3).where(open, -Infinity).to(dtype);
+    const t = randint(0, c.V - (c.masked ?? 0), [c.N], { generator: g }).where(rand([c.N], { generator: g }).ge(c.ignored), c.ignore);
     const gout = randn([c.N], { generator: g }).to(dtype);
     return [{ t: x, layout: c.stridedX ? 'transposed' : undefined, grad: true }, { t }, { t: gout }] as Input[];
   };
