@@ -15,6 +15,7 @@ import {
 import { attention } from '../src/tensor/ops/attention.ts';
 import { adamwStep } from '../src/tensor/ops/adamw.ts';
 import { normRows } from '../src/tensor/ops/norm.ts';
+import { swiglu } from '../src/tensor/ops/swiglu.ts';
 
 const arr = (t: Tensor): number[] => Array.from(t.data() as ArrayLike<number>, Number);
 
@@ -197,7 +198,18 @@ for (const device of DEVICES) test(`fused AdamW step on ${device} matches the co
   }
 }));
 
-test('fused norm and AdamW ops: wrong shapes and dtypes are typed errors', () => tidy(() => {
+for (const device of DEVICES) test(`fused swiglu on ${device} matches silu(a) * b, with gradients (f32, strided, odd sizes)`, () => tidy(() => {
+  const g = new Generator(8);
+  const a0 = randn([37, 9], { generator: g, device }).mul(3), b0 = randn([37, 9], { generator: g, device });
+  const gout = randn([37, 9], { generator: g, device });
+  const make = () => [strided(a0.clone()), b0.clone()];
+  assertClose(withGrads(make, (a, b) => F.swiglu(a, b), gout), withGrads(make, (a, b) => F.silu(a).mul(b), gout), 1e-6, 'swiglu');
+  // Shapes that only broadcast take the composed path.
+  const row = randn([9], { generator: g, device });
+  assertClose([F.swiglu(a0, row)], [F.silu(a0).mul(row)], 1e-12, 'swiglu broadcast');
+}));
+
+test('fused norm, AdamW and swiglu ops: wrong shapes and dtypes are typed errors', () => tidy(() => {
   const is = (cls: typeof ShapeError | typeof DTypeError) => (e: unknown) => e instanceof cls;
   const x = randn([4, 5]);
   assert.throws(() => normRows(x, { weight: randn([4]), bias: null, eps: 1e-5, rms: true }), is(ShapeError));
@@ -206,6 +218,9 @@ test('fused norm and AdamW ops: wrong shapes and dtypes are typed errors', () =>
   const h = { lr: 1, beta1: 0.9, beta2: 0.99, eps: 1e-8, weightDecay: 0, step: 1 };
   assert.throws(() => adamwStep(x, randn([5, 4]), x.clone(), x.clone(), h), is(ShapeError));
   assert.throws(() => adamwStep(x.to('bf16'), x, x, x, h), is(DTypeError));
+  assert.throws(() => swiglu(x, randn([5, 4])), is(ShapeError));
+  assert.throws(() => swiglu(x, x.to('f64')), is(DTypeError));
+  assert.throws(() => swiglu(x.to('bf16'), x.to('bf16')), is(DTypeError));
 }));
 
 // ---- vectorised exp and softmax (lanes.h) -------------------------------------------------------

@@ -3,10 +3,10 @@
 //   p = p (1 - lr wd);  m = b1 m + (1 - b1) g;  v = b2 v + (1 - b2) g^2
 //   p = p - (m / (sqrt(v) / bias2 + eps)) step_size     (bias2 = sqrt(1 - b2^t), step_size = lr / (1 - b1^t))
 //
-// A grid-stride loop (blocks_for, 256 threads). When the four operands are contiguous and
-// 16-byte aligned each thread takes 16-byte chunks (float4 / double2: four 128-bit loads and
-// three 128-bit stores per chunk), then the tail element by element; any other layout goes
-// through Strided<4> (strided.cuh: one flat index turned into each operand's offset). f32 and
+// A grid-stride loop (rows.cuh's for_elements, 256 threads). When the four operands are
+// contiguous and 16-byte aligned each thread takes 16-byte chunks (float4 / double2: four 128-bit
+// loads and three 128-bit stores per chunk), then the tail element by element; any other layout
+// goes through Strided<4> (strided.cuh: one flat index turned into each operand's offset). f32 and
 // f64; bf16 parameters are stepped through their f32 master copy by the optimizer.
 //
 // What bounds it on an H100/H200: memory. 28 bytes per f32 element (read p, g, m, v; write p,
@@ -38,29 +38,18 @@ __device__ __forceinline__ void step(const Hyper<T>& h, T& p, T g, T& m, T& v) {
 
 template <class T>
 __global__ void kernel(T* p, const T* g, T* m, T* v, Strided<4> layout, int64_t n, bool vec, Hyper<T> h) {
-  constexpr int L = kVec<T>;
-  const int64_t first = int64_t(blockIdx.x) * blockDim.x + threadIdx.x, stride = int64_t(gridDim.x) * blockDim.x;
-  if (vec) {
-    const int64_t chunks = n / L;
-    for (int64_t c = first; c < chunks; c += stride) {
-      T pv[L], gv[L], mv[L], vv[L];
-      load_n<L>(p, c * L, 1, pv);
-      load_n<L>(g, c * L, 1, gv);
-      load_n<L>(m, c * L, 1, mv);
-      load_n<L>(v, c * L, 1, vv);
-      for (int k = 0; k < L; k++) step(h, pv[k], gv[k], mv[k], vv[k]);
-      store_n<L>(p, c * L, 1, pv);
-      store_n<L>(m, c * L, 1, mv);
-      store_n<L>(v, c * L, 1, vv);
-    }
-    for (int64_t i = chunks * L + first; i < n; i += stride) step(h, p[i], g[i], m[i], v[i]);
-    return;
-  }
-  for (int64_t i = first; i < n; i += stride) {
-    int64_t off[4];
-    layout.offsets(i, off);
-    step(h, p[off[0]], g[off[1]], m[off[2]], v[off[3]]);
-  }
+  for_elements<T, 4>(n, vec, layout, [&](const int64_t* off, auto chunk) {
+    constexpr int c = decltype(chunk)::value;
+    T pv[c], gv[c], mv[c], vv[c];
+    load_n<c>(p, off[0], 1, pv);
+    load_n<c>(g, off[1], 1, gv);
+    load_n<c>(m, off[2], 1, mv);
+    load_n<c>(v, off[3], 1, vv);
+    for (int k = 0; k < c; k++) step(h, pv[k], gv[k], mv[k], vv[k]);
+    store_n<c>(p, off[0], 1, pv);
+    store_n<c>(m, off[2], 1, mv);
+    store_n<c>(v, off[3], 1, vv);
+  });
 }
 
 template <class T>
@@ -70,10 +59,9 @@ void run(const View& p, const View& g, const View& m, const View& v, const cpu::
   const Hyper<T> h{T(1 - hp.lr * hp.weight_decay), T(hp.beta1), T(hp.beta2), T(1 - hp.beta1), T(1 - hp.beta2),
                    T(hp.bias2), T(hp.eps), T(hp.step_size), hp.weight_decay != 0};
   const View* views[4] = {&p, &g, &m, &v};
-  bool vec = true;
-  for (const View* o : views) vec = vec && o->contiguous() && reinterpret_cast<uintptr_t>(o->data) % 16 == 0;
-  launch<kernel<T>>(dim3(blocks_for(vec ? (n + kVec<T> - 1) / kVec<T> : n)), dim3(kThreads), 0, Stream{},
-                    static_cast<T*>(p.data), static_cast<const T*>(g.data), static_cast<T*>(m.data), static_cast<T*>(v.data),
+  const bool vec = contiguous_aligned(views);
+  launch<kernel<T>>(dim3(element_blocks<T>(n, vec)), dim3(kThreads), 0, Stream{}, static_cast<T*>(p.data),
+                    static_cast<const T*>(g.data), static_cast<T*>(m.data), static_cast<T*>(v.data),
                     Strided<4>::make(views), n, vec, h);
 }
 

@@ -52,6 +52,9 @@ void cross_entropy(const View& loss, const View& lse, const View& logits, const 
 void cross_entropy_backward(const View& dlogits, const View& dloss, const View& logits, const View& lse,
                             const View& targets, int64_t ignore, double smoothing);
 void adamw(const View& p, const View& g, const View& m, const View& v, const cpu::AdamWHyper& h);
+// swiglu.cu
+void swiglu(const View& out, const View& a, const View& b);
+void swiglu_backward(const View& da, const View& db, const View& dout, const View& a, const View& b);
 
 #define EMU_STR2(x) #x
 #define EMU_STR(x) EMU_STR2(x)
@@ -99,6 +102,8 @@ const cpu::FusedKernels& fused_table() {
     t.cross_entropy = cross_entropy;
     t.cross_entropy_backward = cross_entropy_backward;
     t.adamw = adamw;
+    t.swiglu = swiglu;
+    t.swiglu_backward = swiglu_backward;
     return t;
   }();
   return table;

@@ -1,6 +1,7 @@
-// rows.cuh: what the fused row kernels (norm.cu, cross_entropy.cu, adamw.cu) share: a 2-d
-// operand as pointer and strides, 16-byte vector loads and stores, the loop that hands a
-// thread its chunks of a row, and device scratch memory owned for one call.
+// rows.cuh: what the fused kernels (norm.cu, cross_entropy.cu, adamw.cu, swiglu.cu) share: a
+// 2-d operand as pointer and strides, 16-byte vector loads and stores, the loops that hand a
+// thread its chunks of a row or of an element-wise pass, and device scratch memory owned for one
+// call.
 //
 // 128-bit loads: a row is walked in chunks of 16 bytes (float4 for f32, double2 for f64) when the
 // host has checked that every operand of the launch is contiguous along the row, 16-byte aligned
@@ -15,6 +16,7 @@
 
 #include "core/view.h"
 #include "cuda/device.cuh"
+#include "cuda/strided.cuh"
 
 namespace emu::EMU_DEVICE_NS {
 
@@ -86,6 +88,46 @@ __device__ __forceinline__ void store_n(T* p, int64_t j, int64_t col, const T (&
     }
   } else {
     for (int k = 0; k < N; k++) p[(j + k) * col] = v[k];
+  }
+}
+
+// Whether K same-shaped views can take for_elements' vector path: contiguous, 16-byte aligned.
+template <int K>
+bool contiguous_aligned(const View* const (&views)[K]) {
+  for (const View* v : views)
+    if (!v->contiguous() || reinterpret_cast<uintptr_t>(v->data) % 16 != 0) return false;
+  return true;
+}
+
+// Blocks of kThreads for for_elements over n elements.
+template <class T>
+unsigned element_blocks(int64_t n, bool vec) { return blocks_for(vec ? (n + kVec<T> - 1) / kVec<T> : n); }
+
+// An element-wise pass over n elements of K operands walked together, as a grid-stride loop:
+// calls f(off, Chunk<N>{}) with off[k] the element offset in operand k. With vec (every operand
+// contiguous and aligned, contiguous_aligned) chunks of N = kVec<T> elements at the same flat
+// offset in every operand, then the tail one by one; otherwise single elements at the offsets
+// `layout` (strided.cuh) gives. Either way load_n / store_n with column stride 1 reach them.
+template <class T, int K, class F>
+__device__ __forceinline__ void for_elements(int64_t n, bool vec, const Strided<K>& layout, F&& f) {
+  constexpr int L = kVec<T>;
+  const int64_t first = int64_t(blockIdx.x) * blockDim.x + threadIdx.x, stride = int64_t(gridDim.x) * blockDim.x;
+  int64_t off[K];
+  if (vec) {
+    const int64_t whole = n / L * L;
+    for (int64_t i = first * L; i < whole; i += stride * L) {
+      for (int k = 0; k < K; k++) off[k] = i;
+      f(off, Chunk<L>{});
+    }
+    for (int64_t i = whole + first; i < n; i += stride) {
+      for (int k = 0; k < K; k++) off[k] = i;
+      f(off, Chunk<1>{});
+    }
+    return;
+  }
+  for (int64_t i = first; i < n; i += stride) {
+    layout.offsets(i, off);
+    f(off, Chunk<1>{});
   }
 }
 

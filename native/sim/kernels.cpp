@@ -12,4 +12,5 @@
 #include "cuda/norm.cu"
 #include "cuda/cross_entropy.cu"
 #include "cuda/adamw.cu"
+#include "cuda/swiglu.cu"
 #include "cuda/kernel_table.cu"

@@ -1,7 +1,7 @@
 // fused.test.ts (sim): the training-path kernels of native/cuda (norm.cu, cross_entropy.cu,
-// adamw.cu) run in the SIMT emulator against the CPU kernels (native/cpu/kernels/norm.cpp,
-// cross_entropy.cpp, adamw.cpp), on odd sizes, non-contiguous inputs, in the emulator's three
-// thread orders.
+// adamw.cu, swiglu.cu) run in the SIMT emulator against the CPU kernels (native/cpu/kernels/
+// norm.cpp, cross_entropy.cpp, adamw.cpp, swiglu.cpp), on odd sizes, non-contiguous inputs, in
+// the emulator's three thread orders.
 //
 // Tolerance, FlashAttention's policy: on each output, the f32 kernel's max error against an f64
 // reference (the CPU kernel in f64) is at most twice the CPU f32 kernel's error on the same
@@ -16,6 +16,7 @@ import { hasFusedKernel } from '../../src/tensor/device.ts';
 import { normRows } from '../../src/tensor/ops/norm.ts';
 import { crossEntropyRows } from '../../src/tensor/ops/cross_entropy.ts';
 import { adamwStep } from '../../src/tensor/ops/adamw.ts';
+import { swiglu } from '../../src/tensor/ops/swiglu.ts';
 
 const ORDERS = ['sequential', 'reverse', 'random:11'];
 const arr = (t: Tensor): number[] => Array.from(t.to('cpu').to('f64').data() as ArrayLike<number>, Number);
@@ -71,7 +72,7 @@ function checkKernel(what: string, inputs: (dtype: DType) => Input[], run: (xs: 
 }
 
 test('sim has the fused training kernels', () => {
-  for (const k of ['normForward', 'normBackward', 'crossEntropy', 'crossEntropyBackward', 'adamw'] as const) {
+  for (const k of ['normForward', 'normBackward', 'crossEntropy', 'crossEntropyBackward', 'adamw', 'swiglu', 'swigluBackward'] as const) {
     assert.ok(hasFusedKernel('sim', k), k);
   }
 });
@@ -160,6 +161,23 @@ for (const [shape, layout] of [[[37, 5], 'contiguous'], [[9, 7], 'transposed']] 
     checkKernel(`adamw ${layout} wd ${wd}`, inputs, ([p, m, v, ...grads]) => {
       grads.forEach((gr, i) => adamwStep(p, gr, m, v, { lr: 1e-2, beta1: 0.9, beta2: 0.95, eps: 1e-8, weightDecay: wd, step: i + 1 }));
       return [p, m, v];
+    });
+  });
+}
+
+for (const [shape, layout] of [[[37, 5], 'contiguous'], [[9, 7], 'transposed'], [[3], 'contiguous']] as const) {
+  test(`swiglu [${shape}] ${layout} on sim matches the CPU kernel, forward and backward`, () => {
+    const inputs = (dtype: DType) => {
+      const g = new Generator(shape[0] + 7);
+      const make = (scale: number, grad: boolean): Input => ({
+        t: randn([...shape], { generator: g }).mul(scale).to(dtype), layout: layout === 'transposed' ? layout : undefined, grad,
+      });
+      return [make(3, true), make(1, true), make(1, false)];
+    };
+    checkKernel(`swiglu ${layout} [${shape}]`, inputs, ([a, b, gout]) => {
+      const y = swiglu(a, b);
+      y.mul(gout).sum().backward();
+      return [y, a.grad!, b.grad!];
     });
   });
 }

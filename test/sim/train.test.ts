@@ -1,9 +1,9 @@
 // train.test.ts (sim): a small LLaMA-style model trains on sim with the loss curve it has on cpu.
 // One decoder layer of src/emu/llama.ts (RMSNorm, RoPE attention, SwiGLU MLP, untied LM head)
 // from one seed, next-token cross-entropy with padded (ignored) targets, AdamW with weight decay:
-// on sim every fused training kernel of native/cuda runs (norm.cu for the RMSNorms,
-// cross_entropy.cu for the loss, adamw.cu for the step) beside the emulated op kernels, on cpu
-// the CPU's. The two curves are compared step by step.
+// on sim every fused training kernel of native/cuda runs (norm.cu for the RMSNorms, swiglu.cu
+// for the MLP gate, cross_entropy.cu for the loss, adamw.cu for the step) beside the emulated op
+// kernels, on cpu the CPU's. The two curves are compared step by step.
 //
 // Tolerance: |loss_sim - loss_cpu| <= 1e-5 x loss_cpu at every step. Both runs are f32 with the
 // same arithmetic in a different summation order (per-op differences of a few ulp, ~1e-7
