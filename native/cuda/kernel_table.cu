@@ -1,5 +1,7 @@
 // kernel_table.cu: this device's op kernels gathered into its kernel table (cuda/kernels.h).
 // Entries left null have no kernel on the device yet; the addon reports them as DeviceErrors.
+#include <type_traits>
+
 #include "cuda/kernels.h"
 #include "cuda/device.cuh"
 
@@ -42,19 +44,17 @@ void rand_uniform(const View& out, uint64_t seed, uint64_t offset, double low, d
 void rand_normal(const View& out, uint64_t seed, uint64_t offset, double mean, double stddev);
 void rand_int(const View& out, uint64_t seed, uint64_t offset, int64_t low, int64_t high);
 void randperm(const View& out, uint64_t seed, uint64_t offset);
-// norm.cu, cross_entropy.cu, adamw.cu (the fused training-path kernels)
-void norm_forward(const View& y, const View* mean, const View& rstd, const View& x, const View* w, const View* b,
-                  double eps);
-void norm_backward(const View& dx, const View* dw, const View* db, const View& dy, const View& x, const View* w,
-                   const View* mean, const View& rstd);
-void cross_entropy(const View& loss, const View& lse, const View& logits, const View& targets, int64_t ignore,
-                   double smoothing);
-void cross_entropy_backward(const View& dlogits, const View& dloss, const View& logits, const View& lse,
-                            const View& targets, int64_t ignore, double smoothing);
-void adamw(const View& p, const View& g, const View& m, const View& v, const cpu::AdamWHyper& h);
-// swiglu.cu
-void swiglu(const View& out, const View& a, const View& b);
-void swiglu_backward(const View& da, const View& db, const View& dout, const View& a, const View& b);
+// norm.cu, cross_entropy.cu, adamw.cu, swiglu.cu: the fused training-path kernels, declared by
+// the types of their table entries (cpu/fused.h spells out each signature once).
+template <class Entry>
+using FusedFn = std::remove_pointer_t<Entry>;
+FusedFn<decltype(cpu::FusedKernels::norm_forward)> norm_forward;
+FusedFn<decltype(cpu::FusedKernels::norm_backward)> norm_backward;
+FusedFn<decltype(cpu::FusedKernels::cross_entropy)> cross_entropy;
+FusedFn<decltype(cpu::FusedKernels::cross_entropy_backward)> cross_entropy_backward;
+FusedFn<decltype(cpu::FusedKernels::adamw)> adamw;
+FusedFn<decltype(cpu::FusedKernels::swiglu)> swiglu;
+FusedFn<decltype(cpu::FusedKernels::swiglu_backward)> swiglu_backward;
 
 #define EMU_STR2(x) #x
 #define EMU_STR(x) EMU_STR2(x)
