@@ -351,6 +351,9 @@ add_('rmsNorm fused', [I([4, 7]), I([7])], (x, w) => F.rmsNorm(x, w));
 add_('groupNorm fused', [I([2, 4, 3]), I([4]), I([4])], (x, w, b) => F.groupNorm(x, 2, w, b));
 add_('crossEntropy fused ignore smoothing', [I([5, 6])], (x) =>
   F.crossEntropy(x, tensor([1, -100, 5, 0, 2], { dtype: 'i32', device: constDevice }), { labelSmoothing: 0.1 }));
+// The fused SwiGLU gate (native/cpu/kernels/swiglu.cpp) behind F.swiglu, and its composed path when shapes broadcast.
+add_('swiglu fused', [I([3, 7]), I([3, 7])], (a, b) => F.swiglu(a, b));
+add_('swiglu composed broadcast', [I([3, 7]), I([7])], (a, b) => F.swiglu(a, b));
 
 // ---- running -------------------------------------------------------------------------------
 

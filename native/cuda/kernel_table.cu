@@ -1,5 +1,7 @@
 // kernel_table.cu: this device's op kernels gathered into its kernel table (cuda/kernels.h).
 // Entries left null have no kernel on the device yet; the addon reports them as DeviceErrors.
+#include <type_traits>
+
 #include "cuda/kernels.h"
 #include "cuda/device.cuh"
 
@@ -43,6 +45,17 @@ void rand_uniform(const View& out, uint64_t seed, uint64_t offset, double low, d
 void rand_normal(const View& out, uint64_t seed, uint64_t offset, double mean, double stddev);
 void rand_int(const View& out, uint64_t seed, uint64_t offset, int64_t low, int64_t high);
 void randperm(const View& out, uint64_t seed, uint64_t offset);
+// norm.cu, cross_entropy.cu, adamw.cu, swiglu.cu: the fused training-path kernels, declared by
+// the types of their table entries (cpu/fused.h spells out each signature once).
+template <class Entry>
+using FusedFn = std::remove_pointer_t<Entry>;
+FusedFn<decltype(cpu::FusedKernels::norm_forward)> norm_forward;
+FusedFn<decltype(cpu::FusedKernels::norm_backward)> norm_backward;
+FusedFn<decltype(cpu::FusedKernels::cross_entropy)> cross_entropy;
+FusedFn<decltype(cpu::FusedKernels::cross_entropy_backward)> cross_entropy_backward;
+FusedFn<decltype(cpu::FusedKernels::adamw)> adamw;
+FusedFn<decltype(cpu::FusedKernels::swiglu)> swiglu;
+FusedFn<decltype(cpu::FusedKernels::swiglu_backward)> swiglu_backward;
 
 #define EMU_STR2(x) #x
 #define EMU_STR(x) EMU_STR2(x)
@@ -86,6 +99,13 @@ const cpu::KernelTable& kernel_table() {
 const cpu::FusedKernels& fused_table() {
   static const cpu::FusedKernels table = [] {
     cpu::FusedKernels t{};
+    t.norm_forward = norm_forward;
+    t.norm_backward = norm_backward;
+    t.cross_entropy = cross_entropy;
+    t.cross_entropy_backward = cross_entropy_backward;
+    t.adamw = adamw;
+    t.swiglu = swiglu;
+    t.swiglu_backward = swiglu_backward;
     return t;
   }();
   return table;

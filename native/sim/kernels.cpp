@@ -9,4 +9,8 @@
 #include "cuda/index.cu"
 #include "cuda/image.cu"
 #include "cuda/random.cu"
+#include "cuda/norm.cu"
+#include "cuda/cross_entropy.cu"
+#include "cuda/adamw.cu"
+#include "cuda/swiglu.cu"
 #include "cuda/kernel_table.cu"

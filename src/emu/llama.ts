@@ -180,7 +180,7 @@ export class LlamaMLP extends Module {
   }
   /** down(SiLU(gate(x)) * up(x)). */
   forward(x: Tensor): Tensor {
-    return tidy(() => this.down_proj.forward(mul(F.silu(this.gate_proj.forward(x)), this.up_proj.forward(x))));
+    return tidy(() => this.down_proj.forward(F.swiglu(this.gate_proj.forward(x), this.up_proj.forward(x))));
   }
 }
 

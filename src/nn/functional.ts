@@ -12,17 +12,18 @@ import { isFloat, promoteTypes } from '../tensor/dtype.ts';
 import { DTypeError, IndexError, ShapeError, ValueError } from '../tensor/errors.ts';
 import { tidy } from '../tensor/memory.ts';
 import { bernoulli, type Generator } from '../tensor/random.ts';
-import { broadcastShapes, shapeStr } from '../tensor/shape.ts';
+import { broadcastShapes, sameShape, shapeStr } from '../tensor/shape.ts';
 import { Tensor } from '../tensor/tensor.ts';
 import { arange } from '../tensor/ops/creation.ts';
 import { checkTensor } from '../tensor/ops/dispatch.ts';
-import { add, eq, ge, logicalAnd, logicalNot, mul, ne, neg, rsqrt, square, sub, where } from '../tensor/ops/elementwise.ts';
+import { add, eq, ge, logicalAnd, logicalNot, mul, ne, neg, rsqrt, silu, square, sub, where } from '../tensor/ops/elementwise.ts';
 import { embedding as lookup, gather, matmul } from '../tensor/ops/linalg.ts';
 import { logSoftmax, max, mean, softmax, sum, variance } from '../tensor/ops/reduce.ts';
 import { expand, reshape, to, transpose, unsqueeze } from '../tensor/ops/views.ts';
 import { attention } from '../tensor/ops/attention.ts';
 import { normRows } from '../tensor/ops/norm.ts';
 import { crossEntropyRows } from '../tensor/ops/cross_entropy.ts';
+import { swiglu as fusedSwiglu } from '../tensor/ops/swiglu.ts';
 import { noGrad } from '../autograd/grad_mode.ts';
 
 export { relu, gelu, silu, rope, type GeluOptions } from '../tensor/ops/elementwise.ts';
@@ -34,6 +35,19 @@ function checkFloat(x: unknown, op: string, arg = 'input'): Tensor {
   const t = checkTensor(x, op, arg);
   if (!isFloat(t.dtype)) throw new DTypeError(`${op}: ${arg} must be a float tensor, got ${t.dtype}`);
   return t;
+}
+
+/**
+ * The SwiGLU gate of a LLaMA MLP, silu(gate) * up: one fused native pass each way
+ * (src/tensor/ops/swiglu.ts) where the device has the kernels and both operands share one shape
+ * and dtype, f32 or f64; silu then mul (broadcasting, bf16 included) elsewhere.
+ */
+export function swiglu(gate: Tensor, up: Tensor): Tensor {
+  checkFloat(gate, 'swiglu', 'gate');
+  checkFloat(up, 'swiglu', 'up');
+  const fused = hasFusedKernel(gate.device, 'swiglu') && hasFusedKernel(gate.device, 'swigluBackward') &&
+    up.device === gate.device && up.dtype === gate.dtype && (gate.dtype === 'f32' || gate.dtype === 'f64') && sameShape(gate.shape, up.shape);
+  return fused ? fusedSwiglu(gate, up) : tidy(() => mul(silu(gate), up));
 }
 
 function checkOptional(x: Tensor | null | undefined, op: string, arg: string): Tensor | null {

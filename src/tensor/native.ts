@@ -117,6 +117,8 @@ export interface Native {
     smoothing: number): void;
   adamw(ph: H, pd: D, gh: H, gd: D, mh: H, md: D, vh: H, vd: D, lr: number, beta1: number, beta2: number, eps: number,
     weightDecay: number, bias2: number, stepSize: number): void;
+  swiglu(oh: H, od: D, ah: H, ad: D, bh: H, bd: D): void;
+  swigluBackward(dah: H, dad: D, dbh: H, dbd: D, gh: H, gd: D, ah: H, ad: D, bh: H, bd: D): void;
   peakGflops(iters: number): number;
   triadGbps(n: number, reps: number): number;
 }
