@@ -22,7 +22,7 @@ import { Tensor } from '../tensor/tensor.ts';
 import type { DType } from '../tensor/dtype.ts';
 import type { Device } from '../tensor/device.ts';
 import { fromValues, ones } from '../tensor/ops/creation.ts';
-import { add, logicalNot, mul, rope } from '../tensor/ops/elementwise.ts';
+import { add, logicalNot, rope } from '../tensor/ops/elementwise.ts';
 import { indexSelect } from '../tensor/ops/linalg.ts';
 import { cat, contiguous, expand, narrow, reshape, to, transpose } from '../tensor/ops/views.ts';
 import { noGrad } from '../autograd/grad_mode.ts';
