@@ -17,8 +17,9 @@ void rope(const View& out, const View& x, const View& cos, const View& sin, bool
 // reduce.cu
 void reduce(cpu::ReduceOp op, const View& out, const View& in, int nkeep, double correction);
 void softmax(const View& out, const View& in, int dim, bool log);
-// matmul.cu
+// matmul.cu (the GEMM versions in gemm/)
 void matmul(const View& out, const View& a, const View& b);
+void matmul_version(int version, const View& out, const View& a, const View& b);
 // index.cu
 void gather(const View& out, const View& in, int dim, const View& index);
 void scatter_add(const View& out, int dim, const View& index, const View& src);
@@ -90,6 +91,7 @@ const cpu::KernelTable& kernel_table() {
     t.conv2d_backward_weight = conv2d_backward_weight;
     t.avg_pool2d_backward = avg_pool2d_backward;
     t.upsample_nearest2d_backward = upsample_nearest2d_backward;
+    t.matmul_version = matmul_version;
     return t;
   }();
   return table;
