@@ -8,5 +8,6 @@
 #include "cuda/matmul.cu"
 #include "cuda/index.cu"
 #include "cuda/image.cu"
+#include "cuda/conv.cu"
 #include "cuda/random.cu"
 #include "cuda/kernel_table.cu"
