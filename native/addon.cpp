@@ -187,6 +187,10 @@ DeviceKind device_at(const Napi::CallbackInfo& info, size_t i) {
 
 DeviceRuntime& runtime_of(DeviceKind d) { return d == DeviceKind::Sim ? sim::runtime() : cuda::runtime(); }
 
+const cpu::KernelTable& table_of(DeviceKind d) {
+  return d == DeviceKind::Cpu ? cpu::kernels() : d == DeviceKind::Sim ? sim::kernel_table() : cuda::kernel_table();
+}
+
 // The kernel `entry` of the table of the device the views live on.
 template <class Fn>
 Fn kernel_for(Fn cpu::KernelTable::*entry, const char* op, std::initializer_list<const View*> views) {
@@ -196,9 +200,7 @@ Fn kernel_for(Fn cpu::KernelTable::*entry, const char* op, std::initializer_list
       fail(ErrorKind::Device, std::string(op) + ": operands are on different devices (" + device_name(d) + " and " +
                                   device_name(v->device) + ")");
   }
-  const cpu::KernelTable& table =
-      d == DeviceKind::Cpu ? cpu::kernels() : d == DeviceKind::Sim ? sim::kernel_table() : cuda::kernel_table();
-  Fn fn = table.*entry;
+  Fn fn = table_of(d).*entry;
   if (!fn) fail(ErrorKind::Device, std::string("op ") + op + " has no kernel on " + device_name(d) + " yet");
   return fn;
 }
@@ -630,6 +632,30 @@ Napi::Value MatmulVersion(const Napi::CallbackInfo& info) {
     View out = view_at(info, 1), a = view_at(info, 3), b = view_at(info, 5);
     kernel_for(&KT::matmul_version, "matmulVersion", {&out, &a, &b})(int(num(info, 0)), out, a, b);
     return info.Env().Undefined();
+  });
+}
+
+// conv2dSetVersion(device, version): the conv2d kernel version (native/cuda/conv.cu) that the
+// device's conv2d and conv2d gradient entries run from now on; 0 is the dispatcher's choice.
+Napi::Value Conv2dSetVersion(const Napi::CallbackInfo& info) {
+  return guarded(info, [&]() -> Napi::Value {
+    const DeviceKind d = device_at(info, 0);
+    const auto set = table_of(d).set_conv2d_version;
+    if (!set) fail(ErrorKind::Device, std::string("conv2dSetVersion: device ") + device_name(d) + " has no conv2d kernel versions");
+    const double v = num(info, 1);
+    if (!(v == std::floor(v) && std::fabs(v) < 1e9)) fail(ErrorKind::Value, "conv2dSetVersion: the version must be an integer");
+    set(int(v));
+    return info.Env().Undefined();
+  });
+}
+
+// conv2dLastKernel(device): the kernel the device's last conv2d call (forward or gradient) launched.
+Napi::Value Conv2dLastKernel(const Napi::CallbackInfo& info) {
+  return guarded(info, [&]() -> Napi::Value {
+    const DeviceKind d = device_at(info, 0);
+    const auto last = table_of(d).conv2d_last_kernel;
+    if (!last) fail(ErrorKind::Device, std::string("conv2dLastKernel: device ") + device_name(d) + " has no conv2d kernel versions");
+    return Napi::String::New(info.Env(), last());
   });
 }
 
@@ -1077,6 +1103,8 @@ Napi::Object Module(Napi::Env env, Napi::Object exports) {
   def("upsampleNearest2d", UpsampleNearest2d);
   def("conv2dBackwardInput", Conv2dBackwardInput);
   def("conv2dBackwardWeight", Conv2dBackwardWeight);
+  def("conv2dSetVersion", Conv2dSetVersion);
+  def("conv2dLastKernel", Conv2dLastKernel);
   def("avgPool2dBackward", AvgPool2dBackward);
   def("upsampleNearest2dBackward", UpsampleNearest2dBackward);
   def("peakGflops", PeakGflops);

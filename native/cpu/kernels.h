@@ -87,6 +87,11 @@ struct KernelTable {
   double (*triad_gbps)(int64_t n, int reps);
   // matmul through one of the kernel versions kept side by side (matmul.cpp lists them), for bench/.
   void (*matmul_version)(int version, const View& out, const View& a, const View& b);
+  // The GPU convolution's kernel versions (cuda/conv.cu; null on the CPU): the conv entries run
+  // `version` from now on (0 = the dispatcher's choice, 1 = direct, 2 = implicit GEMM; others are
+  // a ValueError), and the name of the kernel the last conv call launched, for tests and bench/.
+  void (*set_conv2d_version)(int version);
+  const char* (*conv2d_last_kernel)();
 };
 
 namespace avx512 { const KernelTable& kernel_table(); }

@@ -1,72 +1,21 @@
-// image.cu: the NCHW image ops' forward kernels: conv2d (direct), max_pool2d, avg_pool2d and
-// upsample_nearest2d, on any strided Views. One thread per output element (a grid-stride loop over
-// the output's row-major positions), each folding its window in a fixed order, so results are
-// deterministic. cpu/kernels/image.cpp is the reference: the same window rules (PyTorch's), the
-// same accumulation types (f32 for f32/bf16, f64 for f64; the bias added after the sum), max
-// pooling's index choice (the first element, then larger or NaN) and nearest upsampling's source
-// index floor(i * (in / out)) computed in f32.
+// image.cu: the NCHW pooling and upsampling kernels, max_pool2d, avg_pool2d and upsample_nearest2d
+// and their gradients, on any strided Views (convolution has a file of its own, conv.cu). One
+// thread per output element (a grid-stride loop over the output's row-major positions), each
+// folding its window in a fixed order, so results are deterministic. cpu/kernels/image.cpp is the
+// reference: the same window rules (PyTorch's), the same accumulation types (f32 for f32/bf16, f64
+// for f64), max pooling's index choice (the first element, then larger or NaN) and nearest
+// upsampling's source index floor(i * (in / out)) computed in f32.
 //
 // The gradients (cpu/kernels/image_backward.cpp is the reference) are gathers, one thread per
 // element of the gradient: an input pixel sums the outputs whose window (or nearest source)
-// covers it, a weight element sums over images and output pixels, a bias element over both; no
-// two threads write one element and every sum runs in a fixed order: deterministic.
+// covers it; no two threads write one element and every sum runs in a fixed order: deterministic.
 #include <cstdint>
 #include <string>
 
-#include "cuda/strided.cuh"
+#include "cuda/image.cuh"
 
 namespace emu::EMU_DEVICE_NS {
 namespace image {
-
-#define EMU_OUTPUT_LOOP(i, n) \
-  for (long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x; i < (n); i += (long long)gridDim.x * blockDim.x)
-
-struct Nchw {  // a 4-d view's sizes and strides
-  long long n, c, h, w, sn, sc, sh, sw;
-  __device__ long long at(long long a, long long b, long long y, long long x) const { return a * sn + b * sc + y * sh + x * sw; }
-};
-
-Nchw nchw(const View& v) {
-  return {v.shape[0], v.shape[1], v.shape[2], v.shape[3], v.strides[0], v.strides[1], v.strides[2], v.strides[3]};
-}
-
-struct Window {  // kernel, stride, padding, dilation (rows, then columns)
-  long long kh, kw, sh, sw, ph, pw, dh, dw;
-};
-
-// The (n, c, oy, ox) of output element i in row-major order.
-__device__ __forceinline__ void position(long long i, const Nchw& o, long long* n, long long* c, long long* y, long long* x) {
-  *x = i % o.w;
-  *y = i / o.w % o.h;
-  *c = i / o.w / o.h % o.c;
-  *n = i / o.w / o.h / o.c;
-}
-
-template <class T>
-__global__ void conv2d_kernel(Nchw out, Nchw in, Nchw weight, Window win, long long groups, const T* x, const T* w,
-                              const T* bias, long long bias_stride, T* y) {
-  using A = C<T>;
-  const long long cg = in.c / groups, og = out.c / groups;
-  EMU_OUTPUT_LOOP(i, out.n * out.c * out.h * out.w) {
-    long long n, o, oy, ox;
-    position(i, out, &n, &o, &oy, &ox);
-    const long long g = o / og;
-    A acc = A(0);
-    for (long long ci = 0; ci < cg; ci++) {
-      for (long long r = 0; r < win.kh; r++) {
-        const long long iy = oy * win.sh - win.ph + r * win.dh;
-        if (iy < 0 || iy >= in.h) continue;
-        for (long long s = 0; s < win.kw; s++) {
-          const long long ix = ox * win.sw - win.pw + s * win.dw;
-          if (ix < 0 || ix >= in.w) continue;
-          acc += load(x[in.at(n, g * cg + ci, iy, ix)]) * load(w[weight.at(o, ci, r, s)]);
-        }
-      }
-    }
-    if (bias) acc += load(bias[o * bias_stride]);
-    y[out.at(n, o, oy, ox)] = cvt<T>(acc);
-  }
-}
 
 template <class T>
 __global__ void max_pool2d_kernel(Nchw out, Nchw in, Window win, const T* x, T* y, int32_t* indices, Nchw idx) {
@@ -137,25 +86,6 @@ __global__ void upsample_nearest2d_kernel(Nchw out, Nchw in, const T* x, T* y) {
   }
 }
 
-void check_4d(const char* op, const char* name, const View& v) {
-  if (v.ndim != 4)
-    fail(ErrorKind::Shape, std::string(op) + ": " + name + " must be 4-d (NCHW), got " + std::to_string(v.ndim) + " dims");
-}
-
-long long window_count(const char* op, long long size, long long kernel, long long stride, long long pad, long long dilation) {
-  if (kernel < 1 || stride < 1 || dilation < 1 || pad < 0)
-    fail(ErrorKind::Shape, std::string(op) + ": kernel, stride and dilation must be positive and padding non-negative");
-  const long long span = size + 2 * pad - dilation * (kernel - 1) - 1;
-  if (span < 0) fail(ErrorKind::Shape, std::string(op) + ": the window is larger than the padded input");
-  return span / stride + 1;
-}
-
-void check_shape(const char* op, const char* name, const View& v, long long n, long long c, long long h, long long w) {
-  if (v.shape[0] != n || v.shape[1] != c || v.shape[2] != h || v.shape[3] != w)
-    fail(ErrorKind::Shape, std::string(op) + ": " + name + " must have shape [" + std::to_string(n) + ", " + std::to_string(c) +
-                               ", " + std::to_string(h) + ", " + std::to_string(w) + "]");
-}
-
 // Checks a pooling op's views; returns its window (dilation 1 where the op has none).
 Window pool_window(const char* op, const View& out, const View& in, const int64_t* kernel, const int64_t* stride,
                    const int64_t* padding, const int64_t* dilation) {
@@ -168,81 +98,7 @@ Window pool_window(const char* op, const View& out, const View& in, const int64_
   return w;
 }
 
-// Checks conv2d's views (image [N,C,H,W], weight [O,C/groups,KH,KW], out [N,O,OH,OW]); returns the window.
-Window conv_window(const char* op, const View& image, const View& weight, const View& out, const int64_t* stride,
-                   const int64_t* padding, const int64_t* dilation, int64_t groups) {
-  check_4d(op, "input", image);
-  check_4d(op, "weight", weight);
-  check_4d(op, "output", out);
-  if (weight.dtype != image.dtype || out.dtype != image.dtype)
-    fail(ErrorKind::DType, std::string(op) + ": input, weight, bias and output must share a dtype");
-  const long long c = image.shape[1], o = weight.shape[0];
-  if (groups < 1 || c % groups != 0 || o % groups != 0 || weight.shape[1] != c / groups)
-    fail(ErrorKind::Shape, std::string(op) + ": weight [" + std::to_string(o) + ", " + std::to_string(weight.shape[1]) +
-                               ", ...] does not fit " + std::to_string(c) + " input channels in " + std::to_string(groups) + " groups");
-  const Window w{weight.shape[2], weight.shape[3], stride[0], stride[1], padding[0], padding[1], dilation[0], dilation[1]};
-  check_shape(op, "output", out, image.shape[0], o, window_count(op, image.shape[2], w.kh, w.sh, w.ph, w.dh),
-              window_count(op, image.shape[3], w.kw, w.sw, w.pw, w.dw));
-  return w;
-}
-
 // ---- gradients ----------------------------------------------------------------------------------
-
-template <class T>
-__global__ void conv2d_backward_input_kernel(Nchw gin, Nchw gout, Nchw weight, Window win, long long groups, const T* gy,
-                                             const T* w, T* gx) {
-  using A = C<T>;
-  const long long cg = gin.c / groups, og = gout.c / groups;
-  EMU_OUTPUT_LOOP(i, gin.n * gin.c * gin.h * gin.w) {
-    long long n, c, y, x;
-    position(i, gin, &n, &c, &y, &x);
-    const long long g = c / cg;
-    A acc = A(0);
-    for (long long o = g * og; o < (g + 1) * og; o++) {
-      for (long long r = 0; r < win.kh; r++) {
-        const long long ty = y + win.ph - r * win.dh;  // = oy * stride for the output row this tap reads y from
-        if (ty < 0 || ty % win.sh != 0 || ty / win.sh >= gout.h) continue;
-        for (long long s = 0; s < win.kw; s++) {
-          const long long tx = x + win.pw - s * win.dw;
-          if (tx < 0 || tx % win.sw != 0 || tx / win.sw >= gout.w) continue;
-          acc += load(gy[gout.at(n, o, ty / win.sh, tx / win.sw)]) * load(w[weight.at(o, c - g * cg, r, s)]);
-        }
-      }
-    }
-    gx[gin.at(n, c, y, x)] = cvt<T>(acc);
-  }
-}
-
-template <class T>
-__global__ void conv2d_backward_weight_kernel(Nchw gw, Nchw gout, Nchw in, Window win, long long groups, const T* gy,
-                                              const T* x, T* gwp, T* gb, long long gb_stride) {
-  using A = C<T>;
-  const long long cg = in.c / groups, og = gout.c / groups;
-  EMU_OUTPUT_LOOP(i, gw.n * gw.c * gw.h * gw.w) {
-    long long o, ci, r, s;
-    position(i, gw, &o, &ci, &r, &s);
-    const long long c = o / og * cg + ci;
-    A acc = A(0);
-    for (long long n = 0; n < gout.n; n++)
-      for (long long oy = 0; oy < gout.h; oy++) {
-        const long long iy = oy * win.sh - win.ph + r * win.dh;
-        if (iy < 0 || iy >= in.h) continue;
-        for (long long ox = 0; ox < gout.w; ox++) {
-          const long long ix = ox * win.sw - win.pw + s * win.dw;
-          if (ix < 0 || ix >= in.w) continue;
-          acc += load(gy[gout.at(n, o, oy, ox)]) * load(x[in.at(n, c, iy, ix)]);
-        }
-      }
-    gwp[gw.at(o, ci, r, s)] = cvt<T>(acc);
-    if (gb && ci == 0 && r == 0 && s == 0) {  // one thread per output channel also sums its bias gradient
-      A sum = A(0);
-      for (long long n = 0; n < gout.n; n++)
-        for (long long oy = 0; oy < gout.h; oy++)
-          for (long long ox = 0; ox < gout.w; ox++) sum += load(gy[gout.at(n, o, oy, ox)]);
-      gb[o * gb_stride] = cvt<T>(sum);
-    }
-  }
-}
 
 // The outputs [lo, hi) of a pooling axis whose window covers input position y, and an output's divisor.
 struct PoolAxis {
@@ -298,25 +154,6 @@ __global__ void upsample_nearest2d_backward_kernel(Nchw gin, Nchw gout, const T*
 
 }  // namespace image
 
-void conv2d(const View& out, const View& in, const View& weight, const View* bias, const int64_t* stride,
-            const int64_t* padding, const int64_t* dilation, int64_t groups) {
-  using namespace image;
-  const char* op = "conv2d";
-  const Window w = conv_window(op, in, weight, out, stride, padding, dilation, groups);
-  const long long o = weight.shape[0];
-  if (bias && bias->dtype != in.dtype) fail(ErrorKind::DType, "conv2d: input, weight, bias and output must share a dtype");
-  if (bias && (bias->ndim != 1 || bias->shape[0] != o)) fail(ErrorKind::Shape, "conv2d: bias must have shape [" + std::to_string(o) + "]");
-  const long long n = out.numel();
-  if (n == 0) return;
-  dispatch_float(in.dtype, op, [&](auto t) {
-    using T = decltype(t);
-    launch<conv2d_kernel<T>>(dim3(blocks_for(n)), dim3(kThreads), 0, Stream{}, nchw(out), nchw(in), nchw(weight), w,
-                             (long long)groups, static_cast<const T*>(in.data), static_cast<const T*>(weight.data),
-                             bias ? static_cast<const T*>(bias->data) : nullptr, bias ? (long long)bias->strides[0] : 0LL,
-                             static_cast<T*>(out.data));
-  });
-}
-
 void max_pool2d(const View& out, const View* indices, const View& in, const int64_t* kernel, const int64_t* stride,
                 const int64_t* padding, const int64_t* dilation) {
   using namespace image;
@@ -370,41 +207,6 @@ void upsample_nearest2d(const View& out, const View& in) {
 }  // namespace emu::EMU_DEVICE_NS
 
 namespace emu::EMU_DEVICE_NS {
-
-void conv2d_backward_input(const View& grad_in, const View& grad_out, const View& weight, const int64_t* stride,
-                           const int64_t* padding, const int64_t* dilation, int64_t groups) {
-  using namespace image;
-  const char* op = "conv2dBackwardInput";
-  const Window w = conv_window(op, grad_in, weight, grad_out, stride, padding, dilation, groups);
-  const long long n = grad_in.numel();
-  if (n == 0) return;
-  dispatch_float(grad_in.dtype, op, [&](auto t) {
-    using T = decltype(t);
-    launch<conv2d_backward_input_kernel<T>>(dim3(blocks_for(n)), dim3(kThreads), 0, Stream{}, nchw(grad_in), nchw(grad_out),
-                                            nchw(weight), w, (long long)groups, static_cast<const T*>(grad_out.data),
-                                            static_cast<const T*>(weight.data), static_cast<T*>(grad_in.data));
-  });
-}
-
-void conv2d_backward_weight(const View& grad_w, const View* grad_bias, const View& grad_out, const View& in,
-                            const int64_t* stride, const int64_t* padding, const int64_t* dilation, int64_t groups) {
-  using namespace image;
-  const char* op = "conv2dBackwardWeight";
-  const Window w = conv_window(op, in, grad_w, grad_out, stride, padding, dilation, groups);
-  if (grad_bias && (grad_bias->ndim != 1 || grad_bias->shape[0] != grad_w.shape[0]))
-    fail(ErrorKind::Shape, "conv2dBackwardWeight: grad_bias must have shape [" + std::to_string(grad_w.shape[0]) + "]");
-  if (grad_bias && grad_bias->dtype != in.dtype) fail(ErrorKind::DType, "conv2dBackwardWeight: grad_bias must have the input's dtype");
-  const long long n = grad_w.numel();
-  if (n == 0) return;
-  dispatch_float(in.dtype, op, [&](auto t) {
-    using T = decltype(t);
-    launch<conv2d_backward_weight_kernel<T>>(dim3(blocks_for(n)), dim3(kThreads), 0, Stream{}, nchw(grad_w), nchw(grad_out),
-                                             nchw(in), w, (long long)groups, static_cast<const T*>(grad_out.data),
-                                             static_cast<const T*>(in.data), static_cast<T*>(grad_w.data),
-                                             grad_bias ? static_cast<T*>(grad_bias->data) : nullptr,
-                                             grad_bias ? (long long)grad_bias->strides[0] : 0LL);
-  });
-}
 
 void avg_pool2d_backward(const View& grad_in, const View& grad_out, const int64_t* kernel, const int64_t* stride,
                          const int64_t* padding, bool count_include_pad) {

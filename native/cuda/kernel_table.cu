@@ -26,18 +26,21 @@ void scatter_add(const View& out, int dim, const View& index, const View& src);
 void index_select(const View& out, const View& in, int dim, const View& index);
 void triangle(const View& out, const View& in, int64_t k, bool upper);
 void cumsum(const View& out, const View& in, int dim);
-// image.cu
+// conv.cu
 void conv2d(const View& out, const View& in, const View& weight, const View* bias, const int64_t* stride,
             const int64_t* padding, const int64_t* dilation, int64_t groups);
+void conv2d_backward_input(const View& grad_in, const View& grad_out, const View& weight, const int64_t* stride,
+                           const int64_t* padding, const int64_t* dilation, int64_t groups);
+void conv2d_backward_weight(const View& grad_w, const View* grad_bias, const View& grad_out, const View& in,
+                            const int64_t* stride, const int64_t* padding, const int64_t* dilation, int64_t groups);
+void set_conv2d_version(int version);
+const char* conv2d_last_kernel();
+// image.cu
 void max_pool2d(const View& out, const View* indices, const View& in, const int64_t* kernel, const int64_t* stride,
                 const int64_t* padding, const int64_t* dilation);
 void avg_pool2d(const View& out, const View& in, const int64_t* kernel, const int64_t* stride, const int64_t* padding,
                 bool count_include_pad);
 void upsample_nearest2d(const View& out, const View& in);
-void conv2d_backward_input(const View& grad_in, const View& grad_out, const View& weight, const int64_t* stride,
-                           const int64_t* padding, const int64_t* dilation, int64_t groups);
-void conv2d_backward_weight(const View& grad_w, const View* grad_bias, const View& grad_out, const View& in,
-                            const int64_t* stride, const int64_t* padding, const int64_t* dilation, int64_t groups);
 void avg_pool2d_backward(const View& grad_in, const View& grad_out, const int64_t* kernel, const int64_t* stride,
                          const int64_t* padding, bool count_include_pad);
 void upsample_nearest2d_backward(const View& grad_in, const View& grad_out);
@@ -89,6 +92,8 @@ const cpu::KernelTable& kernel_table() {
     t.upsample_nearest2d = upsample_nearest2d;
     t.conv2d_backward_input = conv2d_backward_input;
     t.conv2d_backward_weight = conv2d_backward_weight;
+    t.set_conv2d_version = set_conv2d_version;
+    t.conv2d_last_kernel = conv2d_last_kernel;
     t.avg_pool2d_backward = avg_pool2d_backward;
     t.upsample_nearest2d_backward = upsample_nearest2d_backward;
     t.matmul_version = matmul_version;

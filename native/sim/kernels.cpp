@@ -11,6 +11,7 @@
 #include "cuda/matmul.cu"
 #include "cuda/index.cu"
 #include "cuda/image.cu"
+#include "cuda/conv.cu"
 #include "cuda/random.cu"
 #include "cuda/norm.cu"
 #include "cuda/cross_entropy.cu"

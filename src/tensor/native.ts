@@ -100,6 +100,10 @@ export interface Native {
     sh: number, sw: number, ph: number, pw: number, dh: number, dw: number, groups: number): void;
   conv2dBackwardWeight(gwh: H, gwd: D, gbh: H | null, gbd: D | null, goh: H, god: D, ih: H, id: D,
     sh: number, sw: number, ph: number, pw: number, dh: number, dw: number, groups: number): void;
+  /** Forces the conv2d kernel version (native/cuda/conv.cu) of a device (a DEVICE_CODE): 0 = the dispatcher's choice. */
+  conv2dSetVersion(device: number, version: number): void;
+  /** The kernel that the device's last conv2d call (forward or gradient) launched. */
+  conv2dLastKernel(device: number): string;
   avgPool2dBackward(gih: H, gid: D, goh: H, god: D, kh: number, kw: number, sh: number, sw: number, ph: number, pw: number,
     countIncludePad: boolean): void;
   upsampleNearest2dBackward(gih: H, gid: D, goh: H, god: D): void;

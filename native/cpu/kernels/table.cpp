@@ -48,6 +48,7 @@ const KernelTable& kernel_table() {
       index_select, triangle, rand_uniform, rand_normal, rand_int, randperm, conv2d, max_pool2d, avg_pool2d,
       upsample_nearest2d, conv2d_backward_input, conv2d_backward_weight, avg_pool2d_backward,
       upsample_nearest2d_backward, peak_gflops, triad_gbps, matmul_version,
+      nullptr, nullptr,  // set_conv2d_version, conv2d_last_kernel: the CPU has one conv2d kernel
   };
   return table;
 }
