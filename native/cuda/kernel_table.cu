@@ -43,6 +43,14 @@ void rand_normal(const View& out, uint64_t seed, uint64_t offset, double mean, d
 void rand_int(const View& out, uint64_t seed, uint64_t offset, int64_t low, int64_t high);
 void randperm(const View& out, uint64_t seed, uint64_t offset);
 
+// attention/attention.cu
+void attention_forward(const View& out, const View& lse, const View& q, const View& k, const View& v, const View* bias,
+                       const View* kpm, double scale, bool causal);
+void attention_backward(const View& dq, const View& dk, const View& dv, const View* dbias, const View& dout,
+                        const View& out, const View& lse, const View& q, const View& k, const View& v, const View* bias,
+                        const View* kpm, double scale, bool causal);
+void attention_version(int version);
+
 #define EMU_STR2(x) #x
 #define EMU_STR(x) EMU_STR2(x)
 
@@ -84,6 +92,9 @@ const cpu::KernelTable& kernel_table() {
 const cpu::FusedKernels& fused_table() {
   static const cpu::FusedKernels table = [] {
     cpu::FusedKernels t{};
+    t.attention = attention_forward;
+    t.attention_backward = attention_backward;
+    t.attention_version = attention_version;
     return t;
   }();
   return table;

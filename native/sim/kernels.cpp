@@ -9,4 +9,8 @@
 #include "cuda/index.cu"
 #include "cuda/image.cu"
 #include "cuda/random.cu"
+#include "cuda/attention/v1_simt.cu"
+#include "cuda/attention/v2_mma.cu"
+#include "cuda/attention/v3_pipelined.cu"
+#include "cuda/attention/attention.cu"
 #include "cuda/kernel_table.cu"

@@ -22,6 +22,7 @@ void adamw(const View& p, const View& g, const View& m, const View& v, const Ada
 const FusedKernels& fused_table() {
   static const FusedKernels table = {
       attention, attention_backward, norm_forward, norm_backward, cross_entropy, cross_entropy_backward, adamw,
+      nullptr,  // attention_version: the CPU has one attention version
   };
   return table;
 }
