@@ -187,6 +187,19 @@ test('attention on sim: fully hidden rows give zeros and zero gradients, not NaN
   }
 });
 
+test('attention on sim: no queries or no keys', () => tidy(() => {
+  for (const dtype of ['f32', 'bf16'] as const) {
+    const q = randn([1, 2, 3, 16], { device: 'sim', dtype }).requiresGrad_();
+    const none = randn([1, 2, 0, 16], { device: 'sim', dtype }).requiresGrad_();
+    const y = F.scaledDotProductAttention(q, none, none);
+    assert.equal(y.shape, [1, 2, 3, 16]);
+    assert.ok(Array.from(y.to('f32').data()).every((v) => v === 0), `${dtype}: a row with no keys is 0`);
+    y.sum().backward();
+    assert.ok(Array.from(q.grad!.to('f32').data()).every((v) => v === 0), `${dtype}: and its dq`);
+    assert.equal(F.scaledDotProductAttention(none, q, q).shape, [1, 2, 0, 16]);
+  }
+}));
+
 test('setAttentionVersion: unknown versions, versions that cannot take a call and the CPU are errors', () => tidy(() => {
   assert.throws(() => setAttentionVersion('sim', 4), (e: unknown) => e instanceof ValueError && /no version 4/.test((e as Error).message));
   assert.throws(() => setAttentionVersion('sim', -1), (e: unknown) => e instanceof ValueError);
