@@ -90,7 +90,10 @@ const FLOOR_ULPS: Record<string, number> = { f64: 2 ** -46, f32: 2 ** -23, bf16:
 
 /** The kernel on sim against the f64 reference, within twice the CPU path's error plus the floor. */
 function checkCase(c: Case, dtype: DType, version: number, seed = 5): void {
-  const x = inputs(c, seed);
+  tidy(() => checkInputs(c, inputs(c, seed), dtype, version));
+}
+
+function checkInputs(c: Case, x: Inputs, dtype: DType, version: number): void {
   const ref = run(c, x, 'f64', 'cpu');
   const base = run(c, x, dtype, 'cpu', dtype === 'bf16');
   setAttentionVersion('sim', version);
@@ -149,7 +152,7 @@ for (const order of ORDERS) {
   });
 }
 
-test('attention on sim: the dispatcher picks v3 for bf16 and v1 otherwise, deterministically', () => {
+test('attention on sim: the dispatcher picks v3 for bf16 and v1 otherwise, deterministically', () => tidy(() => {
   const c: Case = { name: 'dispatch', B: 1, H: 2, Lq: 21, Lk: 18, D: 32, Dv: 32, causal: true, bias: true };
   const x = inputs(c, 9);
   const bits = (dtype: DType, version: number) => {
@@ -170,10 +173,10 @@ test('attention on sim: the dispatcher picks v3 for bf16 and v1 otherwise, deter
   } finally {
     setSimOrder('sequential');
   }
-});
+}));
 
-test('attention on sim: fully hidden rows give zeros and zero gradients, not NaN', () => {
-  for (const [dtype, version] of [['f32', 1], ['bf16', 2]] as const) {
+test('attention on sim: fully hidden rows give zeros and zero gradients, not NaN', () => tidy(() => {
+  for (const [dtype, version] of [['f32', 1], ['bf16', 2], ['bf16', 3]] as const) {
     const c: Case = { name: 'hidden', B: 2, H: 1, Lq: 5, Lk: 7, D: 16, Dv: 8, kpm: 'hideBatch1' };
     setAttentionVersion('sim', version);
     try {
@@ -185,7 +188,7 @@ test('attention on sim: fully hidden rows give zeros and zero gradients, not NaN
       setAttentionVersion('sim', 0);
     }
   }
-});
+}));
 
 test('attention on sim: no queries or no keys', () => tidy(() => {
   for (const dtype of ['f32', 'bf16'] as const) {
