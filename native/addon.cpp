@@ -864,7 +864,7 @@ AttentionOperands attention_operands(const Napi::CallbackInfo& info, size_t firs
   a.B = a.q.shape[0], a.H = a.q.shape[1], a.Lq = a.q.shape[2], a.D = a.q.shape[3];
   a.Lk = a.k.shape[2], a.Dv = a.v.shape[3];
   const DType dt = a.q.dtype;
-  if (dt != DType::F32 && dt != DType::F64) throw_js(env, ErrorKind::DType, "attention: f32 or f64 only");
+  if (dt != DType::F32 && dt != DType::F64 && dt != DType::BF16) throw_js(env, ErrorKind::DType, "attention: f32, f64 or bf16 only");
   expect(env, "attention", "k", a.k, dt, {a.B, a.H, a.Lk, a.D});
   expect(env, "attention", "v", a.v, dt, {a.B, a.H, a.Lk, a.Dv});
   a.has_bias = present(info, first + 6);
@@ -876,6 +876,10 @@ AttentionOperands attention_operands(const Napi::CallbackInfo& info, size_t firs
   return a;
 }
 
+// The saved log-sum-exp's dtype: f32 for bf16 operands (a bf16 lse would be too coarse to
+// recompute the probabilities from), the operands' own otherwise.
+DType lse_dtype(DType dt) { return dt == DType::BF16 ? DType::F32 : dt; }
+
 // attention(out, lse, q, k, v, bias|null, kpm|null, scale, causal)
 Napi::Value Attention(const Napi::CallbackInfo& info) {
   return guarded(info, [&]() -> Napi::Value {
@@ -883,7 +887,7 @@ Napi::Value Attention(const Napi::CallbackInfo& info) {
     const AttentionOperands a = attention_operands(info, 4);
     View out = view_at(info, 0), lse = view_at(info, 2);
     expect(env, "attention", "out", out, a.q.dtype, {a.B, a.H, a.Lq, a.Dv});
-    expect(env, "attention", "lse", lse, a.q.dtype, {a.B, a.H, a.Lq});
+    expect(env, "attention", "lse", lse, lse_dtype(a.q.dtype), {a.B, a.H, a.Lq});
     fused_for(&cpu::FusedKernels::attention, "attention",
               {&out, &lse, &a.q, &a.k, &a.v, a.has_bias ? &a.bias : nullptr, a.has_kpm ? &a.kpm : nullptr})(
         out, lse, a.q, a.k, a.v, a.has_bias ? &a.bias : nullptr, a.has_kpm ? &a.kpm : nullptr,
@@ -905,7 +909,7 @@ Napi::Value AttentionBackward(const Napi::CallbackInfo& info) {
     expect(env, "attentionBackward", "dv", dv, dt, {a.B, a.H, a.Lk, a.Dv});
     expect(env, "attentionBackward", "dout", dout, dt, {a.B, a.H, a.Lq, a.Dv});
     expect(env, "attentionBackward", "out", out, dt, {a.B, a.H, a.Lq, a.Dv});
-    expect(env, "attentionBackward", "lse", lse, dt, {a.B, a.H, a.Lq});
+    expect(env, "attentionBackward", "lse", lse, lse_dtype(dt), {a.B, a.H, a.Lq});
     const bool has_dbias = present(info, 6);
     if (has_dbias) expect(env, "attentionBackward", "dbias", dbias = view_at(info, 6), dt, {a.B, a.H, a.Lq, a.Lk});
     fused_for(&cpu::FusedKernels::attention_backward, "attentionBackward",
@@ -915,6 +919,18 @@ Napi::Value AttentionBackward(const Napi::CallbackInfo& info) {
                                             a.has_bias ? &a.bias : nullptr, a.has_kpm ? &a.kpm : nullptr, a.scale,
                                             a.causal);
     return env.Undefined();
+  });
+}
+
+// attentionVersion(device, version): forces one attention kernel version on the device (0: the
+// dispatcher's choice); tests and benchmarks run each version this way.
+Napi::Value AttentionVersion(const Napi::CallbackInfo& info) {
+  return guarded(info, [&]() -> Napi::Value {
+    const DeviceKind d = device_at(info, 0);
+    auto set = fused_table_of(d).attention_version;
+    if (!set) fail(ErrorKind::Device, std::string("attentionVersion: ") + device_name(d) + " has one attention version only");
+    set(int(num(info, 1)));
+    return info.Env().Undefined();
   });
 }
 
@@ -1111,6 +1127,7 @@ Napi::Object Module(Napi::Env env, Napi::Object exports) {
   def("triadGbps", TriadGbps);
   def("attention", Attention);
   def("attentionBackward", AttentionBackward);
+  def("attentionVersion", AttentionVersion);
   def("normForward", NormForward);
   def("normBackward", NormBackward);
   def("crossEntropy", CrossEntropy);

@@ -19,7 +19,8 @@ struct AdamWHyper {
 struct FusedKernels {
   // Attention (attention.cpp): q [B,H,Lq,D], k [B,H,Lk,D], v [B,H,Lk,Dv], out [B,H,Lq,Dv],
   // lse [B,H,Lq] (the log-sum-exp of each row's logits, saved for the backward), optional bias
-  // [B,H,Lq,Lk] and key-padding mask kpm (bool [B,Lk], true = hidden). f32 or f64.
+  // [B,H,Lq,Lk] and key-padding mask kpm (bool [B,Lk], true = hidden). f32 or f64; sim and cuda
+  // also take bf16, with lse in f32.
   void (*attention)(const View& out, const View& lse, const View& q, const View& k, const View& v, const View* bias,
                     const View* kpm, double scale, bool causal);
   // Its backward: dq, dk, dv (and dbias [B,H,Lq,Lk] when not null) fully overwritten.
@@ -46,6 +47,9 @@ struct FusedKernels {
   // da = dout b silu'(a) and db = dout silu(a), silu'(a) = s (1 + a (1 - s)), s = 1 / (1 + exp(-a)).
   void (*swiglu)(const View& out, const View& a, const View& b);
   void (*swiglu_backward)(const View& da, const View& db, const View& dout, const View& a, const View& b);
+  // Forces attention version `version` for every later call on the device (0: the dispatcher's
+  // choice again); an unknown version is a ValueError. The CPU, with one version, leaves it null.
+  void (*attention_version)(int version);
 };
 
 namespace avx512 { const FusedKernels& fused_table(); }

@@ -49,8 +49,8 @@ void rand_uniform(const View& out, uint64_t seed, uint64_t offset, double low, d
 void rand_normal(const View& out, uint64_t seed, uint64_t offset, double mean, double stddev);
 void rand_int(const View& out, uint64_t seed, uint64_t offset, int64_t low, int64_t high);
 void randperm(const View& out, uint64_t seed, uint64_t offset);
-// norm.cu, cross_entropy.cu, adamw.cu, swiglu.cu: the fused training-path kernels, declared by
-// the types of their table entries (cpu/fused.h spells out each signature once).
+// norm.cu, cross_entropy.cu, adamw.cu, swiglu.cu, attention/attention.cu: the fused kernels,
+// declared by the types of their table entries (cpu/fused.h spells out each signature once).
 template <class Entry>
 using FusedFn = std::remove_pointer_t<Entry>;
 FusedFn<decltype(cpu::FusedKernels::norm_forward)> norm_forward;
@@ -60,6 +60,9 @@ FusedFn<decltype(cpu::FusedKernels::cross_entropy_backward)> cross_entropy_backw
 FusedFn<decltype(cpu::FusedKernels::adamw)> adamw;
 FusedFn<decltype(cpu::FusedKernels::swiglu)> swiglu;
 FusedFn<decltype(cpu::FusedKernels::swiglu_backward)> swiglu_backward;
+FusedFn<decltype(cpu::FusedKernels::attention)> attention_forward;
+FusedFn<decltype(cpu::FusedKernels::attention_backward)> attention_backward;
+FusedFn<decltype(cpu::FusedKernels::attention_version)> attention_version;
 
 #define EMU_STR2(x) #x
 #define EMU_STR(x) EMU_STR2(x)
@@ -113,6 +116,9 @@ const cpu::FusedKernels& fused_table() {
     t.adamw = adamw;
     t.swiglu = swiglu;
     t.swiglu_backward = swiglu_backward;
+    t.attention = attention_forward;
+    t.attention_backward = attention_backward;
+    t.attention_version = attention_version;
     return t;
   }();
   return table;

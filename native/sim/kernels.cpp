@@ -17,4 +17,8 @@
 #include "cuda/cross_entropy.cu"
 #include "cuda/adamw.cu"
 #include "cuda/swiglu.cu"
+#include "cuda/attention/v1_simt.cu"
+#include "cuda/attention/v2_mma.cu"
+#include "cuda/attention/v3_pipelined.cu"
+#include "cuda/attention/attention.cu"
 #include "cuda/kernel_table.cu"

@@ -20,7 +20,7 @@ import { add, eq, ge, logicalAnd, logicalNot, mul, ne, neg, rsqrt, silu, square,
 import { embedding as lookup, gather, matmul } from '../tensor/ops/linalg.ts';
 import { logSoftmax, max, mean, softmax, sum, variance } from '../tensor/ops/reduce.ts';
 import { expand, reshape, to, transpose, unsqueeze } from '../tensor/ops/views.ts';
-import { attention } from '../tensor/ops/attention.ts';
+import { attention, attentionTakesBf16 } from '../tensor/ops/attention.ts';
 import { normRows } from '../tensor/ops/norm.ts';
 import { crossEntropyRows } from '../tensor/ops/cross_entropy.ts';
 import { swiglu as fusedSwiglu } from '../tensor/ops/swiglu.ts';
@@ -348,14 +348,16 @@ export function fusedAttention(q: Tensor, k: Tensor, v: Tensor, bias: Tensor | n
   if (bias && (bias.ndim > scores.length || shapeStr(broadcastShapes(bias.shape, scores, op)) !== shapeStr(scores))) return null;
   const B = lead.length ? lead[0] : 1, H = lead.slice(1).reduce((a, b) => a * b, 1);
   if (kpm && kpm.shape[0] !== B && kpm.shape[0] !== 1) return null;
-  // bf16 is computed in f32 (one rounding at the end, as PyTorch's kernels accumulate).
-  const to4 = (x: Tensor, tail: number[]) => reshape(expand(dt === 'bf16' ? to(x, 'f32') : x, [...lead, ...tail]), [B, H, ...tail]);
+  // bf16 goes to the kernel as is where it takes bf16 (attentionTakesBf16), else it is computed in
+  // f32 (one rounding at the end, as PyTorch's kernels accumulate).
+  const widen = dt === 'bf16' && !attentionTakesBf16(q.device);
+  const to4 = (x: Tensor, tail: number[]) => reshape(expand(widen ? to(x, 'f32') : x, [...lead, ...tail]), [B, H, ...tail]);
   return tidy(() => {
     const out = attention(to4(q, [Lq, D]), to4(k, [Lk, D]), to4(v, [Lk, Dv]), {
       bias: bias && to4(bias, [Lq, Lk]), keyPaddingMask: kpm && expand(kpm, [B, Lk]), scale, causal,
     });
     const y = reshape(out, [...lead, Lq, Dv]);
-    return dt === 'bf16' ? to(y, 'bf16') : y;
+    return widen ? to(y, 'bf16') : y;
   });
 }
 

@@ -25,6 +25,7 @@ const FusedKernels& fused_table() {
   static const FusedKernels table = {
       attention, attention_backward, norm_forward, norm_backward, cross_entropy, cross_entropy_backward, adamw,
       swiglu, swiglu_backward,
+      nullptr,  // attention_version: the CPU has one attention version
   };
   return table;
 }
