@@ -54,7 +54,7 @@ void conv2d_typed(const View& out, const View& in, const View& weight, const Vie
   // (image_unfold.h), one at a time by unfold_line elsewhere.
 #if defined(__AVX512F__)
   const bool vector_unfold = std::is_same_v<T, float> && unfold_fast(s.sw, in.strides[3]);
-  const std::vector<UnfoldRow> rows = vector_unfold ? im2col_rows(s, in.strides[1]) : std::vector<UnfoldRow>();
+  const UnfoldRows rows = vector_unfold ? im2col_rows(s, in.strides[1]) : UnfoldRows();
 #endif
   // Output channels whose planes are contiguous f32/f64 are written by the GEMM in place.
   const bool in_place = std::is_same_v<T, V> && out.strides[3] == 1 && out.strides[2] == s.ow;
@@ -72,7 +72,7 @@ void conv2d_typed(const View& out, const View& in, const View& weight, const Vie
 #if defined(__AVX512F__)
       if constexpr (std::is_same_v<T, float>) {
         if (vector_unfold) {
-          const Unfolded u{image, 0, s.h, s.w, in.strides[2], in.strides[3], s.oh, s.ow, s.sh, s.sw, rows.data()};
+          const Unfolded u{image, 0, s.h, s.w, in.strides[2], in.strides[3], s.oh, s.ow, s.sh, s.sw, &rows};
           return pack_unfolded_rows(u, j0, nc, p0, kc, dst);
         }
       }

@@ -119,15 +119,18 @@ void conv2d_backward_input_typed(const View& grad_in, const View& grad_out, cons
     }
   }
 #if defined(__AVX512F__)
-  // f32: B unfolded 16 pixels at a time (image_unfold.h); row d of phase ph's B is
-  // phase_rows[ph][d]. Elsewhere unfold_line, one pixel at a time.
+  // f32: B unfolded 16 pixels at a time (image_unfold.h); row d = (o, tap row, tap column) of
+  // phase ph's B reads grad_out[o] shifted by the taps' base rows and columns. Elsewhere
+  // unfold_line, one pixel at a time.
   const bool vector_unfold = std::is_same_v<T, float> && unfold_fast(1, grad_out.strides[3]);
-  std::vector<std::vector<UnfoldRow>> phase_rows(size_t(vector_unfold ? phases : 0));
+  std::vector<UnfoldRows> phase_rows(size_t(vector_unfold ? phases : 0));
   for (int64_t ph = 0; ph < int64_t(phase_rows.size()); ph++) {
     const PhaseAxis &ay = axis_y(ph), &ax = axis_x(ph);
+    UnfoldRows& u = phase_rows[size_t(ph)];
+    for (int64_t by : ay.base)
+      for (int64_t bx : ax.base) u.shifts.push_back({by, bx});
     for (int64_t o = 0; o < s.og; o++)
-      for (int64_t by : ay.base)
-        for (int64_t bx : ax.base) phase_rows[size_t(ph)].push_back({o * grad_out.strides[1], by, bx});
+      for (int64_t t = 0; t < int64_t(u.shifts.size()); t++) u.rows.push_back({o * grad_out.strides[1], t});
   }
 #endif
   // Stride 1 (one phase covering every pixel) into contiguous f32/f64 planes: written in place.
@@ -150,7 +153,7 @@ void conv2d_backward_input_typed(const View& grad_in, const View& grad_out, cons
       if constexpr (std::is_same_v<T, float>) {
         if (vector_unfold) {
           const Unfolded u{gy, 0, s.oh, s.ow, grad_out.strides[2], grad_out.strides[3], ay.count, ax.count, 1, 1,
-                           phase_rows[size_t(ph)].data()};
+                           &phase_rows[size_t(ph)]};
           return pack_unfolded_rows(u, j0, nc, p0, kc, dst);
         }
       }
@@ -222,9 +225,9 @@ void conv2d_backward_weight_typed(const View& grad_w, const View* grad_bias, con
   // f32: both operands unfolded 16 pixels at a time and transposed in registers (image_unfold.h):
   // A's rows are grad_out's channels, B's columns the rows of im2col(in).
   const bool vector_unfold = std::is_same_v<T, float> && unfold_fast(1, grad_out.strides[3]) && unfold_fast(s.sw, in.strides[3]);
-  const std::vector<UnfoldRow> in_rows = vector_unfold ? im2col_rows(s, in.strides[1]) : std::vector<UnfoldRow>();
-  std::vector<UnfoldRow> gy_rows;
-  for (int64_t o = 0; vector_unfold && o < s.og; o++) gy_rows.push_back({o * grad_out.strides[1], 0, 0});
+  const UnfoldRows in_rows = vector_unfold ? im2col_rows(s, in.strides[1]) : UnfoldRows();
+  UnfoldRows gy_rows{{}, {{0, 0}}};
+  for (int64_t o = 0; vector_unfold && o < s.og; o++) gy_rows.rows.push_back({o * grad_out.strides[1], 0});
 #endif
   gemm::for_each_gemm(s.groups, double(s.og) * double(s.k) * double(depth), [&](int64_t g, bool parallel) {
     const T* gy_group = gy + g * s.og * grad_out.strides[1];
@@ -234,7 +237,7 @@ void conv2d_backward_weight_typed(const View& grad_w, const View* grad_bias, con
       if constexpr (std::is_same_v<T, float>) {
         if (vector_unfold) {
           const Unfolded u{gy_group, grad_out.strides[0], s.oh, s.ow, grad_out.strides[2], grad_out.strides[3], s.oh, s.ow,
-                           1, 1, gy_rows.data()};
+                           1, 1, &gy_rows};
           return pack_unfolded_columns<gemm::kMR>(u, i0, mc, p0, kc, dst);
         }
       }
@@ -257,7 +260,7 @@ void conv2d_backward_weight_typed(const View& grad_w, const View* grad_bias, con
       if constexpr (std::is_same_v<T, float>) {
         if (vector_unfold) {
           const Unfolded u{in_group, in.strides[0], s.h, s.w, in.strides[2], in.strides[3], s.oh, s.ow, s.sh, s.sw,
-                           in_rows.data()};
+                           &in_rows};
           return pack_unfolded_columns<NR>(u, j0, nc, p0, kc, dst);
         }
       }

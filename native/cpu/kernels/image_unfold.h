@@ -31,33 +31,42 @@
 namespace emu::cpu::EMU_ISA {
 namespace image_detail {
 
-// One row of an unfolded matrix: it reads the plane `offset` elements past the image's start,
-// shifted by (dy, dx).
+// A row of an unfolded matrix reads a plane `offset` elements past the image's start, shifted by
+// shifts[shift] = (dy, dx) pixels. Rows share few shifts (a 3 x 3 kernel has 9): the packers
+// work out the loads of each shift once per chunk of pixels and reuse them for every row.
 struct UnfoldRow {
-  int64_t offset, dy, dx;
+  int64_t offset, shift;
+};
+struct UnfoldShift {
+  int64_t dy, dx;
+};
+struct UnfoldRows {
+  std::vector<UnfoldRow> rows;
+  std::vector<UnfoldShift> shifts;
 };
 
 // U[r][q]: column q = (image, gy, gx) runs over images x grid_h x grid_w pixels in that order;
 // row r reads data[image * image_stride + rows[r].offset + y * row_stride + x * col_stride] with
-// y = gy * ystep + rows[r].dy and x = gx * xstep + rows[r].dx, and is 0 where (y, x) falls
-// outside the rows x cols plane.
+// (y, x) = (gy * ystep + dy, gx * xstep + dx) for (dy, dx) = shifts[rows[r].shift], and is 0
+// where (y, x) falls outside the plane_rows x plane_cols plane.
 struct Unfolded {
   const float* data;
   int64_t image_stride;
   int64_t plane_rows, plane_cols, row_stride, col_stride;
   int64_t grid_h, grid_w, ystep, xstep;
-  const UnfoldRow* rows;
+  const UnfoldRows* rows;
 };
 
 // The rows of conv2d's im2col matrix for a plane layout with channels channel_stride apart:
 // row k = (channel, kernel row i, kernel column j) reads channel's plane shifted by
 // (i * dilation - pad) rows and (j * dilation - pad) columns.
-inline std::vector<UnfoldRow> im2col_rows(const ConvShape& s, int64_t channel_stride) {
-  std::vector<UnfoldRow> rows(size_t(s.k));
-  for (int64_t c = 0, k = 0; c < s.cg; c++)
-    for (int64_t i = 0; i < s.kh; i++)
-      for (int64_t j = 0; j < s.kw; j++, k++) rows[size_t(k)] = {c * channel_stride, i * s.dh - s.ph, j * s.dw - s.pw};
-  return rows;
+inline UnfoldRows im2col_rows(const ConvShape& s, int64_t channel_stride) {
+  UnfoldRows u;
+  for (int64_t i = 0; i < s.kh; i++)
+    for (int64_t j = 0; j < s.kw; j++) u.shifts.push_back({i * s.dh - s.ph, j * s.dw - s.pw});
+  for (int64_t c = 0; c < s.cg; c++)
+    for (int64_t t = 0; t < s.kh * s.kw; t++) u.rows.push_back({c * channel_stride, t});
+  return u;
 }
 
 // Whether the AVX-512 packers below can read a matrix whose neighbouring columns are xstep *
@@ -70,80 +79,102 @@ inline bool unfold_fast(int64_t xstep, int64_t col_stride) {
 
 #if defined(__AVX512F__)
 
-// Up to 16 consecutive columns of U, cut where they leave a grid row: segment s covers lanes
-// [lane, lane + count) and starts at grid pixel (gy, gx) of the image at image_offset.
-struct UnfoldChunk {
+// How to read one shift of up to 16 consecutive columns of U, for any row: one masked load (or
+// gather) per stretch of the columns that lies in one grid row, of the lanes inside the plane.
+// at[i] is the element offset, from data + the row's offset, that lane 0 of load i would read;
+// masked-off lanes are never read, so it may point outside the tensor.
+struct ChunkLoads {
+  int count;
+  __mmask16 mask[16];
+  int64_t at[16];
+};
+
+// Fills loads[0, shifts) for the columns [q, q + count), count <= 16 (0: every load empty).
+inline void chunk_loads(const Unfolded& u, int64_t q, int64_t count, ChunkLoads* loads) {
   struct Segment {
     int64_t image_offset, gy, gx;
     int lane, count;
-  };
-  Segment seg[16];
+  } seg[16];
   int segments = 0;
-};
-
-// The chunk of columns [q, q + count), count <= 16 (0 gives an empty chunk).
-inline UnfoldChunk unfold_chunk(const Unfolded& u, int64_t q, int64_t count) {
-  UnfoldChunk ch;
-  if (count <= 0) return ch;
-  const int64_t pixels = u.grid_h * u.grid_w;
-  int64_t image = q / pixels, gy = q % pixels / u.grid_w, gx = q % u.grid_w;
-  for (int lane = 0; lane < count;) {
-    const int n = int(std::min<int64_t>(u.grid_w - gx, count - lane));
-    ch.seg[ch.segments++] = {image * u.image_stride, gy, gx, lane, n};
-    lane += n;
-    gx = 0;
-    if (++gy == u.grid_h) gy = 0, image++;
+  if (count > 0) {  // cut the columns where they leave a grid row
+    const int64_t pixels = u.grid_h * u.grid_w;
+    int64_t image = q / pixels, gy = q % pixels / u.grid_w, gx = q % u.grid_w;
+    for (int lane = 0; lane < count;) {
+      const int n = int(std::min<int64_t>(u.grid_w - gx, count - lane));
+      seg[segments++] = {image * u.image_stride, gy, gx, lane, n};
+      lane += n;
+      gx = 0;
+      if (++gy == u.grid_h) gy = 0, image++;
+    }
   }
-  return ch;
+  const int64_t step = u.xstep * u.col_stride;
+  for (size_t sh = 0; sh < u.rows->shifts.size(); sh++) {
+    const UnfoldShift& d = u.rows->shifts[sh];
+    ChunkLoads& l = loads[sh];
+    l.count = 0;
+    for (int s = 0; s < segments; s++) {
+      const Segment& g = seg[s];
+      const int64_t y = g.gy * u.ystep + d.dy;
+      if (y < 0 || y >= u.plane_rows) continue;
+      const int64_t x = g.gx * u.xstep + d.dx;
+      // Lanes t of the segment with 0 <= x + t * xstep < plane_cols: [lo, hi).
+      int64_t lo, hi;
+      if (u.xstep == 1) {
+        lo = std::max<int64_t>(0, -x);
+        hi = std::min<int64_t>(g.count, u.plane_cols - x);
+      } else {
+        lo = x >= 0 ? 0 : (u.xstep - 1 - x) / u.xstep;
+        hi = x < u.plane_cols ? std::min<int64_t>(g.count, (u.plane_cols - 1 - x) / u.xstep + 1) : 0;
+      }
+      if (lo >= hi) continue;
+      l.mask[l.count] = __mmask16((((1u << hi) - 1) ^ ((1u << lo) - 1)) << g.lane);
+      l.at[l.count++] = g.image_offset + y * u.row_stride + x * u.col_stride - g.lane * step;
+    }
+  }
 }
 
-// Row r of U over the chunk's columns, in the lanes the chunk covers; every other lane 0.
-// Each segment is one masked load (contiguous columns) or gather: masked-off lanes are never
-// read, so the address of lane 0 may lie outside the tensor.
-inline __m512 unfold_load(const Unfolded& u, const UnfoldChunk& ch, const UnfoldRow& row) {
+// The row at `offset` of U over the chunk that `l` describes; lanes it does not load are 0.
+template <bool kContiguous>
+inline __m512 unfold_load(const Unfolded& u, const ChunkLoads& l, int64_t offset) {
   __m512 v = _mm512_setzero_ps();
-  const int64_t step = u.xstep * u.col_stride;
-  for (int s = 0; s < ch.segments; s++) {
-    const UnfoldChunk::Segment& g = ch.seg[s];
-    const int64_t y = g.gy * u.ystep + row.dy;
-    if (y < 0 || y >= u.plane_rows) continue;
-    const int64_t x = g.gx * u.xstep + row.dx;
-    // Lanes t of the segment with 0 <= x + t * xstep < plane_cols: [lo, hi).
-    int64_t lo, hi;
-    if (u.xstep == 1) {
-      lo = std::max<int64_t>(0, -x);
-      hi = std::min<int64_t>(g.count, u.plane_cols - x);
+  const uintptr_t base = reinterpret_cast<uintptr_t>(u.data);
+  for (int i = 0; i < l.count; i++) {
+    const float* at = reinterpret_cast<const float*>(base + uintptr_t((offset + l.at[i]) * 4));
+    if constexpr (kContiguous) {
+      v = _mm512_mask_loadu_ps(v, l.mask[i], at);
     } else {
-      lo = x >= 0 ? 0 : (u.xstep - 1 - x) / u.xstep;
-      hi = x < u.plane_cols ? std::min<int64_t>(g.count, (u.plane_cols - 1 - x) / u.xstep + 1) : 0;
-    }
-    if (lo >= hi) continue;
-    const __mmask16 mask = __mmask16((((1u << hi) - 1) ^ ((1u << lo) - 1)) << g.lane);
-    const int64_t lane0 = g.image_offset + row.offset + y * u.row_stride + x * u.col_stride - g.lane * step;
-    const float* at = reinterpret_cast<const float*>(reinterpret_cast<uintptr_t>(u.data) + uintptr_t(lane0 * 4));
-    if (step == 1) {
-      v = _mm512_mask_loadu_ps(v, mask, at);
-    } else {
-      const __m512i offsets = _mm512_mullo_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
-                                                 _mm512_set1_epi32(int32_t(step)));
-      v = _mm512_mask_i32gather_ps(v, mask, offsets, at, 4);
+      const int32_t step = int32_t(u.xstep * u.col_stride);
+      const __m512i lanes = _mm512_mullo_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
+                                               _mm512_set1_epi32(step));
+      v = _mm512_mask_i32gather_ps(v, l.mask[i], lanes, at, 4);
     }
   }
   return v;
 }
 
+// Space for one ChunkLoads per shift per chunk, per thread, that only grows.
+inline ChunkLoads* chunk_load_space(size_t n) {
+  thread_local std::vector<ChunkLoads> space;
+  if (space.size() < n) space.resize(n);
+  return space.data();
+}
+
 // GEMM packer (gemm.h's pack_b contract, kNR = 32) for B = U: rows [p0, p0 + kc) of U, columns
 // [j0, j0 + nc), as micro-panels [kc][32], columns past nc zero. Each micro-panel is two chunks
-// of 16 columns; each of its rows two loads.
-inline void pack_unfolded_rows(const Unfolded& u, int64_t j0, int64_t nc, int64_t p0, int64_t kc, float* dst) {
+// of 16 columns; each of its rows two loads (or a few more where a chunk spans grid rows).
+template <bool kContiguous>
+void pack_unfolded_rows_as(const Unfolded& u, int64_t j0, int64_t nc, int64_t p0, int64_t kc, float* dst) {
   constexpr int NR = 32;
+  const size_t shifts = u.rows->shifts.size();
+  ChunkLoads* left = chunk_load_space(2 * shifts);
+  ChunkLoads* right = left + shifts;
+  const UnfoldRow* rows = u.rows->rows.data() + p0;
   for (int64_t j = 0; j < nc; j += NR, dst += kc * NR) {
-    const UnfoldChunk left = unfold_chunk(u, j0 + j, std::min<int64_t>(16, nc - j));
-    const UnfoldChunk right = unfold_chunk(u, j0 + j + 16, std::min<int64_t>(16, nc - j - 16));
+    chunk_loads(u, j0 + j, std::min<int64_t>(16, nc - j), left);
+    chunk_loads(u, j0 + j + 16, std::min<int64_t>(16, nc - j - 16), right);
     for (int64_t k = 0; k < kc; k++) {
-      const UnfoldRow& row = u.rows[p0 + k];
-      _mm512_storeu_ps(dst + k * NR, unfold_load(u, left, row));
-      _mm512_storeu_ps(dst + k * NR + 16, unfold_load(u, right, row));
+      _mm512_storeu_ps(dst + k * NR, unfold_load<kContiguous>(u, left[rows[k].shift], rows[k].offset));
+      _mm512_storeu_ps(dst + k * NR + 16, unfold_load<kContiguous>(u, right[rows[k].shift], rows[k].offset));
     }
   }
 }
@@ -153,26 +184,43 @@ inline void pack_unfolded_rows(const Unfolded& u, int64_t j0, int64_t nc, int64_
 // pack_b's with R = kNR (rows of U are B's columns). Packs depth [p0, p0 + kc) into micro-panels
 // [kc][R], rows past count zero. Per 16 columns and 16 rows: 16 loads, one 16 x 16 transpose in
 // registers, 16 (masked) stores.
-template <int R>
-void pack_unfolded_columns(const Unfolded& u, int64_t i0, int64_t count, int64_t p0, int64_t kc, float* dst) {
+template <int R, bool kContiguous>
+void pack_unfolded_columns_as(const Unfolded& u, int64_t i0, int64_t count, int64_t p0, int64_t kc, float* dst) {
   const int64_t panels = (count + R - 1) / R;
+  ChunkLoads* loads = chunk_load_space(u.rows->shifts.size());
+  const UnfoldRow* rows = u.rows->rows.data();
   for (int64_t q = 0; q < kc; q += 16) {
     const int width = int(std::min<int64_t>(16, kc - q));
-    const UnfoldChunk ch = unfold_chunk(u, p0 + q, width);
+    chunk_loads(u, p0 + q, width, loads);
     for (int64_t panel = 0; panel < panels; panel++) {
       float* out = dst + panel * kc * R + q * R;
       for (int r0 = 0; r0 < R; r0 += 16) {
         const int64_t first = i0 + panel * R + r0;  // the U row in register 0
         const int64_t valid = std::min<int64_t>(16, i0 + count - first);
         __m512 block[16];
-        for (int r = 0; r < 16; r++)
-          block[r] = r < valid && r0 + r < R ? unfold_load(u, ch, u.rows[first + r]) : _mm512_setzero_ps();
+        for (int r = 0; r < 16; r++) {
+          block[r] = r < valid && r0 + r < R
+                         ? unfold_load<kContiguous>(u, loads[rows[first + r].shift], rows[first + r].offset)
+                         : _mm512_setzero_ps();
+        }
         gemm::transpose16(block);
         const __mmask16 mask = __mmask16(R - r0 >= 16 ? 0xFFFF : (1u << (R - r0)) - 1);
         for (int t = 0; t < width; t++) _mm512_mask_storeu_ps(out + t * R + r0, mask, block[t]);
       }
     }
   }
+}
+
+// The packers, with masked loads where U's neighbouring columns are neighbours in memory and
+// gathers elsewhere.
+inline void pack_unfolded_rows(const Unfolded& u, int64_t j0, int64_t nc, int64_t p0, int64_t kc, float* dst) {
+  if (u.xstep * u.col_stride == 1) pack_unfolded_rows_as<true>(u, j0, nc, p0, kc, dst);
+  else pack_unfolded_rows_as<false>(u, j0, nc, p0, kc, dst);
+}
+template <int R>
+void pack_unfolded_columns(const Unfolded& u, int64_t i0, int64_t count, int64_t p0, int64_t kc, float* dst) {
+  if (u.xstep * u.col_stride == 1) pack_unfolded_columns_as<R, true>(u, i0, count, p0, kc, dst);
+  else pack_unfolded_columns_as<R, false>(u, i0, count, p0, kc, dst);
 }
 
 #endif  // __AVX512F__
