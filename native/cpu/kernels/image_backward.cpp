@@ -7,7 +7,9 @@
 //
 // Both conv2d gradients are GEMMs on gemm/gemm.h's driver and micro-kernel, with operands packed
 // straight from the tensors (no im2col or col2im matrix is built), so each result is one FMA
-// chain in a fixed order and no two tasks write the same element.
+// chain in a fixed order and no two tasks write the same element. f32 operands are packed 16
+// pixels at a time by image_unfold.h's AVX-512 packers, the others one element at a time by
+// unfold_line; both pack the same values, so the choice never changes a result.
 //
 // conv2d input gradient. Scattering col = W^T @ grad_out back into the image (col2im) would
 // make tasks collide on overlapping patches, so the gradient is computed as a gather instead,
