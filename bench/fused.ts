@@ -78,7 +78,7 @@ function adamwCases(quick: boolean): Case[] {
   const n = count * size;
   return [{
     suite: 'fused', op: 'AdamW step', size: `${count}x${size >> 10}K`, metric: 'GB/s', work: f32Bytes(n, n, n, n, n, n, n),
-    spec: { op: 'adamw', inputs: Array(count).fill([size]) },
+    spec: { op: 'adamw', inputs: Array(count).fill([size]), params: { lr: 1e-3, weight_decay: 0.1 } },
     setup: () => {
       const params = Array.from({ length: count }, () => randn([size]).requiresGrad_());
       for (const p of params) p.grad = randn([size]);

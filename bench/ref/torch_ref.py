@@ -13,7 +13,8 @@ Ops (params in brackets):
                        softmax(q k^T / sqrt(D) + mask) v written out, as a user would)
   rms_norm             x [R, C], weight [C]; [backward]
   cross_entropy        logits [R, V]; [backward]
-  adamw                params [n]: one AdamW step over n parameters with gradients set
+  adamw                one parameter tensor per input shape: one AdamW step over all of them,
+                       gradients set; [lr, weight_decay] (torch's defaults otherwise)
   llama_step           [vocab, d_model, layers, heads, ffn, seq, batch]: forward, cross-entropy,
                        backward and AdamW of a LLaMA-style decoder (RMSNorm, RoPE, causal
                        attention, SwiGLU, untied head)
@@ -136,10 +137,11 @@ def case_cross_entropy(spec):
 
 
 def case_adamw(spec):
-    (n,) = spec["inputs"][0]
-    params = [torch.nn.Parameter(randn(n))]
-    params[0].grad = randn(n)
-    opt = torch.optim.AdamW(params, lr=1e-3, weight_decay=0.01)
+    p = spec.get("params", {})
+    params = [torch.nn.Parameter(randn(*shape)) for shape in spec["inputs"]]
+    for param in params:
+        param.grad = torch.randn_like(param)
+    opt = torch.optim.AdamW(params, lr=p.get("lr", 1e-3), weight_decay=p.get("weight_decay", 0.01))
     return opt.step
 
 

@@ -6,7 +6,8 @@
 // conv2d is a GEMM per (image, group) on gemm/gemm.h's driver and micro-kernel: out[o][pixel] =
 // W[o][k] @ im2col(image)[k][pixel], k running over (input channel, kernel row, kernel column).
 // The im2col matrix is never built: its NR-pixel panels are packed straight from the image
-// (unfold_line), one KC-deep slice at a time; a 1x1 stride-1 unpadded convolution packs the image
+// (image_unfold.h's pack_unfolded_rows for f32 on AVX-512, 16 pixels per masked load; elsewhere
+// unfold_line), one KC-deep slice at a time; a 1x1 stride-1 unpadded convolution packs the image
 // itself. The bias is C's starting value, and channels with contiguous planes are written in
 // place. Every output is one FMA chain over k in order (gemm.h), so the result does not depend
 // on the thread count.
@@ -25,6 +26,7 @@
 #include "../kernels.h"
 #include "../thread_pool.h"
 #include "image_common.h"
+#include "image_unfold.h"
 #include "scalar.h"
 
 namespace emu::cpu::EMU_ISA {
@@ -48,6 +50,12 @@ void conv2d_typed(const View& out, const View& in, const View& weight, const Vie
   // 1x1, stride 1, no padding, rows of the image contiguous: B is the image itself, [c][pixel].
   const bool pointwise = s.kh == 1 && s.kw == 1 && s.sh == 1 && s.sw == 1 && s.ph == 0 && s.pw == 0 &&
                          in.strides[3] == 1 && in.strides[2] == s.w;
+  // f32 patches are unfolded 16 pixels at a time where the AVX-512 packers exist
+  // (image_unfold.h), one at a time by unfold_line elsewhere.
+#if defined(__AVX512F__)
+  const bool vector_unfold = std::is_same_v<T, float> && unfold_fast(s.sw, in.strides[3]);
+  const UnfoldRows rows = vector_unfold ? im2col_rows(s, in.strides[1]) : UnfoldRows();
+#endif
   // Output channels whose planes are contiguous f32/f64 are written by the GEMM in place.
   const bool in_place = std::is_same_v<T, V> && out.strides[3] == 1 && out.strides[2] == s.ow;
 
@@ -61,6 +69,14 @@ void conv2d_typed(const View& out, const View& in, const View& weight, const Vie
     // panel is patch element k (channel, kernel row, kernel column) of NR neighbouring pixels.
     auto pack_b = [&](int64_t j0, int64_t nc, int64_t p0, int64_t kc, V* dst) {
       if (pointwise) return gemm::pack_b_strided(image, in.strides[1], int64_t(1), j0, nc, p0, kc, dst);
+#if defined(__AVX512F__)
+      if constexpr (std::is_same_v<T, float>) {
+        if (vector_unfold) {
+          const Unfolded u{image, 0, s.h, s.w, in.strides[2], in.strides[3], s.oh, s.ow, s.sh, s.sw, &rows};
+          return pack_unfolded_rows(u, j0, nc, p0, kc, dst);
+        }
+      }
+#endif
       for (int64_t j = 0; j < nc; j += NR, dst += kc * NR) {
         const int64_t nr = std::min<int64_t>(NR, nc - j);
         for (int64_t kk = 0; kk < kc; kk++) {

@@ -7,7 +7,9 @@
 //
 // Both conv2d gradients are GEMMs on gemm/gemm.h's driver and micro-kernel, with operands packed
 // straight from the tensors (no im2col or col2im matrix is built), so each result is one FMA
-// chain in a fixed order and no two tasks write the same element.
+// chain in a fixed order and no two tasks write the same element. f32 operands are packed 16
+// pixels at a time by image_unfold.h's AVX-512 packers, the others one element at a time by
+// unfold_line; both pack the same values, so the choice never changes a result.
 //
 // conv2d input gradient. Scattering col = W^T @ grad_out back into the image (col2im) would
 // make tasks collide on overlapping patches, so the gradient is computed as a gather instead,
@@ -35,6 +37,7 @@
 #include "../kernels.h"
 #include "../thread_pool.h"
 #include "image_common.h"
+#include "image_unfold.h"
 #include "scalar.h"
 
 namespace emu::cpu::EMU_ISA {
@@ -117,6 +120,21 @@ void conv2d_backward_input_typed(const View& grad_in, const View& grad_out, cons
       }
     }
   }
+#if defined(__AVX512F__)
+  // f32: B unfolded 16 pixels at a time (image_unfold.h); row d = (o, tap row, tap column) of
+  // phase ph's B reads grad_out[o] shifted by the taps' base rows and columns. Elsewhere
+  // unfold_line, one pixel at a time.
+  const bool vector_unfold = std::is_same_v<T, float> && unfold_fast(1, grad_out.strides[3]);
+  std::vector<UnfoldRows> phase_rows(size_t(vector_unfold ? phases : 0));
+  for (int64_t ph = 0; ph < int64_t(phase_rows.size()); ph++) {
+    const PhaseAxis &ay = axis_y(ph), &ax = axis_x(ph);
+    UnfoldRows& u = phase_rows[size_t(ph)];
+    for (int64_t by : ay.base)
+      for (int64_t bx : ax.base) u.shifts.push_back({by, bx});
+    for (int64_t o = 0; o < s.og; o++)
+      for (int64_t t = 0; t < int64_t(u.shifts.size()); t++) u.rows.push_back({o * grad_out.strides[1], t});
+  }
+#endif
   // Stride 1 (one phase covering every pixel) into contiguous f32/f64 planes: written in place.
   const bool in_place = std::is_same_v<T, V> && phases == 1 && grad_in.strides[3] == 1 && grad_in.strides[2] == s.w;
 
@@ -133,6 +151,15 @@ void conv2d_backward_input_typed(const View& grad_in, const View& grad_out, cons
     const T* gy = grad_out.ptr<T>() + n * grad_out.strides[0] + g * s.og * grad_out.strides[1];
     const int64_t ty = int64_t(ay.taps.size()), tx = int64_t(ax.taps.size());
     auto pack_b = [&](int64_t j0, int64_t nc, int64_t p0, int64_t kc, V* dst) {
+#if defined(__AVX512F__)
+      if constexpr (std::is_same_v<T, float>) {
+        if (vector_unfold) {
+          const Unfolded u{gy, 0, s.oh, s.ow, grad_out.strides[2], grad_out.strides[3], ay.count, ax.count, 1, 1,
+                           &phase_rows[size_t(ph)]};
+          return pack_unfolded_rows(u, j0, nc, p0, kc, dst);
+        }
+      }
+#endif
       for (int64_t j = 0; j < nc; j += NR, dst += kc * NR) {
         const int64_t nr = std::min<int64_t>(NR, nc - j);
         for (int64_t kk = 0; kk < kc; kk++) {
@@ -196,10 +223,27 @@ void conv2d_backward_weight_typed(const View& grad_w, const View* grad_bias, con
   // images and pixels in order.
   const int64_t depth = s.n * pixels;
   std::vector<A> gw(size_t(s.o * s.k));  // grad_w as [o][k]
+#if defined(__AVX512F__)
+  // f32: both operands unfolded 16 pixels at a time and transposed in registers (image_unfold.h):
+  // A's rows are grad_out's channels, B's columns the rows of im2col(in).
+  const bool vector_unfold = std::is_same_v<T, float> && unfold_fast(1, grad_out.strides[3]) && unfold_fast(s.sw, in.strides[3]);
+  const UnfoldRows in_rows = vector_unfold ? im2col_rows(s, in.strides[1]) : UnfoldRows();
+  UnfoldRows gy_rows{{}, {{0, 0}}};
+  for (int64_t o = 0; vector_unfold && o < s.og; o++) gy_rows.rows.push_back({o * grad_out.strides[1], 0});
+#endif
   gemm::for_each_gemm(s.groups, double(s.og) * double(s.k) * double(depth), [&](int64_t g, bool parallel) {
     const T* gy_group = gy + g * s.og * grad_out.strides[1];
     const T* in_group = in.ptr<T>() + g * s.cg * in.strides[1];
     auto pack_a = [&](int64_t i0, int64_t mc, int64_t p0, int64_t kc, A* dst) {
+#if defined(__AVX512F__)
+      if constexpr (std::is_same_v<T, float>) {
+        if (vector_unfold) {
+          const Unfolded u{gy_group, grad_out.strides[0], s.oh, s.ow, grad_out.strides[2], grad_out.strides[3], s.oh, s.ow,
+                           1, 1, &gy_rows};
+          return pack_unfolded_columns<gemm::kMR>(u, i0, mc, p0, kc, dst);
+        }
+      }
+#endif
       for (int64_t i = 0; i < mc; i += gemm::kMR, dst += kc * gemm::kMR) {
         const int64_t mr = std::min<int64_t>(gemm::kMR, mc - i);
         const T* rows = gy_group + (i0 + i) * grad_out.strides[1];
@@ -214,6 +258,15 @@ void conv2d_backward_weight_typed(const View& grad_w, const View* grad_bias, con
       }
     };
     auto pack_b = [&](int64_t j0, int64_t nc, int64_t p0, int64_t kc, A* dst) {
+#if defined(__AVX512F__)
+      if constexpr (std::is_same_v<T, float>) {
+        if (vector_unfold) {
+          const Unfolded u{in_group, in.strides[0], s.h, s.w, in.strides[2], in.strides[3], s.oh, s.ow, s.sh, s.sw,
+                           &in_rows};
+          return pack_unfolded_columns<NR>(u, j0, nc, p0, kc, dst);
+        }
+      }
+#endif
       for (int64_t j = 0; j < nc; j += NR, dst += kc * NR) {
         for (int64_t col = 0; col < NR; col++) {
           const int64_t k = j0 + j + col;

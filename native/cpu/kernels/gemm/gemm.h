@@ -106,11 +106,14 @@ inline Vec<double> madd(Vec<double> a, Vec<double> b, Vec<double> c) {
 #endif
 }
 
-// c[0:kMR, 0:kNR] = (accumulate ? c : 0) + sum over k of ap[k][r] * bp[k][j]. ap is a packed A
-// micro-panel [kc][kMR], bp a packed, 64-byte aligned B micro-panel [kc][kNR]; c has rows ldc
-// apart. The loops have constant bounds and are unrolled, so acc[][] lives in registers; the
-// broadcast `x - Vec{}` is exact (keeps -0) and folds into the FMA's memory operand.
-template <class V>
+// c[0:MR, 0:kNR] = (accumulate ? c : 0) + sum over k of ap[k][r] * bp[k][j]. ap is a packed A
+// micro-panel [kc][kMR] (of which the first MR rows are used), bp a packed, 64-byte aligned B
+// micro-panel [kc][kNR]; c has rows ldc apart. MR < kMR serves the last rows of a block (64 rows
+// are 4 tiles of 14 and one of 8) at the cost of its own rows only: through the full tile and a
+// buffer, conv2d's 8-row tile cost as much as a 14-row one. The loops have constant bounds and
+// are unrolled, so acc[][] lives in registers; the broadcast `x - Vec{}` is exact (keeps -0) and
+// folds into the FMA's memory operand.
+template <class V, int MR = kMR>
 __attribute__((always_inline)) inline void micro_kernel(int64_t kc, const V* __restrict ap, const V* __restrict bp,
                                                         V* c, int64_t ldc, bool accumulate, const V* c_next) {
   using W = Vec<V>;
@@ -118,13 +121,13 @@ __attribute__((always_inline)) inline void micro_kernel(int64_t kc, const V* __r
   // The next tile's rows of C are kMR far-apart lines (4 KiB apart at n = 1024, so no hardware
   // prefetcher follows them): fetch them now, while this tile computes.
 #pragma GCC unroll 16
-  for (int r = 0; r < kMR; r++) {
+  for (int r = 0; r < MR; r++) {
     __builtin_prefetch(c_next + r * ldc, 1);
     __builtin_prefetch(c_next + r * ldc + NR - 1, 1);
   }
-  W acc[kMR][kNV];
+  W acc[MR][kNV];
 #pragma GCC unroll 16
-  for (int r = 0; r < kMR; r++)
+  for (int r = 0; r < MR; r++)
 #pragma GCC unroll 4
     for (int v = 0; v < kNV; v++) acc[r][v] = accumulate ? W(*reinterpret_cast<const VecU<V>*>(c + r * ldc + v * L)) : W{};
   for (int64_t k = 0; k < kc; k++) {
@@ -132,19 +135,28 @@ __attribute__((always_inline)) inline void micro_kernel(int64_t kc, const V* __r
 #pragma GCC unroll 4
     for (int v = 0; v < kNV; v++) b[v] = *reinterpret_cast<const W*>(bp + k * NR + v * L);
 #pragma GCC unroll 16
-    for (int r = 0; r < kMR; r++) {
+    for (int r = 0; r < MR; r++) {
       const W a = ap[k * kMR + r] - W{};
 #pragma GCC unroll 4
       for (int v = 0; v < kNV; v++) acc[r][v] = madd(a, b[v], acc[r][v]);
     }
   }
 #pragma GCC unroll 16
-  for (int r = 0; r < kMR; r++)
+  for (int r = 0; r < MR; r++)
 #pragma GCC unroll 4
     for (int v = 0; v < kNV; v++) *reinterpret_cast<VecU<V>*>(c + r * ldc + v * L) = acc[r][v];
 }
 
-// The micro-kernel on a partial tile (mr <= kMR rows, nr <= kNR columns of c), through a
+// The micro-kernel on mr < kMR rows of full width: the instantiation for exactly mr rows.
+template <class V, int MR = kMR - 1>
+void micro_kernel_rows(int64_t kc, const V* ap, const V* bp, V* c, int64_t ldc, int64_t mr, bool accumulate) {
+  if constexpr (MR >= 1) {
+    if (mr == MR) return micro_kernel<V, MR>(kc, ap, bp, c, ldc, accumulate, c + kNR<V>);
+    micro_kernel_rows<V, MR - 1>(kc, ap, bp, c, ldc, mr, accumulate);
+  }
+}
+
+// The micro-kernel on a partial tile (mr <= kMR rows, nr < kNR columns of c), through a
 // register-tile-sized buffer.
 template <class V>
 void micro_kernel_edge(int64_t kc, const V* ap, const V* bp, V* c, int64_t ldc, int64_t mr, int64_t nr,
@@ -295,6 +307,7 @@ void macro_kernel(int64_t kc, const V* ap, int64_t mc, const V* bp, int64_t nc, 
       V* cij = c + i * ldc + j;
       const int64_t mr = std::min<int64_t>(kMR, mc - i);
       if (mr == kMR && nr == NR) micro_kernel(kc, ap + i * kc, b, cij, ldc, accumulate, i + kMR < mc ? cij + kMR * ldc : cij + NR);
+      else if (nr == NR) micro_kernel_rows(kc, ap + i * kc, b, cij, ldc, mr, accumulate);
       else micro_kernel_edge(kc, ap + i * kc, b, cij, ldc, mr, nr, accumulate);
     }
   }
