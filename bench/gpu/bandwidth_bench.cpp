@@ -14,7 +14,7 @@ int main(int argc, char** argv) {
     for (const int64_t n : {int64_t(1001), int64_t(1) << 28}) {  // 4 KB; 1 GiB of f32, far beyond the L2
       const bool timed = n > 100000;
       Case c{"device copy (memcpy D2D)", DType::F32, std::to_string(n * 4 / (timed ? 1 << 20 : 1)) + (timed ? " MiB" : " B"),
-             format("{\"op\":\"copy\",\"numel\":%lld,\"dtype\":\"f32\"}", (long long)n), 0, 2.0 * n * 4, timed, "bandwidth"};
+             format("{\"op\":\"copy\",\"shapes\":[[%lld]],\"dtype\":\"f32\"}", (long long)n), 0, 2.0 * n * 4, timed, "bandwidth"};
       if (!bench.wants(timed)) continue;
       bench.run(c, true, [&](Measure& m) {
         HostTensor x = HostTensor::uniform({n}, 1);

@@ -3,8 +3,8 @@
 // kernels first and timing them after; this header holds the common parts so that no driver
 // repeats another's.
 //
-//   Bench       the command line (--device cuda|sim, --check-only, --json FILE), the device's
-//               kernel tables and runtime, one row per case, the exit status
+//   Bench       the command line (--device cuda|sim, --check-only or --small, --json FILE), the
+//               device's kernel tables and runtime, one row per case, the exit status
 //   HostTensor  f32 values on the host (the CPU reference's side), filled with Philox uniforms
 //   DeviceTensor device memory of any dtype, uploaded from / downloaded to a HostTensor
 //   Measure     inside one case: compare a device result with the CPU's (relative L2 error
@@ -19,7 +19,11 @@
 // any other error, or a result off the CPU's by more than the tolerance, is a FAIL and the
 // driver exits 1.
 //
-// Timing (cases marked `timed`, skipped with --check-only): a few warm-up launches, then the
+// Cases are small (odd shapes, checked in full, untimed) or large (`timed`: checked on samples,
+// then timed). --check-only runs the small ones untimed (run.sh --sim); --small runs the small
+// ones timed (to try the timing path on sim, where the large ones would take hours).
+//
+// Timing: a few warm-up launches, then the
 // median of repeats, each between two events on the default stream (where the kernels launch),
 // each preceded by a write of a buffer larger than the L2 (256 MiB against the H200's 60 MB) so
 // that no repeat reads the previous one's data from the cache. The repeat count is set from
@@ -119,7 +123,8 @@ struct HostTensor {
 
 struct Options {
   DeviceKind device = DeviceKind::Cuda;
-  bool check_only = false;  // the small untimed cases only (bench/gpu/run.sh --sim)
+  bool check_only = false;  // the small cases only, untimed (bench/gpu/run.sh --sim)
+  bool small = false;       // the small cases only, timed too (tries the timing path on sim)
   std::string json;         // append the rows to this file
 };
 
@@ -183,12 +188,12 @@ class DeviceTensor {
 struct Case {
   std::string kernel = "";  // "matmul v2", "attention fwd", ...
   DType dtype = DType::F32;
-  std::string shape = "";   // human-readable
-  std::string spec = "";    // JSON object for bench/gpu/torch_ref.py ("" when PyTorch has no counterpart)
-  double flops = 0;    // per launch; 0 for memory-bound kernels
-  double bytes = 0;    // compulsory bytes per launch: each input read once, each output written once
-  bool timed = false;  // a large case: timed on the GPU, skipped by --check-only
-  std::string role = "";  // "bandwidth": the machine's reference that report.py divides by
+  std::string shape = "";  // human-readable
+  std::string spec = "";   // JSON object for bench/gpu/torch_ref.py ("" when PyTorch has no counterpart)
+  double flops = 0;        // per launch; 0 for memory-bound kernels
+  double bytes = 0;        // compulsory bytes per launch: each input read once, each output written once
+  bool timed = false;      // a large case: sampled check, then timed
+  std::string role = "";   // "bandwidth": the machine's reference that report.py divides by
 };
 
 // Relative L2 error allowed against the CPU kernel on the same (rounded) inputs. f32: the
@@ -319,7 +324,7 @@ inline std::string json_number(double x) { return std::isfinite(x) ? format("%.6
 
 class Bench {
  public:
-  // Usage: gpu_FAMILY [--device cuda|sim] [--check-only] [--json FILE]
+  // Usage: gpu_FAMILY [--device cuda|sim] [--check-only | --small] [--json FILE]
   Bench(const char* family, int argc, char** argv) : family_(family) {
     for (int i = 1; i < argc; i++) {
       const std::string a = argv[i];
@@ -330,6 +335,8 @@ class Bench {
         else usage(argv[0], "unknown device " + d);
       } else if (a == "--check-only") {
         opts_.check_only = true;
+      } else if (a == "--small") {
+        opts_.small = true;
       } else if (a == "--json" && i + 1 < argc) {
         opts_.json = argv[++i];
       } else {
@@ -345,7 +352,8 @@ class Bench {
       json_ = std::fopen(opts_.json.c_str(), "a");
       if (!json_) usage(argv[0], "cannot open " + opts_.json);
     }
-    std::printf("== %s on %s%s\n", family_, device_name_.c_str(), opts_.check_only ? " (check only)" : "");
+    std::printf("== %s on %s%s\n", family_, device_name_.c_str(),
+                opts_.check_only ? " (small cases, check only)" : opts_.small ? " (small cases)" : "");
   }
   ~Bench() {
     if (json_) std::fclose(json_);
@@ -355,9 +363,8 @@ class Bench {
   DeviceKind device() const { return opts_.device; }
   const cpu::KernelTable& table() const { return *table_; }
   const cpu::FusedKernels& fused() const { return *fused_; }
-  bool check_only() const { return opts_.check_only; }
   // Whether a case of this size runs at all (--check-only runs the small ones only).
-  bool wants(bool timed) const { return !(timed && opts_.check_only); }
+  bool wants(bool timed) const { return !(timed && (opts_.check_only || opts_.small)); }
 
   DeviceTensor tensor(std::vector<int64_t> shape, DType dtype) { return DeviceTensor(*rt_, opts_.device, std::move(shape), dtype); }
   // Rounds `h` to the dtype (so the CPU reference sees the device's numbers) and uploads it.
@@ -376,7 +383,7 @@ class Bench {
       row(c, "no kernel", nullptr, "");
       return;
     }
-    Measure m(*rt_, opts_.device, c, c.timed && !opts_.check_only);
+    Measure m(*rt_, opts_.device, c, !opts_.check_only && (c.timed || opts_.small));
     try {
       body(m);
       rt_->synchronize_device();
@@ -406,7 +413,8 @@ class Bench {
 
  private:
   [[noreturn]] static void usage(const char* prog, const std::string& why) {
-    std::fprintf(stderr, "%s: %s\nusage: %s [--device cuda|sim] [--check-only] [--json FILE]\n", prog, why.c_str(), prog);
+    std::fprintf(stderr, "%s: %s\nusage: %s [--device cuda|sim] [--check-only | --small] [--json FILE]\n", prog, why.c_str(),
+                 prog);
     std::exit(2);
   }
 
@@ -426,12 +434,12 @@ class Bench {
     std::fprintf(json_,
                  "{\"family\":%s,\"kernel\":%s,\"dtype\":\"%s\",\"shape\":%s,\"device\":%s,\"status\":\"%s\",\"role\":\"%s\","
                  "\"err\":%s,\"tol\":%s,\"ms\":%s,\"min_ms\":%s,\"repeats\":%d,\"flops\":%s,\"bytes\":%s,"
-                 "\"notes\":%s,\"spec\":%s}\n",
+                 "\"timed\":%s,\"notes\":%s,\"spec\":%s}\n",
                  json_string(family_).c_str(), json_string(c.kernel).c_str(), dtype_name(c.dtype), json_string(c.shape).c_str(),
                  json_string(device_name_).c_str(), status, c.role.c_str(), json_number(m ? m->worst_err() : 0).c_str(),
                  json_number(m ? m->worst_tol() : 0).c_str(), json_number(ms).c_str(), json_number(m ? m->min_ms() : 0).c_str(),
-                 m ? m->repeats() : 0, json_number(c.flops).c_str(), json_number(c.bytes).c_str(), json_string(notes).c_str(),
-                 c.spec.empty() ? "null" : c.spec.c_str());
+                 m ? m->repeats() : 0, json_number(c.flops).c_str(), json_number(c.bytes).c_str(), c.timed ? "true" : "false",
+                 json_string(notes).c_str(), c.spec.empty() ? "null" : c.spec.c_str());
     std::fflush(json_);
   }
 

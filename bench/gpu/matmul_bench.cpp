@@ -53,7 +53,8 @@ std::vector<int> probe_versions(Bench& bench) {
 void run_shape(Bench& bench, const std::vector<int>& versions, DType dtype, const Shape& s) {
   if (!bench.wants(s.timed)) return;
   // Inputs, rounded to the dtype, and the CPU's result on the sampled rows of each sampled batch.
-  HostTensor a = HostTensor::uniform({s.B, s.M, s.K}, 11), b = HostTensor::uniform({s.B, s.transposed_b ? s.N : s.K, s.transposed_b ? s.K : s.N}, 12);
+  HostTensor a = HostTensor::uniform({s.B, s.M, s.K}, 11);
+  HostTensor b = HostTensor::uniform({s.B, s.transposed_b ? s.N : s.K, s.transposed_b ? s.K : s.N}, 12);
   DeviceTensor da = bench.upload(a, dtype), db = bench.upload(b, dtype), out = bench.tensor({s.B, s.M, s.N}, dtype);
   const int64_t step = s.timed ? 67 : 1, rows = (s.M + step - 1) / step;
   std::vector<int64_t> batches = {0};
