@@ -3,7 +3,7 @@
 // kernels first and timing them after; this header holds the common parts so that no driver
 // repeats another's.
 //
-//   Bench       the command line (--device cuda|sim, --check-only or --small, --json FILE), the
+//   Bench       the command line (--device cuda|sim|cpu, --check-only or --small, --json FILE), the
 //               device's kernel tables and runtime, one row per case, the exit status
 //   HostTensor  f32 values on the host (the CPU reference's side), filled with Philox uniforms
 //   DeviceTensor device memory of any dtype, uploaded from / downloaded to a HostTensor
@@ -12,7 +12,9 @@
 //               unwritten element fails), then time the kernel with events
 //
 // The drivers are plain C++ against cuda/runtime.h and cuda/kernels.h, so the same binary runs on
-// the GPU (`cuda`) or the emulator (`sim`): the device is a run-time choice. They call the
+// the GPU (`cuda`) or the emulator (`sim`): the device is a run-time choice. `cpu` runs the CPU's
+// own tables through the same code, checked against themselves: a test of the drivers that
+// reaches every family, also those no device has a kernel for yet. They call the
 // kernel tables' entries, so a kernel added to a table later is checked and timed without
 // editing its driver; a null entry is a "no kernel" row, not a failure. A kernel that rejects
 // the case's dtype or shape (DType/Shape error) gives an "unsupported" row, also not a failure;
@@ -324,7 +326,7 @@ inline std::string json_number(double x) { return std::isfinite(x) ? format("%.6
 
 class Bench {
  public:
-  // Usage: gpu_FAMILY [--device cuda|sim] [--check-only | --small] [--json FILE]
+  // Usage: gpu_FAMILY [--device cuda|sim|cpu] [--check-only | --small] [--json FILE]
   Bench(const char* family, int argc, char** argv) : family_(family) {
     for (int i = 1; i < argc; i++) {
       const std::string a = argv[i];
@@ -332,6 +334,7 @@ class Bench {
         const std::string d = argv[++i];
         if (d == "cuda") opts_.device = DeviceKind::Cuda;
         else if (d == "sim") opts_.device = DeviceKind::Sim;
+        else if (d == "cpu") opts_.device = DeviceKind::Cpu;
         else usage(argv[0], "unknown device " + d);
       } else if (a == "--check-only") {
         opts_.check_only = true;
@@ -343,11 +346,22 @@ class Bench {
         usage(argv[0], "unknown argument " + a);
       }
     }
-    const bool cuda = opts_.device == DeviceKind::Cuda;
-    rt_ = cuda ? &emu::cuda::runtime() : &emu::sim::runtime();  // throws, saying why, without a GPU
-    table_ = cuda ? &emu::cuda::kernel_table() : &emu::sim::kernel_table();
-    fused_ = cuda ? &emu::cuda::fused_table() : &emu::sim::fused_table();
-    device_name_ = cuda ? emu::cuda::device_name(0) : "sim (SIMT emulator on the CPU)";
+    if (opts_.device == DeviceKind::Cuda) {
+      rt_ = &emu::cuda::runtime();  // throws, saying why, without a GPU
+      table_ = &emu::cuda::kernel_table();
+      fused_ = &emu::cuda::fused_table();
+      device_name_ = emu::cuda::device_name(0);
+    } else if (opts_.device == DeviceKind::Sim) {
+      rt_ = &emu::sim::runtime();
+      table_ = &emu::sim::kernel_table();
+      fused_ = &emu::sim::fused_table();
+      device_name_ = "sim (SIMT emulator on the CPU)";
+    } else {  // the CPU's own tables on host memory (the sim runtime's): the harness against itself
+      rt_ = &emu::sim::runtime();
+      table_ = &cpu::kernels();
+      fused_ = &cpu::fused_kernels();
+      device_name_ = "cpu (the CPU kernels against themselves)";
+    }
     if (!opts_.json.empty()) {
       json_ = std::fopen(opts_.json.c_str(), "a");
       if (!json_) usage(argv[0], "cannot open " + opts_.json);
@@ -413,7 +427,7 @@ class Bench {
 
  private:
   [[noreturn]] static void usage(const char* prog, const std::string& why) {
-    std::fprintf(stderr, "%s: %s\nusage: %s [--device cuda|sim] [--check-only | --small] [--json FILE]\n", prog, why.c_str(),
+    std::fprintf(stderr, "%s: %s\nusage: %s [--device cuda|sim|cpu] [--check-only | --small] [--json FILE]\n", prog, why.c_str(),
                  prog);
     std::exit(2);
   }

@@ -123,6 +123,25 @@ test('report.py: rates, % of the measured peaks, the ratio to PyTorch, and a FAI
   }
 });
 
+test('--device cpu: the driver of every family runs its checks, the CPU kernels against themselves', () => {
+  const json = join(out, 'cpu.jsonl');
+  for (const family of ['elementwise', 'matmul', 'conv2d', 'attention', 'norm', 'cross_entropy', 'adamw']) {
+    const r = run(join(bin(), `gpu_${family}`), ['--device', 'cpu', '--check-only', '--json', json]);
+    assert.is(r.status, 0, r.output);
+  }
+  const cpuRows: Row[] = readFileSync(json, 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+  for (const r of cpuRows) {
+    // the CPU's fused kernels are f32/f64 only: their bf16 cases are unsupported, never failed
+    const expected = r.dtype === 'bf16' && ['attention', 'norm', 'cross_entropy'].includes(r.family) ? 'unsupported' : 'ok';
+    assert.is(r.status, expected, `${r.family} ${r.kernel} ${r.dtype}: ${r.notes}`);
+  }
+  for (const k of ['attention fwd', 'attention bwd', 'rmsnorm bwd', 'layernorm bwd', 'cross-entropy bwd', 'adamw'])
+    assert.ok(cpuRows.some((r) => r.kernel === k && r.status === 'ok' && r.err === 0), `${k}: not checked, or not exact`);
+  const versions = new Set(cpuRows.filter((r) => r.family === 'matmul').map((r) => r.kernel));
+  for (const v of ['matmul (default)', 'matmul v1', 'matmul v4']) assert.ok(versions.has(v), `no row for ${v}`);
+  assert.not.ok(versions.has('matmul v5'), 'the probe stops where matmul_version says there is no version');
+});
+
 test('--small times the small cases: the timing path (events, L2 flush, median) runs on sim too', () => {
   const json = join(out, 'small.jsonl');
   const r = run(join(bin(), 'gpu_bandwidth'), ['--device', 'sim', '--small', '--json', json]);
