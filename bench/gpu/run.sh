@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # bench/gpu/run.sh: the CUDA kernels on a GPU machine in one command, from the repository root:
 #
-#   bash bench/gpu/run.sh [--out DIR] [--no-node] [--no-torch]   # on a machine with an NVIDIA GPU
-#   bash bench/gpu/run.sh --sim [--out DIR]                       # anywhere: the drivers on the emulator
+#   bash bench/gpu/run.sh [--out DIR] [--no-node | --node-timeout S] [--no-torch]  # with a GPU
+#   bash bench/gpu/run.sh --sim [--out DIR]      # anywhere: the drivers' small checks on the emulator
 #
 # GPU mode, in order (each step says what it found; a missing optional tool never stops the rest):
 #  1. builds the engine without its N-API glue and the standalone drivers (CMake target gpu_bench:
@@ -19,7 +19,8 @@
 #  5. prints one table (report.py) and writes DIR/RESULTS.md, DIR/results.json, and a copy of the
 #     table to bench/gpu/RESULTS.md;
 #  6. with Node.js and node_modules, runs the whole test suite (npm test), whose parity and
-#     gradcheck tables include `cuda` when a GPU is present; its log is DIR/npm-test.log.
+#     gradcheck tables include `cuda` when a GPU is present, for at most S seconds (default 300;
+#     a suite cut short counts as failed); its log is DIR/npm-test.log.
 # Exit status: 0 when every check passed; 1 when a self-test, a kernel check or the test suite
 # failed; 2 when nothing could run (no nvcc, no GPU, a build error).
 #
@@ -35,12 +36,13 @@
 set -uo pipefail
 cd "$(dirname "$0")/../.." || exit 2
 
-mode=gpu out="" use_node=1 use_torch=1
+mode=gpu out="" use_node=1 use_torch=1 node_timeout=300
 while [ $# -gt 0 ]; do
   case "$1" in
     --sim) mode=sim ;;
     --out) out="${2:?--out needs a directory}"; shift ;;
     --no-node) use_node=0 ;;
+    --node-timeout) node_timeout="${2:?--node-timeout needs seconds}"; shift ;;
     --no-torch) use_torch=0 ;;
     -h|--help) sed -n '2,/^set -uo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
     *) echo "run.sh: unknown argument $1 (see --help)" >&2; exit 2 ;;
@@ -155,7 +157,7 @@ fi
 if command -v python3 >/dev/null; then
   report_args=("$rows" --md "$out/RESULTS.md" --json "$out/results.json")
   [ -f "$torch_rows" ] && report_args+=(--torch "$torch_rows")
-  python3 bench/gpu/report.py "${report_args[@]}" >"$out/table.txt" || fail
+  python3 bench/gpu/report.py "${report_args[@]}" | tee -a "$log" || fail
   if [ "$mode" = gpu ]; then
     cp "$out/RESULTS.md" bench/gpu/RESULTS.md.tmp && mv bench/gpu/RESULTS.md.tmp bench/gpu/RESULTS.md
   fi
@@ -166,15 +168,15 @@ fi
 # ---- 6. the Node.js test suite ----------------------------------------------------------------------
 if [ "$use_node" = 1 ]; then
   t0=$(date +%s)
-  say "the test suite (npm test; log in $out/npm-test.log)"
-  if npm test >"$out/npm-test.log" 2>&1; then
-    say "npm test: $(tail -1 "$out/npm-test.log") in $(($(date +%s) - t0)) s"
-  else
-    say "npm test FAILED: $(tail -1 "$out/npm-test.log")"
-    fail
-  fi
+  say "the test suite (npm test, at most $node_timeout s; log in $out/npm-test.log)"
+  timeout "$node_timeout" npm test >"$out/npm-test.log" 2>&1
+  case $? in
+    0) say "npm test: $(tail -1 "$out/npm-test.log") in $(($(date +%s) - t0)) s" ;;
+    124) say "npm test did not finish in $node_timeout s (counted as failed; --node-timeout gives it longer)"; fail ;;
+    *) say "npm test FAILED: $(tail -1 "$out/npm-test.log")"; fail ;;
+  esac
+  [ -f "$out/RESULTS.md" ] && tee -a "$log" <"$out/RESULTS.md"  # the table last again
 fi
 
-[ -f "$out/table.txt" ] && tee -a "$log" <"$out/table.txt" && rm -f "$out/table.txt"
 say "done in $(($(date +%s) - start)) s: $([ $status = 0 ] && echo 'every check passed' || echo 'SOME CHECKS FAILED (see above)'); files in $out"
 exit $status
