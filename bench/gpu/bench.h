@@ -16,10 +16,11 @@
 // own tables through the same code, checked against themselves: a test of the drivers that
 // reaches every family, also those no device has a kernel for yet. They call the
 // kernel tables' entries, so a kernel added to a table later is checked and timed without
-// editing its driver; a null entry is a "no kernel" row, not a failure. A kernel that rejects
-// the case's dtype or shape (DType/Shape error) gives an "unsupported" row, also not a failure;
-// any other error, or a result off the CPU's by more than the tolerance, is a FAIL and the
-// driver exits 1.
+// editing its driver; a null entry is a "no kernel" row, not a failure. A kernel that refuses
+// the case (a DType, Shape or Value error: "f32 only", "version 3 does not take f32") gives an
+// "unsupported" row with its message, also not a failure; any other error (a CUDA error, an
+// IndexError on valid indices), or a result off the CPU's by more than the tolerance, is a
+// FAIL and the driver exits 1.
 //
 // Cases are small (odd shapes, checked in full, untimed) or large (`timed`: checked on samples,
 // then timed). --check-only runs the small ones untimed (run.sh --sim); --small runs the small
@@ -402,7 +403,7 @@ class Bench {
       body(m);
       rt_->synchronize_device();
     } catch (const Error& e) {
-      if (e.kind == ErrorKind::DType || e.kind == ErrorKind::Shape) {
+      if (e.kind == ErrorKind::DType || e.kind == ErrorKind::Shape || e.kind == ErrorKind::Value) {
         row(c, "unsupported", nullptr, e.what());
         return;
       }

@@ -1,9 +1,9 @@
 // matmul_bench.cpp: the device's matmul kernels, the default (KernelTable::matmul) and every
 // version that KernelTable::matmul_version accepts, checked against the CPU's matmul and timed.
 //
-// The versions are found by probing: version 1, 2, ... on a tiny problem until one throws a
-// ValueError ("no version N", as the CPU's matmul_version does); a version that rejects the
-// probe's dtype or shape still counts as present. So a GEMM version added to native/cuda is
+// The versions are found by probing: version 1, 2, ... on a tiny problem in f32 and bf16 until
+// both throw a ValueError ("no version N", as every matmul_version says); a version made for one
+// dtype reads "unsupported" on the other's cases. So a GEMM version added to native/cuda is
 // checked and timed here without editing this file.
 //
 // Large cases are checked on a sample of output rows (every 67th row of the first and last
@@ -30,21 +30,29 @@ View b_view(View stored, const Shape& s) {
   return stored;
 }
 
-// The versions matmul_version accepts (probed on a 16x16x16 problem).
+// The versions matmul_version accepts, probed on a 16x16x16 problem in f32 and in bf16: version v
+// exists unless both calls throw a ValueError (the "no version v" the list ends with; a version
+// for one dtype only refuses the other with a ValueError too).
 std::vector<int> probe_versions(Bench& bench) {
   std::vector<int> versions;
   if (!bench.table().matmul_version) return versions;
-  DeviceTensor a = bench.tensor({1, 16, 16}, DType::BF16), b = bench.tensor({1, 16, 16}, DType::BF16),
-               out = bench.tensor({1, 16, 16}, DType::BF16);
-  HostTensor ones = HostTensor::uniform({1, 16, 16}, 7);
-  a.upload(ones);
-  b.upload(ones);
-  for (int v = 1; v <= 32; v++) {
-    try {
-      bench.table().matmul_version(v, out.view(), a.view(), b.view());
-    } catch (const Error& e) {
-      if (e.kind == ErrorKind::Value) break;  // no version v: the list ends
+  HostTensor x = HostTensor::uniform({1, 16, 16}, 7);
+  std::vector<DeviceTensor> operands;
+  for (DType dt : {DType::F32, DType::BF16})
+    for (int i = 0; i < 3; i++) {
+      operands.push_back(bench.tensor({1, 16, 16}, dt));
+      operands.back().upload(x);
     }
+  for (int v = 1; v <= 32; v++) {
+    int refused = 0;
+    for (int d = 0; d < 2; d++) {
+      try {
+        bench.table().matmul_version(v, operands[3 * d].view(), operands[3 * d + 1].view(), operands[3 * d + 2].view());
+      } catch (const Error& e) {
+        refused += e.kind == ErrorKind::Value;
+      }
+    }
+    if (refused == 2) break;
     versions.push_back(v);
   }
   return versions;
