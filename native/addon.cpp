@@ -235,7 +235,8 @@ Napi::Value FusedKernelNames(const Napi::CallbackInfo& info) {
         {"attention", t.attention != nullptr},         {"attentionBackward", t.attention_backward != nullptr},
         {"normForward", t.norm_forward != nullptr},     {"normBackward", t.norm_backward != nullptr},
         {"crossEntropy", t.cross_entropy != nullptr},   {"crossEntropyBackward", t.cross_entropy_backward != nullptr},
-        {"adamw", t.adamw != nullptr},
+        {"adamw", t.adamw != nullptr},                 {"swiglu", t.swiglu != nullptr},
+        {"swigluBackward", t.swiglu_backward != nullptr},
     };
     auto names = Napi::Array::New(info.Env());
     uint32_t n = 0;
@@ -559,6 +560,17 @@ Napi::Value Where(const Napi::CallbackInfo& info) {
     check_like(info.Env(), "where", out, a, out.dtype);
     check_like(info.Env(), "where", out, b, out.dtype);
     kernel_for(&KT::where, "where", {&out, &c, &a, &b})(out, c, a, b);
+    return info.Env().Undefined();
+  });
+}
+
+// rope(out, x, cos, sin, inverse): x, cos, sin seen with out's shape; the last dim even.
+Napi::Value Rope(const Napi::CallbackInfo& info) {
+  return guarded(info, [&]() -> Napi::Value {
+    View out = view_at(info, 0), x = view_at(info, 2), c = view_at(info, 4), s = view_at(info, 6);
+    for (const View* v : {&x, &c, &s}) check_like(info.Env(), "rope", out, *v, out.dtype);
+    if (out.ndim == 0 || out.shape[out.ndim - 1] % 2 != 0) throw_js(info.Env(), ErrorKind::Shape, "rope: the last dim must be even");
+    kernel_for(&KT::rope, "rope", {&out, &x, &c, &s})(out, x, c, s, info[8].ToBoolean());
     return info.Env().Undefined();
   });
 }
@@ -993,6 +1005,30 @@ Napi::Value AdamW(const Napi::CallbackInfo& info) {
   });
 }
 
+// swiglu(out, a, b): out = silu(a) * b; a, b and out of one shape and dtype (f32 or f64).
+Napi::Value Swiglu(const Napi::CallbackInfo& info) {
+  return guarded(info, [&]() -> Napi::Value {
+    Napi::Env env = info.Env();
+    View out = view_at(info, 0), a = view_at(info, 2), b = view_at(info, 4);
+    const DType dt = float_dtype(env, "swiglu", a);
+    for (const View* o : {&out, &b}) check_like(env, "swiglu", a, *o, dt);
+    fused_for(&cpu::FusedKernels::swiglu, "swiglu", {&out, &a, &b})(out, a, b);
+    return env.Undefined();
+  });
+}
+
+// swigluBackward(da, db, dout, a, b)
+Napi::Value SwigluBackward(const Napi::CallbackInfo& info) {
+  return guarded(info, [&]() -> Napi::Value {
+    Napi::Env env = info.Env();
+    View da = view_at(info, 0), db = view_at(info, 2), dout = view_at(info, 4), a = view_at(info, 6), b = view_at(info, 8);
+    const DType dt = float_dtype(env, "swigluBackward", a);
+    for (const View* o : {&da, &db, &dout, &b}) check_like(env, "swigluBackward", a, *o, dt);
+    fused_for(&cpu::FusedKernels::swiglu_backward, "swigluBackward", {&da, &db, &dout, &a, &b})(da, db, dout, a, b);
+    return env.Undefined();
+  });
+}
+
 Napi::Object Module(Napi::Env env, Napi::Object exports) {
   auto def = [&](const char* name, Napi::Value (*fn)(const Napi::CallbackInfo&)) {
     exports.Set(name, Napi::Function::New(env, fn, name));
@@ -1021,6 +1057,7 @@ Napi::Object Module(Napi::Env env, Napi::Object exports) {
   def("unary", Unary);
   def("binary", Binary);
   def("where", Where);
+  def("rope", Rope);
   def("reduce", Reduce);
   def("softmax", Softmax);
   def("cumsum", Cumsum);
@@ -1051,6 +1088,8 @@ Napi::Object Module(Napi::Env env, Napi::Object exports) {
   def("crossEntropy", CrossEntropy);
   def("crossEntropyBackward", CrossEntropyBackward);
   def("adamw", AdamW);
+  def("swiglu", Swiglu);
+  def("swigluBackward", SwigluBackward);
   return exports;
 }
 

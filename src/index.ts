@@ -11,6 +11,7 @@ export {
 } from './tensor/device.ts';
 export * from './tensor/errors.ts';
 export { tidy, keep, memoryStats, emptyCache, resetPeakMemory, type MemoryStats } from './tensor/memory.ts';
+export { autocast, autocastDType, type AutocastDType } from './tensor/autocast.ts';
 export { Generator, defaultGenerator, manualSeed, rand, randUniform, randn, randint, randperm, bernoulli, randLike, randnLike, type GeneratorState, type RandomOptions } from './tensor/random.ts';
 export {
   tensor, zeros, ones, full, empty, arange, linspace, eye, zerosLike, onesLike, fullLike, emptyLike, type TensorOptions,
@@ -21,7 +22,7 @@ export {
 } from './tensor/ops/views.ts';
 export {
   add, sub, mul, div, pow, powScalar, maximum, minimum, remainder, floorDivide, atan2, eq, ne, lt, le, gt, ge, logicalAnd,
-  logicalOr, logicalXor, logicalNot, neg, abs, exp, log, log1p, sqrt, rsqrt, sin, cos, tanh, sigmoid, relu, gelu, silu,
+  logicalOr, logicalXor, logicalNot, neg, abs, exp, log, log1p, sqrt, rsqrt, sin, cos, tanh, sigmoid, relu, gelu, silu, rope,
   softplus, square, reciprocal, erf, sign, floor, ceil, round, clamp, isFinite, isNaN, where, type GeluOptions,
 } from './tensor/ops/elementwise.ts';
 export {

@@ -1,17 +1,21 @@
 // fused.test.ts: the fused CPU kernels (native/cpu/kernels/attention.cpp and the other fused
 // ones) against the composed paths they replace, at sizes that cross their blocks, in f32 where
 // the composed path is the same sum in another order; their determinism (the same bits on every
-// run and every thread count) and the checks that keep bad input from the native code.
+// run and every thread count) and the checks that keep bad input from the native code. The norm,
+// cross-entropy and AdamW checks run on sim too (native/cuda's kernels, whose own comparison with
+// the CPU kernels in three thread orders is test/sim/fused.test.ts).
 // Exact formulas and finite-difference gradients live in nn.test.ts, parity.test.ts and
 // gradcheck.test.ts.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import {
-  DTypeError, F, Generator, IndexError, numThreads, rand, randint, randn, setNumThreads, ShapeError, tensor, tidy, type Tensor,
+  DTypeError, F, Generator, IndexError, numThreads, rand, randint, randn, setNumThreads, ShapeError, simAvailable, tensor, tidy, type Device,
+  type Tensor,
 } from '../src/index.ts';
 import { attention } from '../src/tensor/ops/attention.ts';
 import { adamwStep } from '../src/tensor/ops/adamw.ts';
 import { normRows } from '../src/tensor/ops/norm.ts';
+import { swiglu } from '../src/tensor/ops/swiglu.ts';
 
 const arr = (t: Tensor): number[] => Array.from(t.data() as ArrayLike<number>, Number);
 
@@ -125,11 +129,14 @@ function assertClose(a: Tensor[], b: Tensor[], tol: number, what: string): void 
   });
 }
 
-test('fused layerNorm, rmsNorm and groupNorm match their composed formulas, with gradients (f32, strided, odd sizes)', () => tidy(() => {
+/** The devices whose fused norm, cross-entropy and AdamW kernels are checked here: cpu, and sim (native/cuda's kernels). */
+const DEVICES: Device[] = simAvailable() ? ['cpu', 'sim'] : ['cpu'];
+
+for (const device of DEVICES) test(`fused layerNorm, rmsNorm and groupNorm on ${device} match their composed formulas, with gradients (f32, strided, odd sizes)`, () => tidy(() => {
   const g = new Generator(5);
   const [N, D] = [67, 301];
-  const x0 = randn([N, D], { generator: g }).mul(3).add(1), w0 = randn([D], { generator: g }), b0 = randn([D], { generator: g });
-  const gout = randn([N, D], { generator: g });
+  const x0 = randn([N, D], { generator: g, device }).mul(3).add(1), w0 = randn([D], { generator: g, device }), b0 = randn([D], { generator: g, device });
+  const gout = randn([N, D], { generator: g, device });
   const make = () => [strided(x0.clone()), w0.clone(), b0.clone()];
   const ln = (x: Tensor, w: Tensor, b: Tensor) => {
     const mu = x.mean(-1, true);
@@ -140,8 +147,8 @@ test('fused layerNorm, rmsNorm and groupNorm match their composed formulas, with
   const make2 = () => make().slice(0, 2);
   assertClose(withGrads(make2, (x, w) => F.rmsNorm(x, w), gout), withGrads(make2, rms, gout), 1e-5, 'rmsNorm');
   // groupNorm of [N, C, L] in 3 groups: the fused rows are the groups.
-  const xg = randn([4, 6, 37], { generator: g }), gg = randn([4, 6, 37], { generator: g });
-  const wg = randn([6], { generator: g }), bg = randn([6], { generator: g });
+  const xg = randn([4, 6, 37], { generator: g, device }), gg = randn([4, 6, 37], { generator: g, device });
+  const wg = randn([6], { generator: g, device }), bg = randn([6], { generator: g, device });
   const gn = (x: Tensor, w: Tensor, b: Tensor) => {
     const r = x.reshape([4, 3, -1]);
     const y = r.sub(r.mean(-1, true)).mul(r.var(-1, { correction: 0, keepdim: true }).add(1e-5).rsqrt()).reshape([4, 6, 37]);
@@ -151,13 +158,13 @@ test('fused layerNorm, rmsNorm and groupNorm match their composed formulas, with
   assertClose(withGrads(mg, (x, w, b) => F.groupNorm(x, 3, w, b), gg), withGrads(mg, gn, gg), 1e-5, 'groupNorm');
 }));
 
-test('fused crossEntropy matches logSoftmax + gather, with gradients (ignoreIndex, smoothing, every reduction)', () => tidy(() => {
+for (const device of DEVICES) test(`fused crossEntropy on ${device} matches logSoftmax + gather, with gradients (ignoreIndex, smoothing, every reduction)`, () => tidy(() => {
   const g = new Generator(6);
   const [N, V] = [45, 1031];
-  const x0 = randn([N, V], { generator: g }).mul(4);
-  const t = randint(0, V, [N], { generator: g }).where(rand([N], { generator: g }).lt(0.8), -100);
+  const x0 = randn([N, V], { generator: g, device }).mul(4);
+  const t = randint(0, V, [N], { generator: g, device }).where(rand([N], { generator: g, device }).lt(0.8), -100);
   for (const [s, reduction] of [[0, 'mean'], [0.1, 'sum'], [0.2, 'none']] as const) {
-    const gout = reduction === 'none' ? randn([N], { generator: g }) : tensor(1.5);
+    const gout = reduction === 'none' ? randn([N], { generator: g, device }) : tensor(1.5, { device });
     const ref = (x: Tensor) => {
       const logp = x.logSoftmax(-1), valid = t.ne(-100);
       const nll = logp.gather(1, t.where(valid, 0).unsqueeze(1)).reshape([N]).neg();
@@ -171,10 +178,10 @@ test('fused crossEntropy matches logSoftmax + gather, with gradients (ignoreInde
   assert.throws(() => F.crossEntropy(x0, t.where(t.ne(-100), V)), (e: unknown) => e instanceof IndexError && /target 1031 is out of range for 1031 classes/.test(e.message));
 }));
 
-test('fused AdamW step matches the composed update over several steps (f32 and f64)', () => tidy(() => {
+for (const device of DEVICES) test(`fused AdamW step on ${device} matches the composed update over several steps (f32 and f64)`, () => tidy(() => {
   for (const dtype of ['f32', 'f64'] as const) {
     const g = new Generator(7);
-    const p0 = randn([37, 5], { generator: g, dtype }), grads = [0, 1, 2].map(() => randn([37, 5], { generator: g, dtype }));
+    const p0 = randn([37, 5], { generator: g, dtype, device }), grads = [0, 1, 2].map(() => randn([37, 5], { generator: g, dtype, device }));
     const [lr, b1, b2, eps, wd] = [1e-2, 0.9, 0.95, 1e-8, 0.1];
     const fused = [p0.clone(), p0.mul(0), p0.mul(0)];
     let [p, m, v] = [p0, p0.mul(0), p0.mul(0)];
@@ -191,7 +198,18 @@ test('fused AdamW step matches the composed update over several steps (f32 and f
   }
 }));
 
-test('fused norm and AdamW ops: wrong shapes and dtypes are typed errors', () => tidy(() => {
+for (const device of DEVICES) test(`fused swiglu on ${device} matches silu(a) * b, with gradients (f32, strided, odd sizes)`, () => tidy(() => {
+  const g = new Generator(8);
+  const a0 = randn([37, 9], { generator: g, device }).mul(3), b0 = randn([37, 9], { generator: g, device });
+  const gout = randn([37, 9], { generator: g, device });
+  const make = () => [strided(a0.clone()), b0.clone()];
+  assertClose(withGrads(make, (a, b) => F.swiglu(a, b), gout), withGrads(make, (a, b) => F.silu(a).mul(b), gout), 1e-6, 'swiglu');
+  // Shapes that only broadcast take the composed path.
+  const row = randn([9], { generator: g, device });
+  assertClose([F.swiglu(a0, row)], [F.silu(a0).mul(row)], 1e-12, 'swiglu broadcast');
+}));
+
+test('fused norm, AdamW and swiglu ops: wrong shapes and dtypes are typed errors', () => tidy(() => {
   const is = (cls: typeof ShapeError | typeof DTypeError) => (e: unknown) => e instanceof cls;
   const x = randn([4, 5]);
   assert.throws(() => normRows(x, { weight: randn([4]), bias: null, eps: 1e-5, rms: true }), is(ShapeError));
@@ -200,6 +218,9 @@ test('fused norm and AdamW ops: wrong shapes and dtypes are typed errors', () =>
   const h = { lr: 1, beta1: 0.9, beta2: 0.99, eps: 1e-8, weightDecay: 0, step: 1 };
   assert.throws(() => adamwStep(x, randn([5, 4]), x.clone(), x.clone(), h), is(ShapeError));
   assert.throws(() => adamwStep(x.to('bf16'), x, x, x, h), is(DTypeError));
+  assert.throws(() => swiglu(x, randn([5, 4])), is(ShapeError));
+  assert.throws(() => swiglu(x, x.to('f64')), is(DTypeError));
+  assert.throws(() => swiglu(x.to('bf16'), x.to('bf16')), is(DTypeError));
 }));
 
 // ---- vectorised exp and softmax (lanes.h) -------------------------------------------------------

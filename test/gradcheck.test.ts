@@ -16,7 +16,7 @@
 // runs two forward passes per input element.
 import { test } from 'uvu';
 import {
-  abs, add, arange, atan2, avgPool2d, bmm, broadcastTo, cat, chunk, clamp, clone, contiguous, conv2d, cos, cumsum, div,
+  abs, add, arange, atan2, rope, avgPool2d, bmm, broadcastTo, cat, chunk, clamp, clone, contiguous, conv2d, cos, cumsum, div,
   embedding, erf, exp, expand, flatten, full, gather, gelu, gradcheck, indexSelect, log, log1p, logSoftmax, logsumexp,
   maskedFill, matmul, max, maximum, maxPool2d, mean, min, minimum, mul, narrow, neg, pad, permute, pow, powScalar, prod,
   reciprocal, relu, remainder, reshape, rsqrt, scatterAdd, select, sigmoid, silu, sin, slice, softmax, softplus, split,
@@ -182,7 +182,10 @@ add_('softplus large inputs', [I([3, 3], { lo: 21, hi: 30 })], softplus);
 
 // where: tensor and scalar branches, broadcast condition.
 const cond = (shape: number[]) => tensor(Array.from({ length: numelOf(shape) }, (_, i) => i % 3 !== 1), { device: constDevice }).reshape(shape);
+/** A constant rotary-style table (f(i / 3) per element) on the case's device. */
+const table = (shape: number[], f: (v: number) => number) => tensor(Array.from({ length: numelOf(shape) }, (_, i) => f(i / 3)), { device: constDevice }).reshape(shape);
 add_('where', [I([3, 5]), I([3, 5])], (a, b) => where(cond([3, 5]), a, b));
+add_('rope', [I([2, 3, 4, 6])], (x) => rope(x, table([1, 1, 4, 6], Math.cos), table([1, 1, 4, 6], Math.sin)));
 add_('where broadcast cond', [I([3, 5]), I([5])], (a, b) => where(cond([3, 1]), a, b));
 add_('where broadcast branches', [I([3, 1]), I([2, 1, 5])], (a, b) => where(cond([5]), a, b));
 add_('where scalar other', [I([3, 5])], (a) => where(cond([3, 5]), a, 0.5));
@@ -348,6 +351,9 @@ add_('rmsNorm fused', [I([4, 7]), I([7])], (x, w) => F.rmsNorm(x, w));
 add_('groupNorm fused', [I([2, 4, 3]), I([4]), I([4])], (x, w, b) => F.groupNorm(x, 2, w, b));
 add_('crossEntropy fused ignore smoothing', [I([5, 6])], (x) =>
   F.crossEntropy(x, tensor([1, -100, 5, 0, 2], { dtype: 'i32', device: constDevice }), { labelSmoothing: 0.1 }));
+// The fused SwiGLU gate (native/cpu/kernels/swiglu.cpp) behind F.swiglu, and its composed path when shapes broadcast.
+add_('swiglu fused', [I([3, 7]), I([3, 7])], (a, b) => F.swiglu(a, b));
+add_('swiglu composed broadcast', [I([3, 7]), I([7])], (a, b) => F.swiglu(a, b));
 
 // ---- running -------------------------------------------------------------------------------
 

@@ -35,6 +35,7 @@ import * as E from '../src/index.ts';
 import { Tensor, cudaAvailable, memoryStats, setSimOrder, simAvailable, tensor, tidy, type DType, type Device } from '../src/index.ts';
 import * as R from './reference.ts';
 import type { Ref } from './reference.ts';
+import { siluGradMul } from '../src/tensor/ops/elementwise.ts';
 
 // ---- seed and random values ----------------------------------------------------------------
 
@@ -286,6 +287,10 @@ binary('minimum', E.minimum, R.minimum, { a: EXTREME, b: EXTREME, dtypes: ALL, e
 binary('remainder', E.remainder, R.remainder, { a: { ints: true, lo: -20, hi: 20 }, b: { ints: true, lo: -7, hi: 7, away: 1 }, exact: true });
 binary('floorDivide', E.floorDivide, (x, y) => Math.floor(x / y), { a: { ints: true, lo: -20, hi: 20 }, b: { ints: true, lo: -7, hi: 7, away: 1 }, exact: true });
 binary('atan2', E.atan2, Math.atan2, { a: { lo: -3, hi: 3 }, b: { lo: -3, hi: 3 }, out: floatD, mag: 1 });
+binary('siluGradMul', siluGradMul, (x, y) => {
+  const s = 1 / (1 + Math.exp(-x));
+  return y * s * (1 + x * (1 - s));
+}, { a: { lo: -10, hi: 10 }, b: { lo: -3, hi: 3 }, out: floatD });
 const TIES: Spec = { ints: true, lo: -2, hi: 2 };
 const cmp: [string, (a: Tensor, b: Tensor) => Tensor, (x: number, y: number) => boolean][] = [
   ['eq', E.eq, (x, y) => x === y], ['ne', E.ne, (x, y) => x !== y], ['lt', E.lt, (x, y) => x < y],
@@ -349,6 +354,24 @@ add<null>({
   run: ([c, a, b]) => E.where(c, a, b),
   ref: ([c, a, b]) => R.zip3(c, a, b, (x, y, z) => (x ? y : z)),
   exact: true,
+});
+// Rotary embedding: x [.., D] against cos and sin tables that broadcast to it (LLaMA's
+// [B|1, 1, L, D] against [B, heads, L, D]), D even; inputs may be strided (the layouts).
+const ROPE_SHAPES: number[][][] = [[[2, 3, 5, 8], [1, 1, 5, 8]], [[7, 6], [7, 6]], [[3, 1, 4, 2], [3, 1, 4, 2]], [[2, 0, 4], [1, 1, 4]]];
+add<null>({
+  name: 'rope',
+  dtypes: FLOAT,
+  configs: (g, dt) => ROPE_SHAPES.map(([sx, st]) => ({
+    inputs: [g.in(sx, D(dt), { lo: -3, hi: 3 }), g.in(st, D(dt), { lo: -1, hi: 1 }), g.in(st, D(dt), { lo: -1, hi: 1 })], args: null,
+  })),
+  run: ([x, c, s]) => E.rope(x, c, s),
+  ref: ([x, c, s]) => R.build(x.shape, (idx) => {
+    const last = idx.length - 1, h = x.shape[last] / 2, j = idx[last];
+    const partner = [...idx];
+    partner[last] = j < h ? j + h : j - h;
+    const rotated = (j < h ? -1 : 1) * R.at(x, partner);
+    return R.at(x, idx) * R.atBroadcast(c, idx) + rotated * R.atBroadcast(s, idx);
+  }),
 });
 add<{ out: DType }>({
   name: 'where promote',

@@ -30,6 +30,14 @@ struct View {
     for (int i = 0; i < ndim; i++) n *= shape[i];
     return n;
   }
+  // The first (which = 0) or second (1) half of the last dim: rotary embeddings pair the halves.
+  View last_half(int which) const {
+    View h = *this;
+    const int64_t half = shape[ndim - 1] / 2;
+    h.shape[ndim - 1] = half;
+    if (which) h.data = static_cast<char*>(data) + half * strides[ndim - 1] * dtype_size(dtype);
+    return h;
+  }
   bool contiguous() const {
     int64_t expect = 1;
     for (int i = ndim - 1; i >= 0; i--) {

@@ -1,4 +1,4 @@
-// fused.h: the fused CPU kernels (attention, norms, cross-entropy, AdamW), one table of
+// fused.h: the fused CPU kernels (attention, norms, cross-entropy, AdamW, SwiGLU), one table of
 // function pointers per instruction set like kernels.h's, kept in a table of their own.
 //
 // Each file in native/cpu/kernels/ that implements these is compiled once per instruction set
@@ -41,6 +41,11 @@ struct FusedKernels {
                                  const View& targets, int64_t ignore, double smoothing);
   // One AdamW step of p in place, with m and v (adamw.cpp); p, g, m, v of one shape and dtype.
   void (*adamw)(const View& p, const View& g, const View& m, const View& v, const AdamWHyper& h);
+  // SwiGLU (swiglu.cpp): out = silu(a) b elementwise, silu(a) = a / (1 + exp(-a)) (the unary op's
+  // formula); a, b and out of one shape and dtype, any strides. The backward overwrites
+  // da = dout b silu'(a) and db = dout silu(a), silu'(a) = s (1 + a (1 - s)), s = 1 / (1 + exp(-a)).
+  void (*swiglu)(const View& out, const View& a, const View& b);
+  void (*swiglu_backward)(const View& da, const View& db, const View& dout, const View& a, const View& b);
 };
 
 namespace avx512 { const FusedKernels& fused_table(); }

@@ -26,10 +26,11 @@ enum class UnaryOp : int32_t {
 };
 
 // Binary ops: out = f(a, b); a and b have out's shape (broadcast dims have stride 0) and the
-// same dtype. Comparisons and logical ops write bool.
+// same dtype. Comparisons and logical ops write bool. SiluGradMul is b * silu'(a): silu's
+// backward in one pass.
 enum class BinaryOp : int32_t {
   Add, Sub, Mul, Div, Pow, Maximum, Minimum, Eq, Ne, Lt, Le, Gt, Ge, LogicalAnd, LogicalOr,
-  LogicalXor, Remainder, FloorDivide, Atan2,
+  LogicalXor, Remainder, FloorDivide, Atan2, SiluGradMul,
   Count
 };
 
@@ -45,6 +46,10 @@ struct KernelTable {
   void (*unary)(UnaryOp op, const View& out, const View& in, double a, double b);
   void (*binary)(BinaryOp op, const View& out, const View& a, const View& b);
   void (*where)(const View& out, const View& cond, const View& a, const View& b);
+  // Rotary embedding, rotate-half form, in one pass: with x = [x1, x2] split along the last dim
+  // (even), out = [x1 c1 - x2 s1, x2 c2 + x1 s2] for cos = [c1, c2], sin = [s1, s2]; x, cos and
+  // sin have out's shape (broadcast dims stride 0). `inverse` negates sin: the backward.
+  void (*rope)(const View& out, const View& x, const View& cos, const View& sin, bool inverse);
   // Reductions and scans. `correction` is for Var (Bessel's correction = 1).
   void (*reduce)(ReduceOp op, const View& out, const View& in, int nkeep, double correction);
   void (*softmax)(const View& out, const View& in, int dim, bool log);

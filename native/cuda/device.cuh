@@ -13,6 +13,7 @@
 //      cp_async_4/_8/_16, cp_async_commit, cp_async_wait<N>, cp_async_wait_all
 //  - launch<kernel>(grid, block, shared_bytes, stream, args...): the real launch (checked) under
 //    nvcc, the emulator under sim; the kernel's name (from the template argument) goes in errors.
+//  - EMU_NOINLINE keeps a device function out of line (`__noinline__` cannot be a macro under sim).
 //  - EMU_DEVICE_NS: `cuda` under nvcc, `sim` otherwise. Kernel files put everything in
 //    namespace emu::EMU_DEVICE_NS, so both builds link into one addon.
 // Never build kernels with -ffast-math, and compare the two builds with tolerances only: FMA
@@ -30,6 +31,7 @@
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
 #define EMU_DEVICE_NS cuda
+#define EMU_NOINLINE __noinline__
 #define EMU_SHARED(type, name, dims) __shared__ __align__(16) type name dims
 #define EMU_DYNAMIC_SHARED(type, name)                        \
   extern __shared__ __align__(16) unsigned char emu_dynamic_shared_[]; \
@@ -37,6 +39,7 @@
 #else
 #include "sim/device_sim.h"
 #define EMU_DEVICE_NS sim
+#define EMU_NOINLINE __attribute__((noinline))
 #define EMU_SHARED(type, name, dims)                                                             \
   using name##_emu_shared_t = type dims;                                                         \
   static const char name##_emu_shared_tag = 0;                                                   \

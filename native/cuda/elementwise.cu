@@ -59,6 +59,22 @@ __global__ void where_kernel(Strided<4> s, int64_t n, T* out, const bool* cond, 
   }
 }
 
+// Rotary embedding over the half-views (cpu::KernelTable::rope): element i of [..., D/2] reads
+// both halves of x, cos and sin and writes both halves of out.
+template <class T>
+__global__ void rope_kernel(Strided<8> s, int64_t n, T* o1, T* o2, const T* x1, const T* x2, const T* c1, const T* c2,
+                            const T* s1, const T* s2, bool inverse) {
+  using V = C<T>;
+  EMU_GRID_STRIDE(i, n) {
+    int64_t off[8];
+    s.offsets(i, off);
+    const V a = load(x1[off[2]]), b = load(x2[off[3]]);
+    const V sin1 = inverse ? -load(s1[off[6]]) : load(s1[off[6]]), sin2 = inverse ? -load(s2[off[7]]) : load(s2[off[7]]);
+    o1[off[0]] = cvt<T>(a * load(c1[off[4]]) - b * sin1);
+    o2[off[1]] = cvt<T>(b * load(c2[off[5]]) + a * sin2);
+  }
+}
+
 template <class TO, class TA, class F>
 void map1(const View& out, const View& a, F f) {
   const int64_t n = out.numel();
@@ -187,6 +203,10 @@ __device__ V arith(BinaryOp op, V x, V y) {
     }
     case BinaryOp::FloorDivide: return m_floor(x / y);
     case BinaryOp::Atan2: return m_atan2(x, y);
+    case BinaryOp::SiluGradMul: {  // d/dx x s(x) = s(x) (1 + x (1 - s(x)))
+      const V s = V(1) / (V(1) + m_exp(-x));
+      return y * s * (V(1) + x * (V(1) - s));
+    }
     default: return x;
   }
 }
@@ -346,6 +366,21 @@ void where(const View& out, const View& cond, const View& a, const View& b) {
     launch<elementwise::where_kernel<T>>(dim3(blocks_for(n)), dim3(kThreads), 0, Stream{}, Strided<4>::make(v), n,
                                          static_cast<T*>(out.data), static_cast<const bool*>(cond.data),
                                          static_cast<const T*>(a.data), static_cast<const T*>(b.data));
+  });
+}
+
+void rope(const View& out, const View& x, const View& cos, const View& sin, bool inverse) {
+  const View h[8] = {out.last_half(0), out.last_half(1), x.last_half(0), x.last_half(1),
+                     cos.last_half(0), cos.last_half(1), sin.last_half(0), sin.last_half(1)};
+  const int64_t n = h[0].numel();
+  if (n == 0) return;
+  const View* v[8] = {&h[0], &h[1], &h[2], &h[3], &h[4], &h[5], &h[6], &h[7]};
+  dispatch_float(out.dtype, "rope", [&](auto t) {
+    using T = decltype(t);
+    auto in = [&](int k) { return static_cast<const T*>(h[k].data); };
+    launch<elementwise::rope_kernel<T>>(dim3(blocks_for(n)), dim3(kThreads), 0, Stream{}, Strided<8>::make(v), n,
+                                        static_cast<T*>(h[0].data), static_cast<T*>(h[1].data), in(2), in(3), in(4),
+                                        in(5), in(6), in(7), inverse);
   });
 }
 

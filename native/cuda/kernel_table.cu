@@ -1,5 +1,7 @@
 // kernel_table.cu: this device's op kernels gathered into its kernel table (cuda/kernels.h).
 // Entries left null have no kernel on the device yet; the addon reports them as DeviceErrors.
+#include <type_traits>
+
 #include "cuda/kernels.h"
 #include "cuda/device.cuh"
 
@@ -11,11 +13,13 @@ void fill(const View& out, double value);
 void unary(cpu::UnaryOp op, const View& out, const View& in, double a, double b);
 void binary(cpu::BinaryOp op, const View& out, const View& a, const View& b);
 void where(const View& out, const View& cond, const View& a, const View& b);
+void rope(const View& out, const View& x, const View& cos, const View& sin, bool inverse);
 // reduce.cu
 void reduce(cpu::ReduceOp op, const View& out, const View& in, int nkeep, double correction);
 void softmax(const View& out, const View& in, int dim, bool log);
-// matmul.cu
+// matmul.cu (the GEMM versions in gemm/)
 void matmul(const View& out, const View& a, const View& b);
+void matmul_version(int version, const View& out, const View& a, const View& b);
 // index.cu
 void gather(const View& out, const View& in, int dim, const View& index);
 void scatter_add(const View& out, int dim, const View& index, const View& src);
@@ -42,6 +46,17 @@ void rand_uniform(const View& out, uint64_t seed, uint64_t offset, double low, d
 void rand_normal(const View& out, uint64_t seed, uint64_t offset, double mean, double stddev);
 void rand_int(const View& out, uint64_t seed, uint64_t offset, int64_t low, int64_t high);
 void randperm(const View& out, uint64_t seed, uint64_t offset);
+// norm.cu, cross_entropy.cu, adamw.cu, swiglu.cu: the fused training-path kernels, declared by
+// the types of their table entries (cpu/fused.h spells out each signature once).
+template <class Entry>
+using FusedFn = std::remove_pointer_t<Entry>;
+FusedFn<decltype(cpu::FusedKernels::norm_forward)> norm_forward;
+FusedFn<decltype(cpu::FusedKernels::norm_backward)> norm_backward;
+FusedFn<decltype(cpu::FusedKernels::cross_entropy)> cross_entropy;
+FusedFn<decltype(cpu::FusedKernels::cross_entropy_backward)> cross_entropy_backward;
+FusedFn<decltype(cpu::FusedKernels::adamw)> adamw;
+FusedFn<decltype(cpu::FusedKernels::swiglu)> swiglu;
+FusedFn<decltype(cpu::FusedKernels::swiglu_backward)> swiglu_backward;
 
 #define EMU_STR2(x) #x
 #define EMU_STR(x) EMU_STR2(x)
@@ -55,6 +70,7 @@ const cpu::KernelTable& kernel_table() {
     t.unary = unary;
     t.binary = binary;
     t.where = where;
+    t.rope = rope;
     t.reduce = reduce;
     t.softmax = softmax;
     t.cumsum = cumsum;
@@ -75,6 +91,7 @@ const cpu::KernelTable& kernel_table() {
     t.conv2d_backward_weight = conv2d_backward_weight;
     t.avg_pool2d_backward = avg_pool2d_backward;
     t.upsample_nearest2d_backward = upsample_nearest2d_backward;
+    t.matmul_version = matmul_version;
     return t;
   }();
   return table;
@@ -84,6 +101,13 @@ const cpu::KernelTable& kernel_table() {
 const cpu::FusedKernels& fused_table() {
   static const cpu::FusedKernels table = [] {
     cpu::FusedKernels t{};
+    t.norm_forward = norm_forward;
+    t.norm_backward = norm_backward;
+    t.cross_entropy = cross_entropy;
+    t.cross_entropy_backward = cross_entropy_backward;
+    t.adamw = adamw;
+    t.swiglu = swiglu;
+    t.swiglu_backward = swiglu_backward;
     return t;
   }();
   return table;

@@ -1,78 +1,108 @@
-// matmul.cu: batched matrix multiply out[i] = a[i] @ b[i], [B,M,K] x [B,K,N] -> [B,M,N], as a
-// simple shared-memory tiled kernel (the tensor-core GEMM comes with the next issue).
+// matmul.cu: batched matrix multiply out[i] = a[i] @ b[i], [B,M,K] x [B,K,N] -> [B,M,N], on the
+// GPU: the choice between the GEMM versions that live side by side in gemm/ (the llm.c dev/cuda
+// way; gemm/gemm.cuh says what they share):
+//
+//   version 1  gemm/v1_tiled.cu  16x16 shared-memory tiles, one output per thread: the baseline
+//   version 2  gemm/v2_simt.cu   register tiles on the CUDA cores, 128x128 block, 8x8 per thread
+//   version 3  gemm/v3_mma.cu    bf16 tensor cores (mma.sync, ldmatrix, cp.async), 128x128x32
+//   version 4  gemm/v2_simt.cu   version 2's kernel with a 64x64 block, 4x4 per thread
+//   version 5  gemm/v3_mma.cu    version 3's kernel with a 64x64x32 block
+//
+// The dispatcher (matmul): bf16 takes the tensor cores (3 or 5) from sm_80 on, and the CUDA cores
+// (2 or 4, in f32) below; f32 and f64 take the CUDA cores (2 or 4), so an f32 product stays
+// f32-accurate (a bf16 autocast of f32 operands would be the caller's explicit choice, not made
+// here). The 128x128 tile when the problem has at least one of them per multiprocessor, else the
+// 64x64 one, which makes 4x the blocks and so fills more of the GPU on small or skinny problems.
+// Version 1 is never picked: it is the baseline bench/ compares with. matmul_version runs one
+// version whatever the dispatcher would pick, for the tests (each version on every layout) and
+// bench/gpu (each timed).
 //
 // a and b may have any strides (a transposed view, a stride-0 broadcast batch: the TypeScript op
-// layer has already broadcast the batch dims); out is contiguous. Each block computes one 16x16
-// tile of one batch's output: per 16-deep slice of K, its threads stage a 16x16 tile of a and of
-// b in shared memory (converted to the compute type), synchronise, and each thread adds its
-// row-times-column products with fma, k in order. f32 and bf16 accumulate in f32 (bf16 rounded
-// once, at the end), f64 in f64, as cpu/kernels/matmul.cpp (the reference) does; the sums run in
-// one fixed order, so results are deterministic.
-#include <cstdint>
+// layer has already broadcast the batch dims); out is contiguous. No version copies an operand.
 #include <string>
 
-#include "cuda/strided.cuh"
+#include "cuda/gemm/gemm.cuh"
 
 namespace emu::EMU_DEVICE_NS {
-namespace matmul_tiled {
+namespace gemm {
 
-constexpr int kTile = 16;
-
-struct Dims {
-  long long batch, M, N, K;
-  long long sa[3], sb[3], so[3];  // strides in elements of a, b and out
-};
-
-__device__ __forceinline__ float m_fma(float a, float b, float c) { return ::fmaf(a, b, c); }
-__device__ __forceinline__ double m_fma(double a, double b, double c) { return ::fma(a, b, c); }
-
-template <class T>
-__global__ void matmul_kernel(Dims p, const T* a, const T* b, T* out) {
-  using V = C<T>;
-  EMU_SHARED(V, as, [kTile][kTile + 1]);  // +1: no bank conflicts on the column reads
-  EMU_SHARED(V, bs, [kTile][kTile + 1]);
-  const int tx = int(threadIdx.x), ty = int(threadIdx.y);
-  const long long row = (long long)blockIdx.y * kTile + ty, col = (long long)blockIdx.x * kTile + tx;
-  for (long long n = blockIdx.z; n < p.batch; n += gridDim.z) {
-    const T* an = a + n * p.sa[0];
-    const T* bn = b + n * p.sb[0];
-    V acc = V(0);
-    for (long long k0 = 0; k0 < p.K; k0 += kTile) {
-      as[ty][tx] = row < p.M && k0 + tx < p.K ? load(an[row * p.sa[1] + (k0 + tx) * p.sa[2]]) : V(0);
-      bs[ty][tx] = k0 + ty < p.K && col < p.N ? load(bn[(k0 + ty) * p.sb[1] + col * p.sb[2]]) : V(0);
-      __syncthreads();
-      const int depth = p.K - k0 < kTile ? int(p.K - k0) : kTile;
-      for (int k = 0; k < depth; k++) acc = m_fma(as[ty][k], bs[k][tx], acc);
-      __syncthreads();
+DeviceTraits device_traits() {
+#ifdef __CUDACC__
+  static const DeviceTraits traits = [] {
+    int device = 0, major = 0, minor = 0, sms = 0;
+    if (cudaGetDevice(&device) != cudaSuccess || cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device) != cudaSuccess ||
+        cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, device) != cudaSuccess ||
+        cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device) != cudaSuccess) {
+      cudaGetLastError();
+      fail(ErrorKind::Device, "matmul: cannot read the device's compute capability");
     }
-    if (row < p.M && col < p.N) out[n * p.so[0] + row * p.so[1] + col * p.so[2]] = cvt<T>(acc);
-  }
+    return DeviceTraits{major * 10 + minor, sms};
+  }();
+  return traits;
+#else
+  return DeviceTraits{90, 132};
+#endif
 }
 
-}  // namespace matmul_tiled
+namespace {
 
-void matmul(const View& out, const View& a, const View& b) {
-  using namespace matmul_tiled;
-  if (a.ndim != 3 || b.ndim != 3 || out.ndim != 3) fail(ErrorKind::Shape, "matmul: expected 3-d views");
-  Dims p{out.shape[0], out.shape[1], out.shape[2], a.shape[2], {}, {}, {}};
+Problem problem_of(const View& out, const View& a, const View& b, const char* op) {
+  if (a.ndim != 3 || b.ndim != 3 || out.ndim != 3) fail(ErrorKind::Shape, std::string(op) + ": expected 3-d views");
+  Problem p{out.shape[0], out.shape[1], out.shape[2], a.shape[2], {}, {}};
   if (a.shape[0] != p.batch || b.shape[0] != p.batch || a.shape[1] != p.M || b.shape[1] != p.K || b.shape[2] != p.N)
-    fail(ErrorKind::Shape, "matmul: the operand shapes do not match the output");
-  if (!out.contiguous()) fail(ErrorKind::Shape, "matmul: output must be contiguous");
-  if (a.dtype != out.dtype || b.dtype != out.dtype) fail(ErrorKind::DType, "matmul: operand dtypes differ");
-  const long long tiles_m = (p.M + kTile - 1) / kTile, tiles_n = (p.N + kTile - 1) / kTile;
-  if (tiles_m > 65535) fail(ErrorKind::Shape, "matmul: more than 65535 tiles of 16 rows");
-  if (p.batch == 0 || p.M == 0 || p.N == 0) return;
+    fail(ErrorKind::Shape, std::string(op) + ": shapes [" + std::to_string(a.shape[0]) + "," + std::to_string(a.shape[1]) + "," +
+                               std::to_string(p.K) + "] and [" + std::to_string(b.shape[0]) + "," + std::to_string(b.shape[1]) +
+                               "," + std::to_string(p.N) + "] do not match the output");
+  if (!out.contiguous()) fail(ErrorKind::Shape, std::string(op) + ": output must be contiguous");
+  if (a.dtype != out.dtype || b.dtype != out.dtype) fail(ErrorKind::DType, std::string(op) + ": operand dtypes differ");
   for (int d = 0; d < 3; d++) {
     p.sa[d] = a.strides[d];
     p.sb[d] = b.strides[d];
-    p.so[d] = out.strides[d];
   }
-  const dim3 grid(unsigned(tiles_n), unsigned(tiles_m), unsigned(p.batch > 65535 ? 65535 : p.batch));
-  dispatch_float(out.dtype, "matmul", [&](auto t) {
-    using T = decltype(t);
-    launch<matmul_kernel<T>>(grid, dim3(kTile, kTile), 0, Stream{}, p, static_cast<const T*>(a.data),
-                             static_cast<const T*>(b.data), static_cast<T*>(out.data));
-  });
+  return p;
+}
+
+bool empty(const Problem& p) { return p.batch == 0 || p.M == 0 || p.N == 0; }
+
+// The 128x128 tile when there is at least one per multiprocessor, else the 64x64 one.
+bool large_tile(const Problem& p, const DeviceTraits& d) {
+  return ((p.M + 127) / 128) * ((p.N + 127) / 128) * p.batch >= d.multiprocessors;
+}
+
+}  // namespace
+}  // namespace gemm
+
+void matmul(const View& out, const View& a, const View& b) {
+  using namespace gemm;
+  const Problem p = problem_of(out, a, b, "matmul");
+  if (empty(p)) return;
+  const DeviceTraits d = device_traits();
+  const bool large = large_tile(p, d);
+  if (out.dtype == DType::BF16 && d.sm >= 80) {
+    v3::run(p, large ? v3::Tile::Large : v3::Tile::Small, out.data, a.data, b.data);
+  } else {
+    v2::run(p, large ? v2::Tile::Large : v2::Tile::Small, out.dtype, out.data, a.data, b.data);
+  }
+}
+
+void matmul_version(int version, const View& out, const View& a, const View& b) {
+  using namespace gemm;
+  const Problem p = problem_of(out, a, b, "matmulVersion");
+  if (version < 1 || version > 5)
+    fail(ErrorKind::Value, "matmulVersion: no version " + std::to_string(version) + " (there are 1 to 5)");
+  if ((version == 3 || version == 5) && out.dtype != DType::BF16)
+    fail(ErrorKind::Value, "matmulVersion: version " + std::to_string(version) + " (bf16 tensor cores) does not take " +
+                               dtype_name(out.dtype) + " operands");
+  if ((version == 3 || version == 5) && device_traits().sm < 80)
+    fail(ErrorKind::Device, "matmulVersion: version " + std::to_string(version) + " needs sm_80 or newer (mma.sync bf16)");
+  if (empty(p)) return;
+  switch (version) {
+    case 1: v1::run(p, out.dtype, out.data, a.data, b.data); return;
+    case 2: v2::run(p, v2::Tile::Large, out.dtype, out.data, a.data, b.data); return;
+    case 3: v3::run(p, v3::Tile::Large, out.data, a.data, b.data); return;
+    case 4: v2::run(p, v2::Tile::Small, out.dtype, out.data, a.data, b.data); return;
+    case 5: v3::run(p, v3::Tile::Small, out.data, a.data, b.data); return;
+  }
 }
 
 }  // namespace emu::EMU_DEVICE_NS

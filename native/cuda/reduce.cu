@@ -2,8 +2,8 @@
 // argmin, all, any, var, logsumexp) and softmax / log-softmax along a dim.
 //
 // One block per output (a grid-stride loop over outputs): thread t folds the reduced elements
-// t, t + blockDim, ... in order into its state, then the block combines the states with warp
-// shuffles (a fixed tree) and the warps' results in shared memory (warp 0, again a fixed tree).
+// t, t + blockDim, ... in order into its state, then the block combines the states in a fixed
+// tree (block_reduce.cuh: warp shuffles, then the warps' results in shared memory).
 // The summation order depends only on the shapes, never on timing or thread order: results are
 // deterministic, and the emulator's thread orders all give the same bits. The reducers mirror
 // cpu/kernels/reduce.cpp, the reference: float sums, products, means, variances and logsumexp
@@ -15,6 +15,7 @@
 #include <string>
 #include <type_traits>
 
+#include "cuda/block_reduce.cuh"
 #include "cuda/strided.cuh"
 #include "cpu/kernels.h"
 
@@ -25,15 +26,6 @@ void fill(const View& out, double value);  // elementwise.cu
 namespace reduction {
 
 using cpu::ReduceOp;
-
-template <class T>
-__device__ __forceinline__ T shfl_down(T v, unsigned delta) {
-  if constexpr (std::is_same_v<T, bool>) {
-    return __shfl_down_sync(0xffffffffu, int(v), delta) != 0;
-  } else {
-    return __shfl_down_sync(0xffffffffu, v, delta);
-  }
-}
 
 // ---- reducers: a state S, step<P>(s, x, i) in pass P, combine<P>(a, b), mid(s, n), finish(s, n);
 // shfl(s, delta) moves a state between lanes, field by field. ------------------------------------
@@ -167,34 +159,6 @@ struct LogSumExpR {
   __device__ double finish(const S& s, long long) const { return ::log(s.acc) + s.m; }
 };
 
-// ---- the block reduction --------------------------------------------------------------------------
-
-// Combines every thread's state `s` in a fixed tree; every thread gets the block's total.
-// blockDim.x is a multiple of 32 (whole warps) and at most 1024.
-template <int P, class R>
-__device__ typename R::S block_reduce(const R& r, typename R::S s) {
-  using S = typename R::S;
-  EMU_SHARED(S, partial, [32]);
-  EMU_SHARED(S, total, [1]);
-  const unsigned lane = threadIdx.x % 32, warp = threadIdx.x / 32, warps = blockDim.x / 32;
-  for (unsigned d = 16; d > 0; d >>= 1) {
-    const S other = r.shfl(s, d);
-    if (lane + d < 32) r.template combine<P>(s, other);
-  }
-  if (lane == 0) partial[warp] = s;
-  __syncthreads();
-  if (warp == 0) {
-    s = lane < warps ? partial[lane] : r.init();
-    for (unsigned d = 16; d > 0; d >>= 1) {
-      const S other = r.shfl(s, d);
-      if (lane + d < 32 && lane + d < warps) r.template combine<P>(s, other);
-    }
-    if (lane == 0) total[0] = s;
-  }
-  __syncthreads();
-  return total[0];
-}
-
 // The kept dims (outputs, row-major) and the reduced dims of the input, each collapsed.
 struct Plan {
   Strided<1> kept, reduced;
@@ -227,14 +191,6 @@ __global__ void reduce_kernel(R r, Plan pl, const T* in, TO* out) {
     if (threadIdx.x == 0) out[o] = cvt<TO>(r.finish(s, pl.rnumel));
   }
 }
-
-// Whole warps, up to 256 threads, fewer for short reductions.
-unsigned threads_for(long long n) {
-  const long long warps = (n + 31) / 32;
-  return unsigned(32 * (warps < 1 ? 1 : warps > 8 ? 8 : warps));
-}
-
-unsigned grid_for(long long items) { return unsigned(items < 1 ? 1 : items > 65535 ? 65535 : items); }
 
 template <class R, class T, class TO>
 void run(const R& r, const Plan& pl, const View& in, const View& out) {

@@ -22,6 +22,7 @@ import { Tensor } from '../tensor/tensor.ts';
 import { onesLike } from '../tensor/ops/creation.ts';
 import { add } from '../tensor/ops/elementwise.ts';
 import { isGradEnabled, noGrad } from './grad_mode.ts';
+import { autocast } from '../tensor/autocast.ts';
 
 /** What a backward rule sees: the op's inputs and output (aliases), and its attributes. */
 export interface Ctx {
@@ -128,7 +129,8 @@ function backward(root: Tensor, grad: Tensor | undefined, opts: BackwardOptions)
       throw new ShapeError(`backward: gradient shape [${grad.shape.join(',')}] does not match output shape [${root.shape.join(',')}]`);
     }
   }
-  noGrad(() => {
+  // Backward rules run unrecorded and without autocast: gradients keep the dtypes the forward recorded.
+  autocast(() => noGrad(() => {
     const seed = grad ? grad.to(root.dtype) : onesLike(root);
     // Storages that a leaf's .grad already holds (and the caller's gradient): see ownGrad.
     const taken = new Set<unknown>(grad ? [grad.storage] : []);
@@ -179,14 +181,16 @@ function backward(root: Tensor, grad: Tensor | undefined, opts: BackwardOptions)
         if (!gi || !e) return;
         if (handed.has(gi) || gi === g) gi = alias(gi);
         handed.add(gi);
-        if ('node' in e) e.node.pending = accumulate(e.node.pending, gi);
+        // Every gradient takes the dtype of the tensor it is for, as in PyTorch: under autocast a
+        // bf16 matmul output feeding an f32 add gets its gradient back in bf16.
+        if ('node' in e) e.node.pending = accumulate(e.node.pending, e.node.ctx ? castTo(gi, e.node.ctx.output) : gi);
         else toLeaf(e.leaf, castTo(gi, e.leaf));
       });
       g.dispose();
       for (const gi of grads) if (gi && !handed.has(gi)) gi.dispose();
       if (!retain) node.release();
     }
-  });
+  }), { enabled: false });
 }
 
 /**
@@ -207,13 +211,13 @@ function ownGrad(g: Tensor, taken: Set<unknown>): Tensor {
   return c;
 }
 
-/** Gradients reach a leaf in its own dtype and shape. */
-function castTo(g: Tensor, leaf: Tensor): Tensor {
-  if (g.shape.length !== leaf.shape.length || g.shape.some((d, i) => d !== leaf.shape[i])) {
-    throw new ShapeError(`backward: gradient of shape [${g.shape.join(',')}] for a leaf of shape [${leaf.shape.join(',')}]`);
+/** Gradients reach a tensor (a leaf, or an op's output) in its own dtype and shape. */
+function castTo(g: Tensor, target: Tensor): Tensor {
+  if (g.shape.length !== target.shape.length || g.shape.some((d, i) => d !== target.shape[i])) {
+    throw new ShapeError(`backward: gradient of shape [${g.shape.join(',')}] for a tensor of shape [${target.shape.join(',')}]`);
   }
-  if (g.dtype === leaf.dtype) return g;
-  const c = g.to(leaf.dtype);
+  if (g.dtype === target.dtype) return g;
+  const c = g.to(target.dtype);
   g.dispose();
   return c;
 }

@@ -22,7 +22,7 @@ import { Tensor } from '../tensor/tensor.ts';
 import type { DType } from '../tensor/dtype.ts';
 import type { Device } from '../tensor/device.ts';
 import { fromValues, ones } from '../tensor/ops/creation.ts';
-import { add, mul, neg, logicalNot } from '../tensor/ops/elementwise.ts';
+import { add, logicalNot, rope } from '../tensor/ops/elementwise.ts';
 import { indexSelect } from '../tensor/ops/linalg.ts';
 import { cat, contiguous, expand, narrow, reshape, to, transpose } from '../tensor/ops/views.ts';
 import { noGrad } from '../autograd/grad_mode.ts';
@@ -98,14 +98,6 @@ export class KVCache {
   }
 }
 
-/** HF rotate_half: cat(-x2, x1) over the last dim. */
-export function rotateHalf(x: Tensor): Tensor {
-  return tidy(() => {
-    const D = x.shape[x.ndim - 1], h = D / 2;
-    return cat([neg(narrow(x, -1, h, h)), narrow(x, -1, 0, h)], -1);
-  });
-}
-
 /**
  * cos and sin tables [B, 1, L, D] (HF layout: freqs repeated twice along D) for position ids
  * `pos` (B rows of L integers), base `base`, computed in f64 and stored as dtype.
@@ -128,11 +120,6 @@ export function ropeTables(pos: number[][], D: number, base: number, dtype: DTyp
     return d === dtype ? t : to(t, dtype);
   };
   return [mk(c), mk(s)];
-}
-
-/** x * cos + rotate_half(x) * sin for x [B, h, L, D] and tables [B|1, 1, L, D]. */
-export function applyRope(x: Tensor, cos: Tensor, sin: Tensor): Tensor {
-  return tidy(() => add(mul(x, cos), mul(rotateHalf(x), sin)));
 }
 
 function initLinear(l: Linear, std: number, generator?: Generator): Linear {
@@ -169,8 +156,8 @@ export class LlamaAttention extends Module {
     return tidy(() => {
       const [B, L, H] = x.shape;
       const split = (t: Tensor) => transpose(reshape(t, [B, L, this.heads, this.headDim]), 1, 2);
-      const q = applyRope(split(this.q_proj.forward(x)), cos, sin);
-      let k = applyRope(split(this.k_proj.forward(x)), cos, sin);
+      const q = rope(split(this.q_proj.forward(x)), cos, sin);
+      let k = rope(split(this.k_proj.forward(x)), cos, sin);
       let v = split(this.v_proj.forward(x));
       if (cache) [k, v] = cache.append(layer, k, v);
       const o = F.scaledDotProductAttention(q, k, v, { causal: mask.causal, bias: mask.bias, keyPaddingMask: mask.keyPaddingMask });
@@ -193,7 +180,7 @@ export class LlamaMLP extends Module {
   }
   /** down(SiLU(gate(x)) * up(x)). */
   forward(x: Tensor): Tensor {
-    return tidy(() => this.down_proj.forward(mul(F.silu(this.gate_proj.forward(x)), this.up_proj.forward(x))));
+    return tidy(() => this.down_proj.forward(F.swiglu(this.gate_proj.forward(x), this.up_proj.forward(x))));
   }
 }
 

@@ -6,25 +6,27 @@
 // the composed body as the general path and the tests' reference. Every body runs in tidy, so its
 // temporaries are freed at once (the backward graph keeps what it needs). bf16 inputs of the
 // norms and the loss are computed in f32 and cast back, as PyTorch's kernels accumulate.
+import { autocastOperands } from '../tensor/autocast.ts';
 import { hasFusedKernel } from '../tensor/device.ts';
 import { isFloat, promoteTypes } from '../tensor/dtype.ts';
 import { DTypeError, IndexError, ShapeError, ValueError } from '../tensor/errors.ts';
 import { tidy } from '../tensor/memory.ts';
 import { bernoulli, type Generator } from '../tensor/random.ts';
-import { broadcastShapes, shapeStr } from '../tensor/shape.ts';
+import { broadcastShapes, sameShape, shapeStr } from '../tensor/shape.ts';
 import { Tensor } from '../tensor/tensor.ts';
 import { arange } from '../tensor/ops/creation.ts';
 import { checkTensor } from '../tensor/ops/dispatch.ts';
-import { add, eq, ge, logicalAnd, logicalNot, mul, ne, neg, rsqrt, square, sub, where } from '../tensor/ops/elementwise.ts';
+import { add, eq, ge, logicalAnd, logicalNot, mul, ne, neg, rsqrt, silu, square, sub, where } from '../tensor/ops/elementwise.ts';
 import { embedding as lookup, gather, matmul } from '../tensor/ops/linalg.ts';
 import { logSoftmax, max, mean, softmax, sum, variance } from '../tensor/ops/reduce.ts';
 import { expand, reshape, to, transpose, unsqueeze } from '../tensor/ops/views.ts';
 import { attention } from '../tensor/ops/attention.ts';
 import { normRows } from '../tensor/ops/norm.ts';
 import { crossEntropyRows } from '../tensor/ops/cross_entropy.ts';
+import { swiglu as fusedSwiglu } from '../tensor/ops/swiglu.ts';
 import { noGrad } from '../autograd/grad_mode.ts';
 
-export { relu, gelu, silu, type GeluOptions } from '../tensor/ops/elementwise.ts';
+export { relu, gelu, silu, rope, type GeluOptions } from '../tensor/ops/elementwise.ts';
 export { conv2d, upsampleNearest2d, type Conv2dOptions } from '../tensor/ops/image.ts';
 
 export type Reduction = 'mean' | 'sum' | 'none';
@@ -33,6 +35,19 @@ function checkFloat(x: unknown, op: string, arg = 'input'): Tensor {
   const t = checkTensor(x, op, arg);
   if (!isFloat(t.dtype)) throw new DTypeError(`${op}: ${arg} must be a float tensor, got ${t.dtype}`);
   return t;
+}
+
+/**
+ * The SwiGLU gate of a LLaMA MLP, silu(gate) * up: one fused native pass each way
+ * (src/tensor/ops/swiglu.ts) where the device has the kernels and both operands share one shape
+ * and dtype, f32 or f64; silu then mul (broadcasting, bf16 included) elsewhere.
+ */
+export function swiglu(gate: Tensor, up: Tensor): Tensor {
+  checkFloat(gate, 'swiglu', 'gate');
+  checkFloat(up, 'swiglu', 'up');
+  const fused = hasFusedKernel(gate.device, 'swiglu') && hasFusedKernel(gate.device, 'swigluBackward') &&
+    up.device === gate.device && up.dtype === gate.dtype && (gate.dtype === 'f32' || gate.dtype === 'f64') && sameShape(gate.shape, up.shape);
+  return fused ? fusedSwiglu(gate, up) : tidy(() => mul(silu(gate), up));
 }
 
 function checkOptional(x: Tensor | null | undefined, op: string, arg: string): Tensor | null {
@@ -288,6 +303,8 @@ export function scaledDotProductAttention(q: Tensor, k: Tensor, v: Tensor, opts:
   checkFloat(k, 'scaledDotProductAttention', 'k');
   checkFloat(v, 'scaledDotProductAttention', 'v');
   const bias = checkOptional(opts.bias, 'scaledDotProductAttention', 'bias');
+  const [cq, ck, cv, cbias] = autocastOperands(q, k, v, bias);
+  if (cq !== q || ck !== k || cv !== v || cbias !== bias) return scaledDotProductAttention(cq, ck, cv, { ...opts, bias: cbias });
   if (q.ndim < 2 || k.ndim < 2 || v.ndim < 2) throw new ShapeError('scaledDotProductAttention: q, k and v need at least 2 dims');
   const [Lq, D] = q.shape.slice(-2), [Lk, Dk] = k.shape.slice(-2);
   if (Dk !== D) throw new ShapeError(`scaledDotProductAttention: q ${shapeStr(q.shape)} and k ${shapeStr(k.shape)} differ in the last dim`);

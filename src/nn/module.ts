@@ -250,7 +250,8 @@ export class Module {
     if (mismatched.length) problems.push(`shape mismatches: ${mismatched.join('; ')}`);
     if (problems.length) throw new CheckpointError(`loadStateDict: ${problems.join('; ')}`);
     noGrad(() => tidy(() => {
-      for (const [k, t] of given) if (k in own) copyInto(own[k], t);
+      // Like PyTorch's copy_, a checkpoint loaded on the CPU fills a model on any device.
+      for (const [k, t] of given) if (k in own) copyInto(own[k], t.device === own[k].device ? t : to(t, own[k].device));
     }));
     return { missingKeys, unexpectedKeys };
   }

@@ -74,6 +74,7 @@ export interface Native {
   unary(op: number, oh: H, od: D, ih: H, id: D, a: number, b: number): void;
   binary(op: number, oh: H, od: D, ah: H, ad: D, bh: H, bd: D): void;
   where(oh: H, od: D, ch: H, cd: D, ah: H, ad: D, bh: H, bd: D): void;
+  rope(oh: H, od: D, xh: H, xd: D, ch: H, cd: D, sh: H, sd: D, inverse: boolean): void;
   reduce(op: number, oh: H, od: D, ih: H, id: D, nkeep: number, correction: number): void;
   softmax(oh: H, od: D, ih: H, id: D, dim: number, log: boolean): void;
   cumsum(oh: H, od: D, ih: H, id: D, dim: number): void;
@@ -116,6 +117,8 @@ export interface Native {
     smoothing: number): void;
   adamw(ph: H, pd: D, gh: H, gd: D, mh: H, md: D, vh: H, vd: D, lr: number, beta1: number, beta2: number, eps: number,
     weightDecay: number, bias2: number, stepSize: number): void;
+  swiglu(oh: H, od: D, ah: H, ad: D, bh: H, bd: D): void;
+  swigluBackward(dah: H, dad: D, dbh: H, dbd: D, gh: H, gd: D, ah: H, ad: D, bh: H, bd: D): void;
   peakGflops(iters: number): number;
   triadGbps(n: number, reps: number): number;
 }

@@ -8,6 +8,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
+import { cudaAvailable } from '../../src/index.ts';
 import { readImage, writeImage } from '../../src/emu/io/image.ts';
 import { RunDir } from '../../src/emu/train/run_dir.ts';
 import { ChatSyntaxError, parseChatLine } from '../../src/emu/cli/chat.ts';
@@ -113,10 +114,11 @@ test('train and eval: a stage of the micro recipe, a config file, the report; ba
   assert.ok(again.err.some((l) => /clip: skipped/.test(l)), again.err.join(' '));
   const bad: [string[], RegExp, number][] = [
     [['train', '--stage', 'dream', '--out', out], /--stage must be one of clip, lm, pretrain/, 2],
-    [['train', '--recipe', 'micro', '--device', 'sim', '--out', out], /not available for training yet/, 1],
+    [['train', '--recipe', 'micro', '--device', 'tpu', '--out', out], /--device must be one of cpu, sim, cuda/, 2],
     [['train', '--recipe', 'micro', '--config', join(work, 'none.json'), '--out', out], /--config/, 2],
     [['eval', '--run', join(work, 'nowhere')], /not a training run/, 1],
   ];
+  if (!cudaAvailable()) bad.push([['train', '--recipe', 'micro', '--device', 'cuda', '--out', join(work, 'gpu')], /device cuda is not available/, 1]);
   writeFileSync(join(work, 'bad.json'), JSON.stringify({ stages: { clip: { epochs: 3 } } }));
   bad.push([['train', '--recipe', 'micro', '--config', join(work, 'bad.json'), '--out', join(work, 'other')], /stages.clip: unknown option epochs/, 1]);
   for (const [argv, re, code] of bad) {

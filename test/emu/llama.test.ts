@@ -6,7 +6,8 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { F, Generator, memoryStats, noGrad, randn, tensor, Tensor, tidy, cat, narrow, reshape, ones } from '../../src/index.ts';
 import { preset, vocabSize, type LlmConfig } from '../../src/emu/config.ts';
-import { applyRope, LlamaForReg, ropeTables } from '../../src/emu/llama.ts';
+import { LlamaForReg, ropeTables } from '../../src/emu/llama.ts';
+import { rope as applyRope } from '../../src/tensor/ops/elementwise.ts';
 import { generateText, regressVisual, regressVisualFullRecompute, warpLogits } from '../../src/emu/generate.ts';
 
 const micro = (): LlmConfig => preset('micro').llm;

@@ -59,6 +59,26 @@ test('resume skips finished stages and refuses a folder of another recipe or see
   assert.throws(() => train({ recipe: 'micro', out: tempRun(), overrides: { steps: 0 } }), /steps must be a positive integer/);
 });
 
+test('--device sim trains like cpu: the same losses through the emulated CUDA kernels, and a killed sim run resumes from its checkpoint', () => {
+  // clip then pretrain (the Emu through every module), two steps each, checkpointing every step
+  // so that the sim run, killed after pretrain's first step, resumes from a checkpoint: weights
+  // and optimizer state saved from sim and loaded back onto sim.
+  const opts = { recipe: 'micro', stages: ['clip', 'pretrain'] as const, overrides: { steps: 2 }, recipeOverrides: { checkpointEvery: 1 } };
+  const cpu = tempRun(), sim = tempRun();
+  train({ ...opts, stages: [...opts.stages], out: cpu });
+  train({ ...opts, stages: [...opts.stages], out: sim, device: 'sim', stopAfter: 3 });
+  assert.equal(losses(sim, 'pretrain').length, 1);
+  train({ ...opts, stages: [...opts.stages], out: sim, device: 'sim', resume: true });
+  for (const s of opts.stages) {
+    const a = losses(cpu, s), b = losses(sim, s);
+    assert.equal(b.length, a.length, s);
+    // Same data, same initial weights (one Philox stream on both devices); the kernels differ
+    // in summation order only, so the losses agree to float rounding.
+    a.forEach((x, i) => assert.ok(Math.abs(x - b[i]) <= 1e-5 * Math.abs(x), `${s} step ${i}: cpu ${x}, sim ${b[i]}`));
+  }
+  assert.throws(() => train({ ...opts, stages: ['clip'], out: tempRun(), device: 'meta' }), /meta device holds no values/);
+});
+
 test('answer-only targets: only marked parts (and their EOS) are CE targets', () => {
   const cfg = preset('micro');
   const tok = trainBPE(['a red circle', 'what colour? red'], { vocabSize: cfg.llm.baseVocab });

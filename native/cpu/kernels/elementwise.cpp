@@ -183,6 +183,10 @@ inline V arith(BinaryOp op, V x, V y) {
     }
     case BinaryOp::FloorDivide: return std::floor(x / y);
     case BinaryOp::Atan2: return std::atan2(x, y);
+    case BinaryOp::SiluGradMul: {  // d/dx x s(x) = s(x) (1 + x (1 - s(x)))
+      const V s = V(1) / (V(1) + std::exp(-x));
+      return y * s * (V(1) + x * (V(1) - s));
+    }
     default: return x;
   }
 }
@@ -266,7 +270,7 @@ void binary(BinaryOp op, const View& out, const View& a, const View& b) {
     return;
       EMU_ARITH_CASE(Add) EMU_ARITH_CASE(Sub) EMU_ARITH_CASE(Mul) EMU_ARITH_CASE(Div) EMU_ARITH_CASE(Pow)
       EMU_ARITH_CASE(Maximum) EMU_ARITH_CASE(Minimum) EMU_ARITH_CASE(Remainder) EMU_ARITH_CASE(FloorDivide)
-      EMU_ARITH_CASE(Atan2)
+      EMU_ARITH_CASE(Atan2) EMU_ARITH_CASE(SiluGradMul)
 #undef EMU_ARITH_CASE
       default: fail(ErrorKind::Value, "binary: unknown op code " + std::to_string(int(op)));
     }
@@ -277,6 +281,31 @@ void where(const View& out, const View& cond, const View& a, const View& b) {
   dispatch(out.dtype, [&](auto t) {
     using T = decltype(t);
     map3<T, bool, T, T>(out, cond, a, b, [](bool c, T x, T y) { return c ? x : y; });
+  });
+}
+
+// Walks the eight half-views (both halves of out, x, cos, sin) together over [..., D/2], so
+// RowLoop's stride handling and threading serve as for any element-wise op.
+void rope(const View& out, const View& x, const View& cos, const View& sin, bool inverse) {
+  const View h[8] = {out.last_half(0), out.last_half(1), x.last_half(0), x.last_half(1),
+                     cos.last_half(0), cos.last_half(1), sin.last_half(0), sin.last_half(1)};
+  const View* v[8] = {&h[0], &h[1], &h[2], &h[3], &h[4], &h[5], &h[6], &h[7]};
+  dispatch_float(out.dtype, "rope", [&](auto t) {
+    using T = decltype(t);
+    using V = C<T>;
+    const V sign = inverse ? V(-1) : V(1);
+    RowLoop<8>(v).run([&](int64_t n, char* const* p, const int64_t* s) {
+      T* o1 = reinterpret_cast<T*>(p[0]);
+      T* o2 = reinterpret_cast<T*>(p[1]);
+      const T *x1 = reinterpret_cast<const T*>(p[2]), *x2 = reinterpret_cast<const T*>(p[3]);
+      const T *c1 = reinterpret_cast<const T*>(p[4]), *c2 = reinterpret_cast<const T*>(p[5]);
+      const T *s1 = reinterpret_cast<const T*>(p[6]), *s2 = reinterpret_cast<const T*>(p[7]);
+      for (int64_t i = 0; i < n; i++) {
+        const V a = load(x1[i * s[2]]), b = load(x2[i * s[3]]);
+        o1[i * s[0]] = store<T>(a * load(c1[i * s[4]]) - b * sign * load(s1[i * s[6]]));
+        o2[i * s[1]] = store<T>(b * load(c2[i * s[5]]) + a * sign * load(s2[i * s[7]]));
+      }
+    });
   });
 }
 

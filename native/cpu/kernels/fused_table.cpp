@@ -18,10 +18,13 @@ void cross_entropy(const View& loss, const View& lse, const View& logits, const 
 void cross_entropy_backward(const View& dlogits, const View& dloss, const View& logits, const View& lse,
                             const View& targets, int64_t ignore, double smoothing);
 void adamw(const View& p, const View& g, const View& m, const View& v, const AdamWHyper& h);
+void swiglu(const View& out, const View& a, const View& b);
+void swiglu_backward(const View& da, const View& db, const View& dout, const View& a, const View& b);
 
 const FusedKernels& fused_table() {
   static const FusedKernels table = {
       attention, attention_backward, norm_forward, norm_backward, cross_entropy, cross_entropy_backward, adamw,
+      swiglu, swiglu_backward,
   };
   return table;
 }

@@ -8,6 +8,7 @@ void fill(const View& out, double value);
 void unary(UnaryOp op, const View& out, const View& in, double a, double b);
 void binary(BinaryOp op, const View& out, const View& a, const View& b);
 void where(const View& out, const View& cond, const View& a, const View& b);
+void rope(const View& out, const View& x, const View& cos, const View& sin, bool inverse);
 void reduce(ReduceOp op, const View& out, const View& in, int nkeep, double correction);
 void softmax(const View& out, const View& in, int dim, bool log);
 void cumsum(const View& out, const View& in, int dim);
@@ -43,7 +44,7 @@ void matmul_version(int version, const View& out, const View& a, const View& b);
 
 const KernelTable& kernel_table() {
   static const KernelTable table = {
-      EMU_STR(EMU_ISA), copy, fill, unary, binary, where, reduce, softmax, cumsum, matmul, gather, scatter_add,
+      EMU_STR(EMU_ISA), copy, fill, unary, binary, where, rope, reduce, softmax, cumsum, matmul, gather, scatter_add,
       index_select, triangle, rand_uniform, rand_normal, rand_int, randperm, conv2d, max_pool2d, avg_pool2d,
       upsample_nearest2d, conv2d_backward_input, conv2d_backward_weight, avg_pool2d_backward,
       upsample_nearest2d_backward, peak_gflops, triad_gbps, matmul_version,

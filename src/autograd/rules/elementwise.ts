@@ -47,6 +47,10 @@ rule('atan2', (g, x, y) => {
   const den = E.add(sq(xv), sq(yv));
   return [gradFor(x, E.div(E.mul(g, yv), den)), gradFor(y, E.neg(E.div(E.mul(g, xv), den)))];
 });
+defineBackward('rope', (g, ctx) => tidy(() => {
+  const [, cos, sin] = ctx.inputs as [Tensor, Tensor, Tensor];
+  return [E.ropeInverse(g, cos, sin), null, null];
+}));
 defineBackward('where', (g, ctx) => tidy(() => {
   const [cond, a, b] = ctx.inputs as [Tensor, unknown, unknown];
   return [null, gradFor(a, E.where(cond, g, 0)), gradFor(b, E.where(cond, 0, g))];
@@ -64,10 +68,7 @@ rule('cos', (g, x) => [E.neg(E.mul(g, E.sin(x)))]);
 rule('tanh', (g, _x, _y, out) => [E.mul(g, E.sub(1, E.square(out)))]);
 rule('sigmoid', (g, _x, _y, out) => [E.mul(g, E.mul(out, E.sub(1, out)))]);
 rule('relu', (g, x) => [E.mul(g, to(E.gt(x, 0), g.dtype))]);
-rule('silu', (g, x) => {
-  const s = E.sigmoid(x);
-  return [E.mul(g, E.mul(s, E.add(1, E.mul(x, E.sub(1, s)))))];
-});
+rule('silu', (g, x) => [E.siluGradMul(x, g)]);
 rule('softplus', (g, x) => [E.where(E.gt(x, 20), g, E.mul(g, E.sigmoid(x)))]);
 rule('geluErf', (g, x) => {
   // d/dx x Phi(x) = Phi(x) + x phi(x)

@@ -1,9 +1,11 @@
 // norm.ts: backward rules of the fused row ops: normRows (LayerNorm / RMSNorm,
-// src/tensor/ops/norm.ts) and crossEntropyRows (src/tensor/ops/cross_entropy.ts). Each is one
-// native pass that recomputes what it needs from the saved row statistics.
+// src/tensor/ops/norm.ts) and crossEntropyRows (src/tensor/ops/cross_entropy.ts), each one native
+// pass that recomputes what it needs from the saved row statistics; and of the fused SwiGLU gate
+// (src/tensor/ops/swiglu.ts), one native pass from its inputs.
 import { Tensor } from '../../tensor/tensor.ts';
 import { normRowsBackward } from '../../tensor/ops/norm.ts';
 import { crossEntropyRowsBackward, type CrossEntropyRowsOptions } from '../../tensor/ops/cross_entropy.ts';
+import { swigluBackward } from '../../tensor/ops/swiglu.ts';
 import { defineBackward } from '../engine.ts';
 
 defineBackward('normRows', (g, ctx) => {
@@ -16,3 +18,5 @@ defineBackward('crossEntropyRows', (g, ctx) => {
   const a = ctx.attrs as unknown as CrossEntropyRowsOptions & { targets: Tensor; lse: Tensor };
   return [crossEntropyRowsBackward(g, ctx.inputs[0] as Tensor, a.targets, a.lse, a)];
 });
+
+defineBackward('swiglu', (g, ctx) => swigluBackward(g, ctx.inputs[0] as Tensor, ctx.inputs[1] as Tensor));

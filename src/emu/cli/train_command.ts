@@ -2,7 +2,6 @@
 // bar per stage on a terminal (plain log lines otherwise), the metrics in each stage's
 // metrics.jsonl and its loss curves in loss.png.
 import { readFileSync } from 'node:fs';
-import { DeviceError } from '../../tensor/errors.ts';
 import { Progress } from '../io/progress.ts';
 import { STAGES, type StageName } from '../train/run_dir.ts';
 import { RECIPES, type RecipeOverrides } from '../train/recipe.ts';
@@ -13,7 +12,7 @@ import { UsageError, choiceFlag, numberFlag, stringFlag, type Command } from './
 export const TRAIN_COMMAND: Command = {
   name: 'train',
   summary: 'train Emu on the built-in data: every stage of a recipe, or the stages named',
-  usage: ['train [--recipe tiny|quick|micro] [--stage NAME]... [--out DIR] [--resume] [--seed N] [--steps N] [--batch N] [--lr X] [--config FILE]'],
+  usage: ['train [--recipe tiny|quick|micro] [--stage NAME]... [--out DIR] [--resume] [--seed N] [--steps N] [--batch N] [--lr X] [--config FILE] [--device cpu|sim|cuda]'],
   details: [
     `Stages, in order: ${STAGES.join(', ')}. Each starts from the checkpoints of the earlier ones in --out.`,
     'A killed run continues with --resume, reproducing the uninterrupted run bit for bit on the same device.',
@@ -29,12 +28,11 @@ export const TRAIN_COMMAND: Command = {
     batch: { type: 'string', value: 'N', help: 'batch size of every selected stage' },
     lr: { type: 'string', value: 'X', help: 'peak learning rate of every selected stage' },
     config: { type: 'string', value: 'FILE', help: 'JSON overrides of the recipe' },
-    device: { type: 'string', default: 'cpu', value: 'cpu', help: 'where to train (cpu; sim and cuda await the CUDA backend)' },
+    device: { type: 'string', default: 'cpu', value: 'cpu|sim|cuda', help: 'where to train (default cpu; sim is the CUDA emulator: correct but slow)' },
   },
   run(args, io) {
     const recipe = choiceFlag(args, 'recipe', Object.keys(RECIPES)) ?? 'tiny';
-    const device = stringFlag(args, 'device') ?? 'cpu';
-    if (device !== 'cpu') throw new DeviceError(`train: --device ${device} is not available for training yet: the ops run on cpu only until the CUDA backend and its emulator land`);
+    const device = choiceFlag(args, 'device', ['cpu', 'sim', 'cuda'] as const) ?? 'cpu';
     const stageFlags = args.values.stage as string[] | undefined;
     for (const s of stageFlags ?? []) if (!STAGES.includes(s as StageName)) throw new UsageError(`--stage must be one of ${STAGES.join(', ')}, got '${s}'`);
     const overrides: Partial<StageOptions> = {};
@@ -57,7 +55,7 @@ export const TRAIN_COMMAND: Command = {
     let bar: Progress | null = null;
     const t0 = performance.now();
     train({
-      recipe, out, resume: args.values.resume === true, seed: numberFlag(args, 'seed', { integer: true, min: 0 }),
+      recipe, out, device, resume: args.values.resume === true, seed: numberFlag(args, 'seed', { integer: true, min: 0 }),
       stages: stageFlags as StageName[] | undefined, overrides, recipeOverrides,
       onStage: (stage, event, detail) => {
         if (event === 'end') { bar?.done(); bar = null; }

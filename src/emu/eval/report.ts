@@ -6,7 +6,9 @@ import { existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { writeFileAtomic } from '../../nn/atomic_write.ts';
 import { imageGrid, writeImage } from '../io/image.ts';
-import { STAGES, loadTrained } from '../train/run_dir.ts';
+import type { Device } from '../../tensor/device.ts';
+import { loadForInference } from '../infer/tasks.ts';
+import { STAGES } from '../train/run_dir.ts';
 import { EVAL_SIZES, classifierPathFor, evaluate, type EvalOptions, type EvalResults, type TextSample } from './suite.ts';
 import { fewShotTable, TEXT_TO_IMAGE_COLUMNS, ZERO_SHOT_COLUMNS, zeroShotTable, type TableColumn } from './tables.ts';
 
@@ -77,9 +79,9 @@ export function writeReport(root: string, results: EvalResults, info: ReportInfo
  * Loads a run, evaluates it at one of the EVAL_SIZES and writes its report: what `emu eval` and
  * the demo do. Returns the results and the report's path.
  */
-export function evaluateRun(root: string, size: keyof typeof EVAL_SIZES, opts: { about?: string[]; onProgress?: EvalOptions['onProgress'] } = {}):
-  { results: EvalResults; path: string } {
-  const trained = loadTrained(root);
+export function evaluateRun(root: string, size: keyof typeof EVAL_SIZES,
+  opts: { about?: string[]; onProgress?: EvalOptions['onProgress']; device?: Device } = {}): { results: EvalResults; path: string } {
+  const trained = loadForInference(root, opts.device ?? 'cpu');
   const meta = trained.meta;
   const recipe = (meta.recipe as { name?: string } | null)?.name ?? '?';
   const results = evaluate(trained, { ...EVAL_SIZES[size], classifierPath: classifierPathFor(root), onProgress: opts.onProgress });

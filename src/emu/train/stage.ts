@@ -1,6 +1,7 @@
 // stage.ts: what the six training stages share: their options, their context (the run folder,
 // tokenizer, config, seed) and the optimizer recipe (AdamW with per-group learning rates, linear
 // warm-up then cosine decay, spec section 3.1).
+import type { Device } from '../../tensor/device.ts';
 import { ValueError } from '../../tensor/errors.ts';
 import { Generator } from '../../tensor/random.ts';
 import type { Parameter } from '../../nn/module.ts';
@@ -27,6 +28,8 @@ export interface StageContext {
   options: StageOptions;
   /** The stage's seed (the run's seed mixed with the stage's index). */
   seed: number;
+  /** Where the stage trains: its models move there before the optimizer is built, its batches are made there. */
+  device: Device;
 }
 
 export function checkStageOptions(name: StageName, o: StageOptions): void {

@@ -8,7 +8,8 @@
 // skipped and a stage that was interrupted continues from its last checkpoint.
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { ValueError } from '../../tensor/errors.ts';
+import { checkDevice, type Device } from '../../tensor/device.ts';
+import { DeviceError, ValueError } from '../../tensor/errors.ts';
 import { defaultGenerator } from '../../tensor/random.ts';
 import type { Json } from '../../nn/checkpoint.ts';
 import { preset } from '../config.ts';
@@ -50,12 +51,16 @@ export interface TrainRunOptions {
   onStage?: (stage: StageName, event: 'start' | 'skip' | 'end', detail: string) => void;
   /** Stop the whole run after this many steps of this invocation, as if killed (tests). */
   stopAfter?: number;
+  /** Where to train (default cpu); checkpoints are the same files on every device. */
+  device?: Device;
 }
 
 /** Samples drawn from the training mixtures to train the tokenizer on. */
 const TOKENIZER_SAMPLES = 3000;
 
 export function train(opts: TrainRunOptions): RunDir {
+  const device = checkDevice(opts.device ?? 'cpu', 'train');
+  if (device === 'meta') throw new DeviceError('train: the meta device holds no values; train on cpu, sim or cuda');
   const r = applyOverrides(getRecipe(opts.recipe), opts.recipeOverrides ?? {});
   const run = new RunDir(opts.out);
   const meta = prepareMeta(run, r, opts);
@@ -70,7 +75,7 @@ export function train(opts: TrainRunOptions): RunDir {
       opts.onStage?.(name, 'skip', 'already trained');
       continue;
     }
-    const ctx: StageContext = { run, meta, tok, options, seed: ((meta.seed * 31 + STAGES.indexOf(name) + 1) >>> 0) % 2 ** 31 };
+    const ctx: StageContext = { run, meta, tok, options, seed: ((meta.seed * 31 + STAGES.indexOf(name) + 1) >>> 0) % 2 ** 31, device };
     // Model initialisation and any op given no generator draw from the default generator:
     // seeding it per stage makes a stage's run independent of what ran before in the process,
     // and saving it with the checkpoint makes resume exact.

@@ -21,7 +21,7 @@ import { CheckpointError, ShapeError, ValueError } from '../../tensor/errors.ts'
 import { keep, tidy } from '../../tensor/memory.ts';
 import { Tensor } from '../../tensor/tensor.ts';
 import { zeros } from '../../tensor/ops/creation.ts';
-import { copyAs, copyInto } from '../../tensor/ops/views.ts';
+import { copyAs, copyInto, to } from '../../tensor/ops/views.ts';
 import { noGrad } from '../../autograd/grad_mode.ts';
 
 /** A hyper-parameter value: a number, a flag, or a tuple such as AdamW's betas. */
@@ -202,7 +202,7 @@ export abstract class Optimizer<H extends Hyper> {
             throw new ShapeError(`${op}: buffer ${n} of parameter ${i} has shape [${b.shape}], the parameter [${p.shape}]`);
           }
           if (b.dtype !== workDType(p)) throw new ValueError(`${op}: buffer ${n} of parameter ${i} is ${b.dtype}, expected ${workDType(p)}`);
-          buffers[n] = keep(copyAs(b, b.dtype));
+          buffers[n] = keep(b.device === p.device ? copyAs(b, b.dtype) : to(b, p.device));
         }
       }
     } catch (e) {

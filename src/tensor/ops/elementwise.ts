@@ -5,8 +5,8 @@
 // 0-d tensor, broadcast with stride 0, so the kernel sees it as a normal operand. The op codes
 // mirror UnaryOp/BinaryOp in native/cpu/kernels.h.
 import { floatOpDType, isFloat, promoteTypes, promoteWithScalar, type DType } from '../dtype.ts';
-import { DTypeError, ValueError } from '../errors.ts';
-import { broadcastShapes, broadcastStrides, sameShape, type Shape } from '../shape.ts';
+import { DTypeError, ShapeError, ValueError } from '../errors.ts';
+import { broadcastShapes, broadcastStrides, sameShape, shapeStr, type Shape } from '../shape.ts';
 import { Tensor, type TensorLike } from '../tensor.ts';
 import { checkTensor, checkTensorLike, launch, sameDevice, scalarTensor } from './dispatch.ts';
 import { record } from '../tape.ts';
@@ -20,7 +20,7 @@ export const UNARY = {
 
 export const BINARY = {
   add: 0, sub: 1, mul: 2, div: 3, pow: 4, maximum: 5, minimum: 6, eq: 7, ne: 8, lt: 9, le: 10, gt: 11, ge: 12,
-  logicalAnd: 13, logicalOr: 14, logicalXor: 15, remainder: 16, floorDivide: 17, atan2: 18,
+  logicalAnd: 13, logicalOr: 14, logicalXor: 15, remainder: 16, floorDivide: 17, atan2: 18, siluGradMul: 19,
 } as const;
 type BinaryName = keyof typeof BINARY;
 
@@ -53,7 +53,7 @@ function binary(name: BinaryName, a: TensorLike, b: TensorLike): Tensor {
   let dtype = operandDType(a, b);
   const pred = PREDICATES.has(name);
   if (!pred) {
-    if (name === 'div' || name === 'atan2') dtype = isFloat(dtype) ? dtype : 'f32';
+    if (name === 'div' || name === 'atan2' || name === 'siluGradMul') dtype = isFloat(dtype) ? dtype : 'f32';
     else if (dtype === 'bool') {
       if (name === 'add' || name === 'mul' || name === 'maximum' || name === 'minimum') dtype = 'i32';
       else throw new DTypeError(`${name}: not defined for two bool operands`);
@@ -88,6 +88,8 @@ export const minimum = (a: TensorLike, b: TensorLike): Tensor => binary('minimum
 export const remainder = (a: TensorLike, b: TensorLike): Tensor => binary('remainder', a, b);
 export const floorDivide = (a: TensorLike, b: TensorLike): Tensor => binary('floorDivide', a, b);
 export const atan2 = (a: TensorLike, b: TensorLike): Tensor => binary('atan2', a, b);
+/** Internal (autograd): g * silu'(x) in one pass, silu's backward. */
+export const siluGradMul = (x: TensorLike, g: TensorLike): Tensor => binary('siluGradMul', x, g);
 export const eq = (a: TensorLike, b: TensorLike): Tensor => binary('eq', a, b);
 export const ne = (a: TensorLike, b: TensorLike): Tensor => binary('ne', a, b);
 export const lt = (a: TensorLike, b: TensorLike): Tensor => binary('lt', a, b);
@@ -191,5 +193,45 @@ export function where(cond: Tensor, a: TensorLike, b: TensorLike): Tensor {
   } finally {
     if (ta !== a) ta.dispose();
     if (tb !== b) tb.dispose();
+  }
+}
+
+/**
+ * Rotary position embedding in its rotate-half form (LLaMA's), in one pass:
+ * x * cos + rotateHalf(x) * sin, where rotateHalf([x1, x2]) = [-x2, x1] splits the last dim
+ * (even) in halves. cos and sin broadcast to x's shape (tables [B|1, 1, L, D] against
+ * [B, heads, L, D]) and are constants: they get no gradient.
+ */
+export function rope(x: Tensor, cos: Tensor, sin: Tensor): Tensor {
+  return rotate(x, cos, sin, false);
+}
+
+/** Internal (autograd): the inverse rotation (sin negated), which is rope's backward. */
+export function ropeInverse(g: Tensor, cos: Tensor, sin: Tensor): Tensor {
+  return rotate(g, cos, sin, true);
+}
+
+function rotate(x: Tensor, cos: Tensor, sin: Tensor, inverse: boolean): Tensor {
+  checkTensor(x, 'rope', 'input');
+  checkTensor(cos, 'rope', 'cos');
+  checkTensor(sin, 'rope', 'sin');
+  const device = sameDevice('rope', x, cos, sin);
+  if (!isFloat(x.dtype)) throw new DTypeError(`rope: expected a float input, got ${x.dtype}`);
+  if (cos.requiresGrad || sin.requiresGrad) throw new ValueError('rope: cos and sin are constant tables and cannot require grad');
+  if (x.ndim === 0 || x.shape[x.ndim - 1] % 2 !== 0) throw new ShapeError(`rope: the last dim of x ${shapeStr(x.shape)} must be even`);
+  const shape = broadcastShapes(broadcastShapes(x.shape, cos.shape, 'rope'), sin.shape, 'rope');
+  if (!sameShape(shape, x.shape)) {
+    throw new ShapeError(`rope: cos ${shapeStr(cos.shape)} and sin ${shapeStr(sin.shape)} must broadcast to x's shape ${shapeStr(x.shape)}`);
+  }
+  const tc = asDType(cos, x.dtype), ts = asDType(sin, x.dtype);
+  try {
+    const out = Tensor.empty(shape, x.dtype, device);
+    if (out.numel > 0) {
+      launch(out, (k) => k.rope(out.handle, out.desc, x.handle, x.desc, tc.handle, broadcastDesc(tc, shape), ts.handle, broadcastDesc(ts, shape), inverse));
+    }
+    return inverse ? out : record('rope', [x, cos, sin], out);
+  } finally {
+    if (tc !== cos) tc.dispose();
+    if (ts !== sin) ts.dispose();
   }
 }

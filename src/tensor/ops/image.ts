@@ -1,5 +1,6 @@
 // image.ts: NCHW image ops used by the vision encoder and the diffusion decoder: conv2d,
 // maxPool2d, avgPool2d, upsampleNearest2d, and pad (constant, F.pad's argument order).
+import { autocastOperands } from '../autocast.ts';
 import { isFloat } from '../dtype.ts';
 import { DTypeError, ShapeError, ValueError } from '../errors.ts';
 import { checkInt, checkSize, shapeStr } from '../shape.ts';
@@ -54,6 +55,10 @@ export interface Conv2dOptions {
 
 /** 2-d convolution (cross-correlation, as torch): input [N,C,H,W], weight [O,C/groups,KH,KW], bias [O]. */
 export function conv2d(x: Tensor, weight: Tensor, bias?: Tensor | null, opts: Conv2dOptions = {}): Tensor {
+  if (x instanceof Tensor && weight instanceof Tensor) {
+    const [cx, cw, cb] = autocastOperands(x, weight, bias);
+    if (cx !== x || cw !== weight || cb !== bias) return conv2d(cx, cw, cb, opts);
+  }
   return unbatched(x, (x4) => {
     check4d(x4, 'conv2d');
     checkTensor(weight, 'conv2d', 'weight');

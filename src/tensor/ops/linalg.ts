@@ -3,6 +3,7 @@
 //
 // Index tensors are i32. The kernels range-check every index and raise IndexError, so a bad
 // token id can never read outside a weight matrix.
+import { autocastOperands } from '../autocast.ts';
 import { isFloat } from '../dtype.ts';
 import { DTypeError, IndexError, ShapeError, ValueError } from '../errors.ts';
 import { broadcastShapes, broadcastStrides, checkInt, checkSize, normDim, numelOf, shapeStr, viewStrides } from '../shape.ts';
@@ -39,6 +40,8 @@ function batched3d(x: Tensor, batch: number[], rows: number, cols: number): Tens
 export function matmul(a: Tensor, b: Tensor): Tensor {
   checkTensor(a, 'matmul', 'input');
   checkTensor(b, 'matmul', 'other');
+  const [ca, cb] = autocastOperands(a, b);
+  if (ca !== a || cb !== b) return matmul(ca, cb);
   const device = sameDevice('matmul', a, b);
   if (a.ndim === 0 || b.ndim === 0) throw new ShapeError('matmul: both arguments need at least 1 dim (use mul for scalars)');
   if (a.dtype !== b.dtype) throw new DTypeError(`matmul: dtypes differ (${a.dtype} and ${b.dtype})`);

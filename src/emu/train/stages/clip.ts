@@ -25,7 +25,7 @@ export function clipModelFor(ctx: StageContext): ClipModel {
 }
 
 export function clipStage(ctx: StageContext, data: BatchSource<Pair[]>): StageSpec<Pair[]> {
-  const clip = clipModelFor(ctx);
+  const clip = clipModelFor(ctx).to(ctx.device);
   clip.train();
   const { optimizer: opt, scheduler } = optimizer([{ params: clip.parameters(), lrScale: 1 }], ctx.options,
     { betas: [0.9, 0.98], eps: 1e-6, weightDecay: 0.1 });
@@ -36,8 +36,8 @@ export function clipStage(ctx: StageContext, data: BatchSource<Pair[]>): StageSp
       const rows = pairs.map((p) => [...ctx.tok.encode(p.caption), ctx.tok.eos]);
       const L = Math.max(...rows.map((r) => r.length));
       if (L > CLIP_CONTEXT) throw new ShapeError(`train clip: a caption has ${L} tokens, more than the text tower's ${CLIP_CONTEXT}`);
-      const ids = fromValues(rows.flatMap((r) => [...r, ...new Array<number>(L - r.length).fill(ctx.tok.pad)]), [rows.length, L], 'i32', 'cpu');
-      const pixels = stack(pairs.map((p) => imageTensor(p.image, size)));
+      const ids = fromValues(rows.flatMap((r) => [...r, ...new Array<number>(L - r.length).fill(ctx.tok.pad)]), [rows.length, L], 'i32', ctx.device);
+      const pixels = stack(pairs.map((p) => imageTensor(p.image, size, ctx.device)));
       return { loss: clip.forward(pixels, ids, rows.map((r) => r.length - 1)) };
     },
     count: (pairs) => ({ items: pairs.length, unit: 'img' }),

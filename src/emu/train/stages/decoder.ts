@@ -37,7 +37,7 @@ export function conditions(emu: Emu, ctx: StageContext, captions: string[]): Ten
     const ids = captions.map((c) => ctx.tok.encode(c));
     ids.forEach((r, i) => byLength.set(r.length, [...(byLength.get(r.length) ?? []), i]));
     const rows: Tensor[] = new Array(captions.length);
-    const img = emu.lm.embed(fromValues([emu.ids.img], [1], 'i32', 'cpu'));
+    const img = emu.lm.embed(fromValues([emu.ids.img], [1], 'i32', ctx.device));
     for (const group of byLength.values()) {
       for (let s = 0; s < group.length; s += REGRESS_CHUNK) {
         const part = group.slice(s, s + REGRESS_CHUNK);
@@ -53,14 +53,14 @@ export function conditions(emu: Emu, ctx: StageContext, captions: string[]): Ten
 export function decoderStage(ctx: StageContext, pool: Pair[]): StageSpec<number[]> {
   const emu = new Emu(ctx.meta.config);
   ctx.run.load('pretrain', 'emu', emu);
-  emu.eval();
+  emu.to(ctx.device).eval();
   const vae = new AutoencoderKL(ctx.meta.config.vae);
   ctx.run.load('vae', 'vae', vae);
-  vae.eval();
+  vae.to(ctx.device).eval();
   const { cond, uncond, latents } = noGrad(() => tidy(() => {
     const c = conditions(emu, ctx, pool.map((p) => p.caption));
     const u = emuVisualEmbeddings(emu, ctx.tok, [{ text: '' }]);
-    const d = vae.encode(vaeInput(pool.map((p) => p.image)));
+    const d = vae.encode(vaeInput(pool.map((p) => p.image), ctx.device));
     const mode = clone(d.mode());
     d.dispose();
     return { cond: c, uncond: u, latents: mode };
@@ -71,7 +71,7 @@ export function decoderStage(ctx: StageContext, pool: Pair[]): StageSpec<number[
   const scaled = tidy(() => latents.mul(scale));
   latents.dispose();
 
-  const unet = new UNet2DConditionModel(ctx.meta.config.unet);
+  const unet = new UNet2DConditionModel(ctx.meta.config.unet).to(ctx.device);
   unet.train();
   const noise = stageGenerator(ctx, 3);
   const key = ctx.seed;
@@ -85,7 +85,7 @@ export function decoderStage(ctx: StageContext, pool: Pair[]): StageSpec<number[
   return {
     name: 'decoder', steps: ctx.options.steps, modules: { unet }, optimizer: opt, scheduler, data, generators: { noise },
     step(idx) {
-      const at = fromValues(idx, [idx.length], 'i32', 'cpu');
+      const at = fromValues(idx, [idx.length], 'i32', ctx.device);
       const loss = ddpmLoss(unet, indexSelect(scaled, 0, at), indexSelect(cond, 0, at), { generator: noise, conditionDropout: 0.1, nullCondition: uncond });
       return { loss };
     },

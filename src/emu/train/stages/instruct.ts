@@ -17,7 +17,7 @@ export function instructStage(ctx: StageContext, data: BatchSource<Sample[]>): S
   // with the checkpoint so a resumed run draws the same masks.
   const dropout = stageGenerator(ctx, 1);
   makeInstruct(emu, ctx.meta.lora, dropout);
-  emu.train();
+  emu.to(ctx.device).train();
   const { optimizer: opt, scheduler } = optimizer([{ params: emu.parameters(), lrScale: 1 }], ctx.options, { ...PRETRAIN_HYPER, weightDecay: 0 });
   return {
     name: 'instruct', steps: ctx.options.steps, modules: { emu }, optimizer: opt, scheduler, data, generators: { dropout },

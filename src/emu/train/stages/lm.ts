@@ -10,7 +10,7 @@ import { optimizer, type StageContext } from '../stage.ts';
 import { PRETRAIN_HYPER } from './pretrain.ts';
 
 export function lmStage(ctx: StageContext, data: BatchSource<Sample[]>): StageSpec<Sample[]> {
-  const emu = new Emu(ctx.meta.config);
+  const emu = new Emu(ctx.meta.config).to(ctx.device);
   emu.train();
   const { optimizer: opt, scheduler } = optimizer([{ params: emu.lm.parameters(), lrScale: 1 }], ctx.options, PRETRAIN_HYPER);
   return {

@@ -45,7 +45,7 @@ export const CAPTION_WARMUP = 0.4;
 export const PAPER_LR_RATIO: [number, number, number] = [4, 3, 10];
 
 export function pretrainStage(ctx: StageContext, data: BatchSource<Sample[]>, ratio: readonly [number, number, number] = PAPER_LR_RATIO): StageSpec<Sample[]> {
-  const emu = initialEmu(ctx);
+  const emu = initialEmu(ctx).to(ctx.device);
   emu.train();
   const vision = [...emu.visual.parameters(), ...emu.ln_visual.parameters()];
   const { optimizer: opt, scheduler } = optimizer([

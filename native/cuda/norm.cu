@@ -1,0 +1,254 @@
+// norm.cu: LayerNorm and RMSNorm over the rows of x [N, D], forward and backward, fused; the
+// device versions of cpu/kernels/norm.cpp, whose formulas and summation structure they follow:
+//
+//   LayerNorm: y = (x - mean) * rstd * w + b,  rstd = 1 / sqrt(var + eps)  (biased variance)
+//   RMSNorm:   y = x * rstd * w,               rstd = 1 / sqrt(mean(x^2) + eps)   (mean null)
+//   backward, with xhat = (x - mean) rstd and gx = dy w:
+//     dx = rstd (gx - mean(gx) - xhat mean(gx xhat))   (RMSNorm: no mean(gx) term)
+//     dw = sum over rows of dy xhat,  db = sum over rows of dy.
+//
+// Forward: one block per row (grid-stride over rows), threads_for(D / 4) threads. The row is
+// walked in 16-byte chunks (float4 / double2, rows.cuh) when every operand allows it. Two block
+// reductions (block_reduce.cuh: warp shuffles, then shared memory) give the mean and then the
+// sum of squared deviations, in T (f32 for f32, f64 for f64), exactly the CPU's two-pass
+// statistics, so there is no E[x^2] - E[x]^2 cancellation; mean and rstd are saved per row.
+// The three passes over a row read x from HBM once: the second and third hit L1/L2 (a row of
+// 4096 f32 is 16 KiB).
+//
+// Backward: block k takes the rows [k R, (k + 1) R), R = max(32, ceil(N / 1024)) (so at most
+// 1024 blocks, and R depends only on N: the result is the same bits on every GPU). Per row, one
+// block reduction of the pair (sum gx xhat, sum gx), then dx in a second pass over the row
+// (again from L1/L2). dw and db: each thread owns the same columns in every row (rows.cuh), so
+// it adds dy xhat and dy into its own accumulators without atomics or barriers: in shared
+// memory when they fit in 48 KiB (D up to 6144 f32 for LayerNorm, 12288 for RMSNorm; half that
+// in f64), else in the block's slice of the global partial buffer (L2-resident). A second
+// kernel sums the blocks' partials per column in block order. No float atomics anywhere:
+// deterministic.
+//
+// What bounds it on an H100/H200 (HBM 3.35 / 4.8 TB/s; a large device copy reaches ~80-90% of
+// that, ~4 TB/s on an H200): memory. Forward moves 8 bytes per f32 element (read x, write y)
+// plus 8 bytes per row; the FLOPs (~8 per element) are nothing beside that, so the target is
+// the copy bandwidth: expect 80-90% of a device copy at D >= 1024 with N >= a few thousand rows
+// (one block per row keeps every SM busy), less for D < 256, where a 32-thread block per row
+// leaves lanes idle and the per-row reductions dominate. Backward moves 12 bytes per element
+// (read x, dy, write dx) plus the partials, written once and read once by the column sums: 16
+// bytes x D per block against 12 x D per row, at most 4% more (R >= 32 rows per block); expect
+// 75-85% of copy bandwidth (each block walks its 32 rows in turn with two block reductions per
+// row: fewer bytes in flight than the forward). f64 doubles the bytes and the time.
+#include <algorithm>
+#include <string>
+
+#include "cpu/fused.h"
+#include "cuda/block_reduce.cuh"
+#include "cuda/rows.cuh"
+#include "cuda/strided.cuh"
+
+namespace emu::EMU_DEVICE_NS {
+namespace norm {
+
+template <class T>
+struct Two {
+  T a, b;
+};
+
+// Sums a pair in one block reduction (the backward's two row constants; the forward uses .a).
+template <class T>
+struct SumTwoR {
+  using S = Two<T>;
+  __device__ S init() const { return {T(0), T(0)}; }
+  __device__ S shfl(S s, unsigned d) const { return {shfl_down(s.a, d), shfl_down(s.b, d)}; }
+  template <int P> __device__ void combine(S& x, const S& y) const {
+    x.a += y.a;
+    x.b += y.b;
+  }
+};
+
+template <class T>
+__global__ void forward_kernel(Rows<T> y, Rows<T> mean, Rows<T> rstd, Rows<const T> x, Rows<const T> w,
+                               Rows<const T> b, int64_t N, int64_t D, T eps, bool vec) {
+  const SumTwoR<T> sum_r;
+  for (int64_t r = blockIdx.x; r < N; r += gridDim.x) {
+    const T* xr = x.at(r);
+    T mu = T(0);
+    if (mean.data) {
+      Two<T> s = sum_r.init();
+      for_chunks<T>(D, vec, [&](int64_t j, auto chunk) {
+        constexpr int n = decltype(chunk)::value;
+        T v[n];
+        load_n<n>(xr, j, x.col, v);
+        for (int k = 0; k < n; k++) s.a += v[k];
+      });
+      mu = block_reduce<0>(sum_r, s).a / T(D);
+    }
+    Two<T> s = sum_r.init();
+    for_chunks<T>(D, vec, [&](int64_t j, auto chunk) {
+      constexpr int n = decltype(chunk)::value;
+      T v[n];
+      load_n<n>(xr, j, x.col, v);
+      for (int k = 0; k < n; k++) s.a += (v[k] - mu) * (v[k] - mu);
+    });
+    const T rs = T(1) / m_sqrt(block_reduce<0>(sum_r, s).a / T(D) + eps);
+    if (threadIdx.x == 0) {
+      rstd.data[r * rstd.col] = rs;
+      if (mean.data) mean.data[r * mean.col] = mu;
+    }
+    T* yr = y.at(r);
+    for_chunks<T>(D, vec, [&](int64_t j, auto chunk) {
+      constexpr int n = decltype(chunk)::value;
+      T v[n], wv[n]{}, bv[n]{};
+      load_n<n>(xr, j, x.col, v);
+      if (w.data) load_n<n>(w.data, j, w.col, wv);
+      if (b.data) load_n<n>(b.data, j, b.col, bv);
+      for (int k = 0; k < n; k++) {
+        T o = (v[k] - mu) * rs;
+        if (w.data) o *= wv[k];
+        if (b.data) o += bv[k];
+        v[k] = o;
+      }
+      store_n<n>(yr, j, y.col, v);
+    });
+  }
+}
+
+// The backward's row pass for the rows of block blockIdx.x. The block's column sums (dw, then db,
+// `sums` of them) end in partial[blockIdx.x * sums * D ...], accumulated there or in shared memory.
+template <class T>
+__global__ void backward_kernel(Rows<T> dx, Rows<const T> dy, Rows<const T> x, Rows<const T> w, Rows<const T> mean,
+                                Rows<const T> rstd, T* partial, int64_t N, int64_t D, int64_t rows_per_block,
+                                bool has_dw, bool has_db, bool in_shared, bool vec) {
+  EMU_DYNAMIC_SHARED(T, shared_sums);
+  const SumTwoR<T> sum_r;
+  const int sums = int(has_dw) + int(has_db);
+  T* block_sums = partial + int64_t(blockIdx.x) * sums * D;
+  T* acc_w = in_shared ? shared_sums : block_sums;
+  T* acc_b = acc_w + (has_dw ? D : 0);
+  // Only this thread ever touches its columns of the accumulators: no barrier needed.
+  for_chunks<T>(D, vec, [&](int64_t j, auto chunk) {
+    for (int k = 0; k < decltype(chunk)::value; k++) {
+      if (has_dw) acc_w[j + k] = T(0);
+      if (has_db) acc_b[j + k] = T(0);
+    }
+  });
+  const int64_t r0 = int64_t(blockIdx.x) * rows_per_block, r1 = r0 + rows_per_block < N ? r0 + rows_per_block : N;
+  for (int64_t r = r0; r < r1; r++) {
+    const T* xr = x.at(r);
+    const T* gr = dy.at(r);
+    const T mu = mean.data ? mean.data[r * mean.col] : T(0), rs = rstd.data[r * rstd.col];
+    // xhat and gx of a chunk, recomputed by both passes from x, dy and w (L1/L2 hits the second time).
+    auto xhat_gx = [&](int64_t j, auto chunk, T* h, T* g, T* d) {
+      constexpr int n = decltype(chunk)::value;
+      T xv[n], dv[n], wv[n]{};
+      load_n<n>(xr, j, x.col, xv);
+      load_n<n>(gr, j, dy.col, dv);
+      if (w.data) load_n<n>(w.data, j, w.col, wv);
+      for (int k = 0; k < n; k++) {
+        h[k] = (xv[k] - mu) * rs;
+        g[k] = w.data ? dv[k] * wv[k] : dv[k];
+        d[k] = dv[k];
+      }
+    };
+    Two<T> s = sum_r.init();
+    for_chunks<T>(D, vec, [&](int64_t j, auto chunk) {
+      constexpr int n = decltype(chunk)::value;
+      T h[n], g[n], d[n];
+      xhat_gx(j, chunk, h, g, d);
+      for (int k = 0; k < n; k++) {
+        s.a += g[k] * h[k];
+        s.b += g[k];
+      }
+    });
+    s = block_reduce<0>(sum_r, s);
+    const T c1 = s.a / T(D), c2 = mean.data ? s.b / T(D) : T(0);
+    T* dxr = dx.at(r);
+    for_chunks<T>(D, vec, [&](int64_t j, auto chunk) {
+      constexpr int n = decltype(chunk)::value;
+      T h[n], g[n], d[n], out[n];
+      xhat_gx(j, chunk, h, g, d);
+      for (int k = 0; k < n; k++) {
+        out[k] = rs * (g[k] - c2 - h[k] * c1);
+        if (has_dw) acc_w[j + k] += d[k] * h[k];
+        if (has_db) acc_b[j + k] += d[k];
+      }
+      store_n<n>(dxr, j, dx.col, out);
+    });
+  }
+  if (!in_shared) return;
+  for_chunks<T>(D, vec, [&](int64_t j, auto chunk) {
+    for (int k = 0; k < decltype(chunk)::value; k++) {
+      if (has_dw) block_sums[j + k] = acc_w[j + k];
+      if (has_db) block_sums[(has_dw ? D : 0) + j + k] = acc_b[j + k];
+    }
+  });
+}
+
+// dw[j] and db[j]: the blocks' partial sums of column j added in block order.
+template <class T>
+__global__ void column_sums_kernel(const T* partial, int64_t blocks, int64_t D, Rows<T> dw, Rows<T> db) {
+  const int sums = int(dw.data != nullptr) + int(db.data != nullptr);
+  for (int64_t j = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; j < D; j += int64_t(gridDim.x) * blockDim.x) {
+    T sw = T(0), sb = T(0);
+    for (int64_t k = 0; k < blocks; k++) {
+      const T* p = partial + k * sums * D;
+      if (dw.data) sw += p[j];
+      if (db.data) sb += p[(dw.data ? D : 0) + j];
+    }
+    if (dw.data) dw.data[j * dw.col] = sw;
+    if (db.data) db.data[j * db.col] = sb;
+  }
+}
+
+constexpr size_t kSharedSums = 48 * 1024;  // column sums in shared memory up to this size
+
+unsigned row_threads(int64_t D, bool vec, int64_t esize) { return threads_for(vec ? (D * esize + 15) / 16 : D); }
+
+template <class T>
+void forward(const View& y, const View* mean, const View& rstd, const View& x, const View* w, const View* b, double eps) {
+  const int64_t N = x.shape[0], D = x.shape[1];
+  if (N == 0) return;
+  const bool vec = vectorizable({&y, &x, w, b}, sizeof(T));
+  launch<forward_kernel<T>>(dim3(grid_for(N)), dim3(row_threads(D, vec, sizeof(T))), 0, Stream{}, rows_of<T>(&y),
+                            rows_of<T>(mean), rows_of<T>(&rstd), rows_of<const T>(&x), rows_of<const T>(w),
+                            rows_of<const T>(b), N, D, T(eps), vec);
+}
+
+template <class T>
+void backward(const View& dx, const View* dw, const View* db, const View& dy, const View& x, const View* w,
+              const View* mean, const View& rstd) {
+  const int64_t N = x.shape[0], D = x.shape[1];
+  const int64_t rows_per_block = std::max<int64_t>(32, (N + 1023) / 1024);
+  const int64_t blocks = std::max<int64_t>(1, (N + rows_per_block - 1) / rows_per_block);
+  const int sums = int(dw != nullptr) + int(db != nullptr);
+  const bool vec = vectorizable({&dx, &dy, &x, w}, sizeof(T));
+  const size_t shared_bytes = size_t(sums * D) * sizeof(T);
+  const bool in_shared = shared_bytes <= kSharedSums;
+  Scratch<T> partial(std::max<int64_t>(1, blocks * sums * D));
+  if (N > 0) {
+    launch<backward_kernel<T>>(dim3(unsigned(blocks)), dim3(row_threads(D, vec, sizeof(T))), in_shared ? shared_bytes : 0,
+                               Stream{}, rows_of<T>(&dx), rows_of<const T>(&dy), rows_of<const T>(&x), rows_of<const T>(w),
+                               rows_of<const T>(mean), rows_of<const T>(&rstd), partial.get(), N, D, rows_per_block,
+                               dw != nullptr, db != nullptr, in_shared, vec);
+  } else if (sums) {  // no rows: the sums are zeros
+    runtime().fill_bytes(partial.get(), 0, size_t(sums * D) * sizeof(T), Stream{});
+  }
+  if (sums && D > 0)
+    launch<column_sums_kernel<T>>(dim3(blocks_for(D)), dim3(kThreads), 0, Stream{}, partial.get(), N > 0 ? blocks : 1, D,
+                                  rows_of<T>(dw), rows_of<T>(db));
+}
+
+}  // namespace norm
+
+void norm_forward(const View& y, const View* mean, const View& rstd, const View& x, const View* w, const View* b,
+                  double eps) {
+  if (x.dtype == DType::F32) norm::forward<float>(y, mean, rstd, x, w, b, eps);
+  else if (x.dtype == DType::F64) norm::forward<double>(y, mean, rstd, x, w, b, eps);
+  else fail(ErrorKind::DType, std::string("norm: f32 or f64 only, got ") + dtype_name(x.dtype));
+}
+
+void norm_backward(const View& dx, const View* dw, const View* db, const View& dy, const View& x, const View* w,
+                   const View* mean, const View& rstd) {
+  if (x.dtype == DType::F32) norm::backward<float>(dx, dw, db, dy, x, w, mean, rstd);
+  else if (x.dtype == DType::F64) norm::backward<double>(dx, dw, db, dy, x, w, mean, rstd);
+  else fail(ErrorKind::DType, std::string("norm: f32 or f64 only, got ") + dtype_name(x.dtype));
+}
+
+}  // namespace emu::EMU_DEVICE_NS

@@ -1,0 +1,185 @@
+// fused.test.ts (sim): the training-path kernels of native/cuda (norm.cu, cross_entropy.cu,
+// adamw.cu, swiglu.cu) run in the SIMT emulator against the CPU kernels (native/cpu/kernels/
+// norm.cpp, cross_entropy.cpp, adamw.cpp, swiglu.cpp), on odd sizes, non-contiguous inputs, in
+// the emulator's three thread orders.
+//
+// Tolerance, FlashAttention's policy: on each output, the f32 kernel's max error against an f64
+// reference (the CPU kernel in f64) is at most twice the CPU f32 kernel's error on the same
+// inputs, plus a floor of 1e-6 x max(1, max|ref|) (at such small sizes the CPU's error can be a
+// few ulp, or exactly 0 where both round the same way). The f64 kernel must agree with the
+// reference within 1e-12 x max(1, max|ref|). The kernels reduce in a fixed tree, so the three
+// thread orders must also give the same bits.
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { Generator, IndexError, rand, randint, randn, setSimOrder, tensor, tidy, type DType, type Tensor } from '../../src/index.ts';
+import { hasFusedKernel } from '../../src/tensor/device.ts';
+import { normRows } from '../../src/tensor/ops/norm.ts';
+import { crossEntropyRows } from '../../src/tensor/ops/cross_entropy.ts';
+import { adamwStep } from '../../src/tensor/ops/adamw.ts';
+import { swiglu } from '../../src/tensor/ops/swiglu.ts';
+
+const ORDERS = ['sequential', 'reverse', 'random:11'];
+const arr = (t: Tensor): number[] => Array.from(t.to('cpu').to('f64').data() as ArrayLike<number>, Number);
+
+/** max |a - ref| and max |ref| (NaN anywhere in a counts as an infinite error). */
+function maxErr(a: number[], ref: number[]): { err: number; scale: number } {
+  assert.is(a.length, ref.length, 'lengths');
+  let err = 0, scale = 0;
+  a.forEach((v, i) => {
+    const d = Math.abs(v - ref[i]);
+    err = Number.isNaN(d) && !(Number.isNaN(v) && Number.isNaN(ref[i])) ? Infinity : Math.max(err, d || 0);
+    scale = Math.max(scale, Math.abs(ref[i]) || 0);
+  });
+  return { err, scale };
+}
+
+/** A kernel input: a contiguous CPU tensor, the layout it gets on the device, whether it is a gradient leaf. */
+interface Input { t: Tensor; layout?: 'transposed' | 'everyOther'; grad?: boolean }
+
+/** The input on `device` in its layout: the same values, transposed in memory or every other element. */
+function place(i: Input, device: 'cpu' | 'sim'): Tensor {
+  let t = i.t.to(device);
+  if (i.layout === 'transposed') t = t.transpose(0, -1).contiguous().transpose(0, -1);
+  if (i.layout === 'everyOther') t = t.unsqueeze(-1).expand([...t.shape, 2]).contiguous().select(-1, 0);
+  assert.is(t.isContiguous, !i.layout, 'layout');
+  return i.grad ? t.requiresGrad_() : t;
+}
+
+/**
+ * Runs `run` (inputs in, outputs out, on the inputs' device) on cpu in f64 (the reference) and
+ * f32, and on sim in f32 in every thread order and in f64; checks each output by the policy above.
+ */
+function checkKernel(what: string, inputs: (dtype: DType) => Input[], run: (xs: Tensor[]) => Tensor[]): void {
+  const outputs = (dtype: DType, device: 'cpu' | 'sim') => tidy(() => run(inputs(dtype).map((i) => place(i, device))).map(arr));
+  const ref = outputs('f64', 'cpu'), cpu32 = outputs('f32', 'cpu');
+  let first: number[][] | null = null;
+  for (const order of ORDERS) {
+    setSimOrder(order);
+    const sim32 = outputs('f32', 'sim');
+    sim32.forEach((o, i) => {
+      const { err, scale } = maxErr(o, ref[i]);
+      const bound = 2 * maxErr(cpu32[i], ref[i]).err + 1e-6 * Math.max(1, scale);
+      assert.ok(err <= bound, `${what} output ${i} f32 sim[${order}]: error ${err} > ${bound}`);
+    });
+    if (first) assert.equal(sim32, first, `${what}: sim[${order}] gives other bits than sim[sequential]`);
+    first = sim32;
+  }
+  setSimOrder('sequential');
+  outputs('f64', 'sim').forEach((o, i) => {
+    const { err, scale } = maxErr(o, ref[i]);
+    assert.ok(err <= 1e-12 * Math.max(1, scale), `${what} output ${i} f64 sim: error ${err}`);
+  });
+}
+
+test('sim has the fused training kernels', () => {
+  for (const k of ['normForward', 'normBackward', 'crossEntropy', 'crossEntropyBackward', 'adamw', 'swiglu', 'swigluBackward'] as const) {
+    assert.ok(hasFusedKernel('sim', k), k);
+  }
+});
+
+interface NormCase { N: number; D: number; rms: boolean; w?: boolean; b?: boolean; stridedX?: boolean; stridedW?: boolean; why: string }
+const NORMS: NormCase[] = [
+  { N: 7, D: 1, rms: false, w: true, b: true, why: 'D = 1' },
+  { N: 5, D: 3, rms: true, w: true, why: 'D = 3, RMSNorm' },
+  { N: 70, D: 37, rms: false, w: true, b: true, stridedX: true, why: 'strided x, three row blocks in the backward' },
+  { N: 9, D: 130, rms: true, w: true, stridedW: true, why: 'strided weight; f64 rows in 16-byte chunks' },
+  { N: 33, D: 132, rms: false, w: true, why: 'f32 rows in 16-byte chunks, two row blocks' },
+  { N: 6, D: 64, rms: false, why: 'no weight or bias (groupNorm rows)' },
+  { N: 3, D: 6200, rms: false, w: true, b: true, why: 'column sums past 48 KiB: in global memory' },
+];
+
+NORMS.forEach((c) => test(`norm ${c.rms ? 'rms' : 'layer'} [${c.N}, ${c.D}] on sim matches the CPU kernel, forward and backward (${c.why})`, () => {
+  const inputs = (dtype: DType) => {
+    const g = new Generator(c.N * 1000 + c.D);
+    const x = randn([c.N, c.D], { generator: g }).mul(2).add(0.5).to(dtype);
+    const gout = randn([c.N, c.D], { generator: g }).to(dtype);
+    const w = randn([c.D], { generator: g }).to(dtype), b = randn([c.D], { generator: g }).to(dtype);
+    return [{ t: x, layout: c.stridedX ? 'transposed' : undefined, grad: true }, { t: gout },
+      { t: w, layout: c.stridedW ? 'everyOther' : undefined, grad: true }, { t: b, grad: true }] as Input[];
+  };
+  checkKernel(`norm ${JSON.stringify(c)}`, inputs, ([x, gout, w, b]) => {
+    const y = normRows(x, { weight: c.w ? w : null, bias: c.b ? b : null, eps: 1e-5, rms: c.rms });
+    y.mul(gout).sum().backward();
+    return [y, x.grad!, ...(c.w ? [w.grad!] : []), ...(c.b ? [b.grad!] : [])];
+  });
+}));
+
+interface CeCase {
+  N: number; V: number; smoothing: number; ignore: number; ignored: number; stridedX?: boolean;
+  /** The last `masked` classes get logit -inf (a masked vocabulary; targets never fall there). */
+  masked?: number;
+  why: string;
+}
+const CES: CeCase[] = [
+  { N: 9, V: 257, smoothing: 0, ignore: -100, ignored: 0.3, why: 'vocab 257, some rows ignored' },
+  { N: 6, V: 260, smoothing: 0.1, ignore: 3, ignored: 0.3, why: 'f32 rows in 16-byte chunks, smoothing, ignore index a class id' },
+  { N: 7, V: 37, smoothing: 0.2, ignore: -100, ignored: 0.2, stridedX: true, why: 'strided logits' },
+  { N: 5, V: 1, smoothing: 0, ignore: -100, ignored: 0, why: 'one class' },
+  { N: 4, V: 3, smoothing: 0.1, ignore: -1, ignored: 1, why: 'every row ignored' },
+  { N: 5, V: 133, smoothing: 0, ignore: -100, ignored: 0.2, masked: 40, why: '-inf logits: exp gives 0, not NaN' },
+];
+
+CES.forEach((c) => test(`crossEntropy [${c.N}, ${c.V}] on sim matches the CPU kernel, loss and dlogits (${c.why})`, () => {
+  const inputs = (dtype: DType) => {
+    const g = new Generator(c.N * 1000 + c.V);
+    const open = tensor(Array.from({ length: c.V }, (_, j) => j < c.V - (c.masked ?? 0)));
+    const x = randn([c.N, c.V], { generator: g }).mul(3).where(open, -Infinity).to(dtype);
+    const t = randint(0, c.V - (c.masked ?? 0), [c.N], { generator: g }).where(rand([c.N], { generator: g }).ge(c.ignored), c.ignore);
+    const gout = randn([c.N], { generator: g }).to(dtype);
+    return [{ t: x, layout: c.stridedX ? 'transposed' : undefined, grad: true }, { t }, { t: gout }] as Input[];
+  };
+  checkKernel(`crossEntropy ${JSON.stringify(c)}`, inputs, ([x, t, gout]) => {
+    const loss = crossEntropyRows(x, t, { ignoreIndex: c.ignore, labelSmoothing: c.smoothing });
+    loss.mul(gout).sum().backward();
+    return [loss, x.grad!];
+  });
+  if (c.ignored === 1) tidy(() => {
+    const [x, t, gout] = inputs('f32').map((i) => place(i, 'sim'));
+    const loss = crossEntropyRows(x, t, { ignoreIndex: c.ignore, labelSmoothing: c.smoothing });
+    loss.mul(gout).sum().backward();
+    assert.ok([...arr(loss), ...arr(x.grad!)].every((v) => v === 0), 'every row ignored: zero losses and gradients');
+  });
+}));
+
+test('crossEntropy on sim: an out-of-range target is the CPU\'s IndexError, forward and backward', () => tidy(() => {
+  const x = randn([3, 5], { device: 'sim' }), lse = randn([3], { device: 'sim' });
+  const t = tensor([1, 5, -100], { dtype: 'i32', device: 'sim' });
+  const o = { ignoreIndex: -100, labelSmoothing: 0 };
+  const is = (e: unknown) => e instanceof IndexError && /crossEntropy: target 5 is out of range for 5 classes/.test((e as Error).message);
+  assert.throws(() => crossEntropyRows(x, t, o), is);
+  assert.throws(() => crossEntropyRows(x, tensor([0, -2, 4], { dtype: 'i32', device: 'sim' }), o), (e: unknown) => e instanceof IndexError && /target -2/.test((e as Error).message));
+  assert.ok(lse.device === 'sim');
+}));
+
+for (const [shape, layout] of [[[37, 5], 'contiguous'], [[9, 7], 'transposed']] as const) {
+  for (const wd of [0, 0.1]) test(`adamw [${shape}] ${layout} on sim matches the CPU kernel over three steps (weight decay ${wd})`, () => {
+    const inputs = (dtype: DType) => {
+      const g = new Generator(shape[0] + 100 * wd);
+      const make = (scale: number): Input => ({ t: randn([...shape], { generator: g }).mul(scale).to(dtype), layout: layout === 'transposed' ? layout : undefined });
+      return [make(1), make(0), make(0), make(1), make(1), make(1)];
+    };
+    checkKernel(`adamw ${layout} wd ${wd}`, inputs, ([p, m, v, ...grads]) => {
+      grads.forEach((gr, i) => adamwStep(p, gr, m, v, { lr: 1e-2, beta1: 0.9, beta2: 0.95, eps: 1e-8, weightDecay: wd, step: i + 1 }));
+      return [p, m, v];
+    });
+  });
+}
+
+for (const [shape, layout] of [[[37, 5], 'contiguous'], [[9, 7], 'transposed'], [[3], 'contiguous']] as const) {
+  test(`swiglu [${shape}] ${layout} on sim matches the CPU kernel, forward and backward`, () => {
+    const inputs = (dtype: DType) => {
+      const g = new Generator(shape[0] + 7);
+      const make = (scale: number, grad: boolean): Input => ({
+        t: randn([...shape], { generator: g }).mul(scale).to(dtype), layout: layout === 'transposed' ? layout : undefined, grad,
+      });
+      return [make(3, true), make(1, true), make(1, false)];
+    };
+    checkKernel(`swiglu ${layout} [${shape}]`, inputs, ([a, b, gout]) => {
+      const y = swiglu(a, b);
+      y.mul(gout).sum().backward();
+      return [y, a.grad!, b.grad!];
+    });
+  });
+}
+
+test.run();
