@@ -103,6 +103,18 @@ def main():
             return "torch.sum", lambda: torch.sum(x, dim=-1)
         if op == "softmax":
             return "torch.softmax", lambda: torch.softmax(x, dim=-1)
+        if op == "rope":  # the rotate-half form, composed, cos and sin broadcast over the heads
+            T, _, D = shapes[0]
+            cos, sin = rand(T, 1, D, dtype=dt), rand(T, 1, D, dtype=dt)
+            rotate_half = lambda t: torch.cat((-t[..., D // 2:], t[..., : D // 2]), dim=-1)
+            return "RoPE composed (x cos + rotate_half(x) sin)", lambda: x * cos + rotate_half(x) * sin
+        if op in ("swiglu", "swiglu_backward"):
+            bwd = op == "swiglu_backward"
+            a, b = rand(*shapes[0], dtype=dt, grad=bwd), rand(*shapes[0], dtype=dt, grad=bwd)
+            if not bwd:
+                return "F.silu(a) * b", lambda: F.silu(a) * b
+            y = F.silu(a) * b
+            return "F.silu(a) * b backward", grad_of(y, (a, b), rand(*shapes[0], dtype=dt))
         if op == "index_select":
             idx = torch.randint(0, shapes[0][0], (shapes[1][0],), device=dev)
             return "torch.index_select", lambda: torch.index_select(x, 0, idx)
