@@ -1,0 +1,74 @@
+// norm_bench.cpp: the device's fused norms (FusedKernels::norm_forward and norm_backward):
+// RMSNorm (no mean, weight, no bias) and LayerNorm (mean, weight and bias), forward and
+// backward, over the rows of x [N, D], checked against the CPU's fused norms and timed at LLM
+// widths (hidden 4096 and 8192). The backward gets the saved statistics (rstd, mean) as inputs:
+// random values in a plausible range, identical on both sides, since the kernels compute the
+// same function of them whatever they are. For bf16 inputs the statistics are f32 where the
+// kernel takes that, else bf16 (bench.h's stats_dtype asks it). Bytes: x and dy read once, y, dx
+// written once, plus the [D] and [N] vectors; the weight gradient's reduction across rows is
+// the kernel's business.
+#include "bench.h"
+
+using namespace emu;
+using namespace emu::bench;
+
+namespace {
+
+using Call = TableCall<cpu::FusedKernels>;
+using Views = std::vector<View>;
+
+void run_norm(Bench& bench, int64_t N, int64_t D, DType dt, bool layer_norm, bool timed) {
+  if (!bench.wants(timed)) return;
+  const cpu::FusedKernels& f = bench.fused();
+  const DType st = stats_dtype(dt, f.norm_forward != nullptr, [&] {
+    DeviceTensor x = bench.tensor({2, 32}, dt), y = bench.tensor({2, 32}, dt), rstd = bench.tensor({2}, DType::F32);
+    HostTensor h = HostTensor::uniform({2, 32}, 5);
+    x.upload(h);
+    f.norm_forward(y.view(), nullptr, rstd.view(), x.view(), nullptr, nullptr, 1e-5);
+  });
+  const std::vector<int64_t> x{N, D}, w{D}, n{N};
+  const char* name = layer_norm ? "layernorm" : "rmsnorm";
+  auto spec = [&](const char* pass) {
+    return format("{\"op\":\"%s\",\"pass\":\"%s\",\"N\":%lld,\"D\":%lld,\"dtype\":\"%s\"}", name, pass, (long long)N, (long long)D,
+                  dtype_name(dt));
+  };
+  const std::string shape = format("%lldx%lld", (long long)N, (long long)D);
+  std::vector<Call> calls;
+  if (layer_norm) {
+    calls = {
+        {"layernorm fwd", dt, shape, spec("fwd"), 0, {{x, dt}, {w, dt}, {w, dt}}, {{x, dt}, {n, st}, {n, st}}, f.norm_forward != nullptr,
+         [](const cpu::FusedKernels& k, const Views& o, const Views& i) { k.norm_forward(o[0], &o[1], o[2], i[0], &i[1], &i[2], 1e-5); }},
+        {"layernorm bwd", dt, shape, spec("bwd"), 0, {{x, dt}, {x, dt}, {w, dt}, {n, st, -0.1, 0.1}, {n, st, 0.5, 2}},
+         {{x, dt}, {w, dt}, {w, dt}}, f.norm_backward != nullptr,
+         [](const cpu::FusedKernels& k, const Views& o, const Views& i) {
+           k.norm_backward(o[0], &o[1], &o[2], i[0], i[1], &i[2], &i[3], i[4]);
+         }},
+    };
+  } else {
+    calls = {
+        {"rmsnorm fwd", dt, shape, spec("fwd"), 0, {{x, dt}, {w, dt}}, {{x, dt}, {n, st}}, f.norm_forward != nullptr,
+         [](const cpu::FusedKernels& k, const Views& o, const Views& i) { k.norm_forward(o[0], nullptr, o[1], i[0], &i[1], nullptr, 1e-5); }},
+        {"rmsnorm bwd", dt, shape, spec("bwd"), 0, {{x, dt}, {x, dt}, {w, dt}, {n, st, 0.5, 2}}, {{x, dt}, {w, dt}},
+         f.norm_backward != nullptr,
+         [](const cpu::FusedKernels& k, const Views& o, const Views& i) {
+           k.norm_backward(o[0], &o[1], nullptr, i[0], i[1], &i[2], nullptr, i[3]);
+         }},
+    };
+  }
+  for (const Call& c : calls) run_call(bench, c, cpu::fused_kernels(), f, timed);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  return main_of("norm", argc, argv, [](Bench& bench) {
+    for (DType dt : {DType::F32, DType::BF16})
+      for (bool ln : {false, true}) {
+        run_norm(bench, 37, 53, dt, ln, false);
+        run_norm(bench, 3, 1031, dt, ln, false);
+      }
+    for (DType dt : {DType::BF16, DType::F32}) run_norm(bench, 16384, 4096, dt, false, true);  // LLaMA-7B hidden
+    run_norm(bench, 4096, 8192, DType::BF16, false, true);
+    run_norm(bench, 16384, 4096, DType::BF16, true, true);
+  });
+}
