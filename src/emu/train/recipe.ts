@@ -12,8 +12,8 @@
 // grew to 0.17 by step 1500. The clip warm-up is cheap per image (about 3 ms idle against 30 ms
 // for a pretraining sample), so the tiny recipe gives it 800 steps: after 150 its tower matched a
 // held-out scene to its caption among 64 in 3% of cases (chance 1.6%), after 800 in 47%. The
-// pretrain (1500 -> 1200 steps) and vae (batch 16 -> 8) budgets pay for it, keeping the recipe
-// within ~14 minutes of training on an idle 2-core machine.
+// pretrain (1500 -> 1200 steps) and vae (batch 16 -> 8) budgets pay for it: an estimated 14-15.5
+// minutes of training on an idle 2-core machine (from per-step times; not measured idle).
 import { ValueError } from '../../tensor/errors.ts';
 import type { DataSource, MixtureEntry } from '../data/sources.ts';
 import { mnistSource, seededSource } from '../data/sources.ts';
