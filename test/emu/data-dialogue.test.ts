@@ -5,11 +5,12 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { ValueError } from '../../src/tensor/errors.ts';
 import {
-  DESCRIBE_IMAGE, DESCRIBE_VIDEO, IMAGE_SYSTEM_MESSAGE, VIDEO_SYSTEM_MESSAGE, formatDialogue, imageDialogue, videoDialogue,
-  type Dialogue,
+  DESCRIBE_IMAGE, DESCRIBE_VIDEO, IMAGE_SYSTEM_MESSAGE, VIDEO_SYSTEM_MESSAGE, WHICH_DIGIT, digitDialogue, formatDialogue, imageDialogue,
+  videoDialogue, type Dialogue,
 } from '../../src/emu/data/dialogue.ts';
 import { EOS, type SamplePart } from '../../src/emu/data/sample.ts';
-import { COLORS, KINDS, holds, readBack, type FoundShape, type Relation } from '../../src/emu/data/shapes.ts';
+import { COLORS, KINDS, holds, numberWord, readBack, type FoundShape, type Relation } from '../../src/emu/data/shapes.ts';
+import { mnistEntries, mnistImage } from '../../src/emu/data/mnist.ts';
 
 const WORDS = ['zero', 'one', 'two', 'three'];
 const NAMED = new RegExp(`\\b(${COLORS.join('|')}) (${KINDS.join('|')})\\b`, 'g');
@@ -117,6 +118,30 @@ test('video dialogues: the video variant, and every answer true of the first and
       assert.is(videoAnswer(first, last, (t.user.find((p) => 'text' in p) as { text: string }).text, t.assistant), t.assistant, `seed ${seed}`);
     }
   }
+});
+
+test('digit dialogues: the image template, the digit itself, and answers naming its label', () => {
+  const entries = mnistEntries('train');
+  const kinds = new Set<string>();
+  for (let i = 0; i < entries.length; i += 97) {
+    const e = entries[i];
+    const d = digitDialogue(e);
+    const visual = checkFormat(d, IMAGE_SYSTEM_MESSAGE);
+    assert.equal(Array.from((visual as { image: Float32Array }).image), Array.from(mnistImage(e)));
+    assert.ok(d.turns.length === 1 || d.turns.length === 2);
+    for (const t of d.turns) {
+      const q = (t.user.find((p) => 'text' in p) as { text: string }).text;
+      kinds.add(q);
+      if (q === WHICH_DIGIT) assert.is(t.assistant, numberWord(e.label));
+      else {
+        assert.is(q, DESCRIBE_IMAGE);
+        assert.ok(t.assistant.includes(numberWord(e.label)) || t.assistant.includes(String(e.label)), t.assistant);
+      }
+    }
+  }
+  assert.equal([...kinds].sort(), [DESCRIBE_IMAGE, WHICH_DIGIT].sort());
+  assert.is(digitDialogue(entries[5], { turns: 2 }).turns[0].assistant, digitDialogue(entries[5], { turns: 2 }).turns[0].assistant);
+  assert.throws(() => digitDialogue(entries[0], { turns: 3 }), (e: unknown) => e instanceof ValueError && /turns/.test((e as Error).message));
 });
 
 test('dialogues are deterministic; bad turn counts and empty dialogues are ValueErrors', () => {

@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { ValueError } from '../../src/index.ts';
-import { describeScene, evaluate, evaluateRun, EVAL_SIZES, headline, type EvalOptions } from '../../src/emu/eval/index.ts';
+import { describeScene, evaluate, evaluateRun, EVAL_SIZES, headline, wrongLabelIndex, type EvalOptions } from '../../src/emu/eval/index.ts';
 import { holds, scene } from '../../src/emu/data/shapes.ts';
 import { loadTrained } from '../../src/emu/train/run_dir.ts';
 import { writeMicroRun } from './infer_fixture.ts';
@@ -30,6 +30,12 @@ test('describeScene states the first two shapes and their true relation', () => 
       assert.ok(d.prompt.includes(sc.shapes[0].color) && d.prompt.includes(sc.shapes[1].color));
     }
   }
+});
+
+test('wrongLabelIndex: the next item of another label, cyclically', () => {
+  const labels = [0, 0, 0, 1, 1, 2];
+  assert.equal(labels.map((_, i) => wrongLabelIndex(labels, i)), [3, 3, 3, 5, 5, 0]);
+  assert.equal(wrongLabelIndex([7, 7], 0), 1, 'one label only: the next item');
 });
 
 test('evaluate fills every table, and the chance rows do not depend on the model', () => {

@@ -10,12 +10,14 @@
 // instruction tuning, so the model learns to answer and to stop. Answers start with a space
 // because inference prompts end with "[ASSISTANT]:". The system messages are the reference's,
 // including their literal "[IMG]ImageContent[/IMG]". Questions and answers come from vqa /
-// videoQA (single words) and captions, so every answer is true by construction.
+// videoQA (single words) and captions, so every answer is true by construction. Dialogues about
+// MNIST digits (a description and "what digit is this?") teach Emu-I to describe digits too.
 import { ValueError } from '../../tensor/errors.ts';
 import { EOS, appendText, type SamplePart } from './sample.ts';
-import { caption, randInt, render, scene, vqa, type QA, type Rng } from './shapes.ts';
+import { caption, numberWord, randInt, render, scene, vqa, type QA, type Rng } from './shapes.ts';
 import { rngFor } from './splits.ts';
 import { clip, motionCaption, renderClip, videoQA } from './video.ts';
+import { digitCaption, mnistImage, type DigitEntry } from './mnist.ts';
 
 export const IMAGE_SYSTEM_MESSAGE = 'You will be presented with an image: [IMG]ImageContent[/IMG]. You will be able to see the image '
   + 'after I provide it to you. Please answer my questions based on the given image.';
@@ -25,6 +27,8 @@ export const VIDEO_SYSTEM_MESSAGE = 'You are a helpful assistant and you will be
 /** The reference's captioning instruction (COCO evaluation wording). */
 export const DESCRIBE_IMAGE = 'please provide an accurate and concise description of the given image.';
 export const DESCRIBE_VIDEO = 'what happens in the video?';
+/** The question about a digit's label (answered with its number word). */
+export const WHICH_DIGIT = 'what digit is this?';
 
 export interface DialogueTurn {
   /** The user's parts: the first turn carries the image or video, then the question. */
@@ -78,6 +82,15 @@ export function videoDialogue(seed: number, opts: DialogueOptions = {}): Dialogu
   const n = turnCount(opts, rng, 'videoDialogue');
   const qas = chooseTurns({ question: DESCRIBE_VIDEO, answer: motionCaption(c, rng) }, videoQA(c, rng), n, rng);
   return { system: VIDEO_SYSTEM_MESSAGE, turns: toTurns({ video: renderClip(c, opts.size ?? 32) }, qas) };
+}
+
+/** A dialogue about an MNIST digit: its description, its label's word, or both (1-2 turns). */
+export function digitDialogue(entry: DigitEntry, opts: DialogueOptions = {}): Dialogue {
+  const rng = rngFor(entry.label * 65536 + entry.index, 9);
+  const n = opts.turns ?? randInt(rng, 1, 2);
+  if (!Number.isInteger(n) || n < 1 || n > 2) throw new ValueError(`digitDialogue: turns must be 1 or 2, got ${n}`);
+  const qas = chooseTurns({ question: DESCRIBE_IMAGE, answer: digitCaption(entry.label, rng) }, [{ question: WHICH_DIGIT, answer: numberWord(entry.label) }], n, rng);
+  return { system: IMAGE_SYSTEM_MESSAGE, turns: toTurns({ image: mnistImage(entry, opts.size ?? 32) }, qas) };
 }
 
 /** The dialogue in the Emu-I template, answers (and their closing EOS) marked `answer: true`. */

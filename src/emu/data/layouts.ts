@@ -6,11 +6,11 @@
 //   interleaved doc     text I(img1) text I(img2) ... </s>              (documents.ts)
 //   video-text pair     I(f1) ... I(f8) caption </s>                    (video.ts; frames as one video part)
 //   interleaved video   t0 I(f0) t1 I(f1) ... I(fK-1) t_last </s>       (storyboard.ts)
-//   dialogue            Emu-I template, loss on answers only            (dialogue.ts)
+//   dialogue            Emu-I template, loss on answers only            (dialogue.ts; scenes, clips, digits)
 //
 // BOS is left to the tokenizer; EOS is the last part (sample.ts).
 import { documentParts, interleavedDocument } from './documents.ts';
-import { formatDialogue, imageDialogue, videoDialogue } from './dialogue.ts';
+import { digitDialogue, formatDialogue, imageDialogue, videoDialogue } from './dialogue.ts';
 import { digitCaption, mnistImage, type DigitEntry } from './mnist.ts';
 import { EOS, type Sample, type SamplePart } from './sample.ts';
 import { caption, render, scene } from './shapes.ts';
@@ -72,4 +72,9 @@ export function storyboardSample(seed: number, opts: LayoutOptions & { frames?: 
 export function dialogueSample(seed: number, opts: LayoutOptions & { video?: boolean; turns?: number } = {}): Sample {
   const d = opts.video ? videoDialogue(seed, opts) : imageDialogue(seed, opts);
   return { kind: 'dialogue', parts: formatDialogue(d), loss: 'answers' };
+}
+
+/** An Emu-I dialogue about an MNIST digit. */
+export function digitDialogueSample(entry: DigitEntry, opts: LayoutOptions & { turns?: number } = {}): Sample {
+  return { kind: 'dialogue', parts: formatDialogue(digitDialogue(entry, opts)), loss: 'answers' };
 }

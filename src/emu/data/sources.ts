@@ -2,7 +2,8 @@
 //
 //  - seededSource: index i of a split is the seed splitSeed(split, i) fed to a layout function,
 //    so a training source never reaches a held-out seed (splits.ts);
-//  - mnistSource: the MNIST digits of one split as image-text pairs;
+//  - mnistSource: the MNIST digits of one split as image-text pairs (or, with `dialogues`, as
+//    Emu-I dialogues about them);
 //  - imageFolderSource: PNG files of a folder, each with a caption in a sidecar .txt file of the
 //    same name (img1.png + img1.txt, the webdataset convention), decoded by a caller-supplied
 //    function (so this module does not depend on an image codec). An unreadable or undecodable
@@ -12,8 +13,8 @@
 import { readFileSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { ValueError } from '../../tensor/errors.ts';
-import { documentSample, imageTextSample, mnistPair, shapesPair, storyboardSample, videoPair, type LayoutOptions, type PairOptions } from './layouts.ts';
-import { mnistEntries } from './mnist.ts';
+import { digitDialogueSample, documentSample, imageTextSample, mnistPair, shapesPair, storyboardSample, videoPair, type LayoutOptions, type PairOptions } from './layouts.ts';
+import { mnistEntries, type DigitEntry } from './mnist.ts';
 import type { Sample } from './sample.ts';
 import { SPLIT_SIZE, rngFor, splitSeed, type SplitName } from './splits.ts';
 
@@ -43,10 +44,12 @@ export function seededSource(name: string, make: (seed: number) => Sample, opts:
   return { name, size, get: (index) => { checkIndex(name, index, size); return make(splitSeed(split, index)); } };
 }
 
-/** The MNIST digits of a split as captioned image-text pairs. */
-export function mnistSource(split: SplitName, opts: PairOptions = {}): DataSource {
+/** The MNIST digits of a split as captioned image-text pairs, or as dialogues about them. */
+export function mnistSource(split: SplitName, opts: PairOptions & { dialogues?: boolean } = {}): DataSource {
   const entries = mnistEntries(split);
-  return { name: 'mnist', size: entries.length, get: (index) => { checkIndex('mnist', index, entries.length); return mnistPair(entries[index], opts); } };
+  const make = opts.dialogues ? (e: DigitEntry) => digitDialogueSample(e, opts) : (e: DigitEntry) => mnistPair(e, opts);
+  const name = opts.dialogues ? 'mnist-dialogues' : 'mnist';
+  return { name, size: entries.length, get: (index) => { checkIndex(name, index, entries.length); return make(entries[index]); } };
 }
 
 /**

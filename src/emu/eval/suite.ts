@@ -18,7 +18,7 @@ import { clip, renderClip, videoQA as clipQuestions } from '../data/video.ts';
 import { mnistEntries, mnistImage, digitCaption } from '../data/mnist.ts';
 import { rngFor, splitSeed } from '../data/splits.ts';
 import type { Trained } from '../train/run_dir.ts';
-import { caption, fewShot, textToImage, videoQA, vqa, type Decoding } from '../infer/tasks.ts';
+import { DECODING, caption, fewShot, textToImage, videoQA, vqa, type Decoding } from '../infer/tasks.ts';
 import { ciderD } from './cider.ts';
 import { emuShortAnswer, vqaCorpusAccuracy } from './vqa.ts';
 import { attributeAccuracy, attributeBaseline, type AttributeAccuracy, type GeneratedScene } from './attributes.ts';
@@ -117,6 +117,16 @@ export function describeScene(sc: Scene): GeneratedScene & { prompt: string } {
   return { scene: sc, pixels: new Float32Array(0), prompt: `${np(0)} ${REL_PHRASE[rel]} ${np(1)}`, relations: [{ a: 0, relation: rel, b: 1 }] };
 }
 
+/**
+ * The chance row's wrong digit for item i: the next item (cyclically) of another label. The
+ * entries are sorted by label, so the plain next item is usually the same digit, whose caption
+ * would be right, not chance. With a single label there is none: i + 1.
+ */
+export function wrongLabelIndex(labels: readonly number[], i: number): number {
+  for (let k = 1; k < labels.length; k++) if (labels[(i + k) % labels.length] !== labels[i]) return (i + k) % labels.length;
+  return (i + 1) % labels.length;
+}
+
 export function evaluate(trained: Trained, opts: EvalOptions): EvalResults {
   const t0 = performance.now();
   for (const k of ['scenes', 'clips', 'digits', 'fewShotQueries', 'images', 'digitsPerLabel', 'steps', 'beams'] as const) {
@@ -166,7 +176,9 @@ export function evaluate(trained: Trained, opts: EvalOptions): EvalResults {
     const answers = clips.map((c, i) => {
       progress('video QA', i, clips.length);
       const frames = renderClip(c);
-      const a = emuShortAnswer(videoQA(trained, frames, clipQs[i].question, { decoding: { ...text, maxNewTokens: 8 } }).text);
+      // Short-answer questions: decoded as VQA is (length penalty -1), not with the video task's
+      // default +1, under which beams that run on into a caption outscore " one</s>".
+      const a = emuShortAnswer(videoQA(trained, frames, clipQs[i].question, { decoding: { ...text, lengthPenalty: DECODING.vqa.lengthPenalty, maxNewTokens: 8 } }).text);
       samples.videoAnswers.push({ image: frames, prompt: clipQs[i].question, generated: a, truth: clipQs[i].answer });
       return a;
     });
@@ -176,7 +188,8 @@ export function evaluate(trained: Trained, opts: EvalOptions): EvalResults {
   // Digit captioning (Emu-I): references are the caption templates of the true label.
   const digits = mnistEntries('heldOut').filter((_, i) => i % Math.floor(1996 / opts.digits) === 0).slice(0, opts.digits);
   const digitRefs = digits.map((d) => Array.from({ length: 6 }, (_, k) => digitCaption(d.label, rngFor(d.label * 1000 + k, 5))));
-  chance.digitCaption = ciderD(digitRefs.map((_, i) => digitRefs[(i + 1) % digitRefs.length][0]), digitRefs).score;
+  const labels = digits.map((d) => d.label);
+  chance.digitCaption = ciderD(digitRefs.map((_, i) => digitRefs[wrongLabelIndex(labels, i)][0]), digitRefs).score;
   if (trained.emuI) {
     const generated = digits.map((d, i) => {
       progress('digit caption', i, digits.length);
@@ -197,7 +210,10 @@ export function evaluate(trained: Trained, opts: EvalOptions): EvalResults {
       progress(`few-shot k=${k}`, i, queries.length);
       const examples = Array.from({ length: k }, (_, j) => {
         const s = splitSeed('train', 9000 + i * 8 + j);
-        return { image: render(scene(s)), text: sceneCaptions(scene(s), rngFor(s, 1)) };
+        // Each example's text is a sentence with its full stop, as in the interleaved documents
+        // the pretrained model read: after "caption{I}" without one it has only seen text-first
+        // pairs, which end there, and answers with an immediate </s>.
+        return { image: render(scene(s)), text: `${sceneCaptions(scene(s), rngFor(s, 1))}.` };
       });
       const g = fewShot(trained, examples, render(sc), { decoding: { ...text, maxNewTokens: 32 } }).text;
       if (k === 2) samples.fewShot.push({ image: render(sc), generated: g, truth: qRefs[i][0] });
