@@ -48,7 +48,8 @@ struct KernelTable {
   void (*where)(const View& out, const View& cond, const View& a, const View& b);
   // Rotary embedding, rotate-half form, in one pass: with x = [x1, x2] split along the last dim
   // (even), out = [x1 c1 - x2 s1, x2 c2 + x1 s2] for cos = [c1, c2], sin = [s1, s2]; x, cos and
-  // sin have out's shape (broadcast dims stride 0). `inverse` negates sin: the backward.
+  // sin have out's shape (broadcast dims stride 0). `inverse` applies the transpose, the backward:
+  // out = [x1 c1 + x2 s2, x2 c2 - x1 s1] (the inverse rotation when the halves of cos and sin agree).
   void (*rope)(const View& out, const View& x, const View& cos, const View& sin, bool inverse);
   // Reductions and scans. `correction` is for Var (Bessel's correction = 1).
   void (*reduce)(ReduceOp op, const View& out, const View& in, int nkeep, double correction);

@@ -69,9 +69,9 @@ __global__ void rope_kernel(Strided<8> s, int64_t n, T* o1, T* o2, const T* x1, 
     int64_t off[8];
     s.offsets(i, off);
     const V a = load(x1[off[2]]), b = load(x2[off[3]]);
-    const V sin1 = inverse ? -load(s1[off[6]]) : load(s1[off[6]]), sin2 = inverse ? -load(s2[off[7]]) : load(s2[off[7]]);
-    o1[off[0]] = cvt<T>(a * load(c1[off[4]]) - b * sin1);
-    o2[off[1]] = cvt<T>(b * load(c2[off[5]]) + a * sin2);
+    const V ca = load(c1[off[4]]), cb = load(c2[off[5]]), sa = load(s1[off[6]]), sb = load(s2[off[7]]);
+    o1[off[0]] = cvt<T>(inverse ? a * ca + b * sb : a * ca - b * sa);
+    o2[off[1]] = cvt<T>(inverse ? b * cb - a * sa : b * cb + a * sb);
   }
 }
 

@@ -293,7 +293,6 @@ void rope(const View& out, const View& x, const View& cos, const View& sin, bool
   dispatch_float(out.dtype, "rope", [&](auto t) {
     using T = decltype(t);
     using V = C<T>;
-    const V sign = inverse ? V(-1) : V(1);
     RowLoop<8>(v).run([&](int64_t n, char* const* p, const int64_t* s) {
       T* o1 = reinterpret_cast<T*>(p[0]);
       T* o2 = reinterpret_cast<T*>(p[1]);
@@ -302,8 +301,9 @@ void rope(const View& out, const View& x, const View& cos, const View& sin, bool
       const T *s1 = reinterpret_cast<const T*>(p[6]), *s2 = reinterpret_cast<const T*>(p[7]);
       for (int64_t i = 0; i < n; i++) {
         const V a = load(x1[i * s[2]]), b = load(x2[i * s[3]]);
-        o1[i * s[0]] = store<T>(a * load(c1[i * s[4]]) - b * sign * load(s1[i * s[6]]));
-        o2[i * s[1]] = store<T>(b * load(c2[i * s[5]]) + a * sign * load(s2[i * s[7]]));
+        const V ca = load(c1[i * s[4]]), cb = load(c2[i * s[5]]), sa = load(s1[i * s[6]]), sb = load(s2[i * s[7]]);
+        o1[i * s[0]] = store<T>(inverse ? a * ca + b * sb : a * ca - b * sa);
+        o2[i * s[1]] = store<T>(inverse ? b * cb - a * sa : b * cb + a * sb);
       }
     });
   });

@@ -206,7 +206,7 @@ export function rope(x: Tensor, cos: Tensor, sin: Tensor): Tensor {
   return rotate(x, cos, sin, false);
 }
 
-/** Internal (autograd): the inverse rotation (sin negated), which is rope's backward. */
+/** Internal (autograd): the transposed rotation, rope's backward (the inverse rotation for LLaMA's tables). */
 export function ropeInverse(g: Tensor, cos: Tensor, sin: Tensor): Tensor {
   return rotate(g, cos, sin, true);
 }
