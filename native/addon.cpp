@@ -111,7 +111,7 @@ View view_at(const Napi::CallbackInfo& info, size_t i) {
   if (len < 3) throw_js(env, ErrorKind::Value, "native: view descriptor too short");
   const double* d = static_cast<const double*>(data);
   View v;
-  if (!(d[0] >= 0 && d[0] <= 4 && d[0] == std::floor(d[0]))) throw_js(env, ErrorKind::DType, "native: bad dtype code");
+  if (!(d[0] >= 0 && d[0] == std::floor(d[0]) && dtype_valid(int32_t(d[0])))) throw_js(env, ErrorKind::DType, "native: bad dtype code");
   v.dtype = DType(int32_t(d[0]));
   if (!(d[1] >= 0 && d[1] <= kMaxDims) || len != size_t(3 + 2 * int(d[1])))
     throw_js(env, ErrorKind::Shape, "native: a view has at most 8 dims");
@@ -864,7 +864,8 @@ AttentionOperands attention_operands(const Napi::CallbackInfo& info, size_t firs
   a.B = a.q.shape[0], a.H = a.q.shape[1], a.Lq = a.q.shape[2], a.D = a.q.shape[3];
   a.Lk = a.k.shape[2], a.Dv = a.v.shape[3];
   const DType dt = a.q.dtype;
-  if (dt != DType::F32 && dt != DType::F64 && dt != DType::BF16) throw_js(env, ErrorKind::DType, "attention: f32, f64 or bf16 only");
+  if (dt != DType::F32 && dt != DType::F64 && dt != DType::BF16 && dt != DType::F16)
+    throw_js(env, ErrorKind::DType, "attention: f32, f64, bf16 or f16 only");
   expect(env, "attention", "k", a.k, dt, {a.B, a.H, a.Lk, a.D});
   expect(env, "attention", "v", a.v, dt, {a.B, a.H, a.Lk, a.Dv});
   a.has_bias = present(info, first + 6);
@@ -876,9 +877,9 @@ AttentionOperands attention_operands(const Napi::CallbackInfo& info, size_t firs
   return a;
 }
 
-// The saved log-sum-exp's dtype: f32 for bf16 operands (a bf16 lse would be too coarse to
-// recompute the probabilities from), the operands' own otherwise.
-DType lse_dtype(DType dt) { return dt == DType::BF16 ? DType::F32 : dt; }
+// The saved log-sum-exp's dtype: f32 for bf16 and f16 operands (a 16-bit lse would be too coarse
+// to recompute the probabilities from), the operands' own otherwise.
+DType lse_dtype(DType dt) { return dt == DType::BF16 || dt == DType::F16 ? DType::F32 : dt; }
 
 // attention(out, lse, q, k, v, bias|null, kpm|null, scale, causal)
 Napi::Value Attention(const Napi::CallbackInfo& info) {

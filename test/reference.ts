@@ -146,6 +146,27 @@ export function bf16Round(x: number): number {
   return f32[0];
 }
 
+/**
+ * The f32 value x rounded to IEEE half (f16), to nearest even, by arithmetic on the exact value
+ * rather than on bits (an independent oracle for the engine's bit manipulations): the quantum is
+ * 2^-24 below 2^-14 (subnormals) and 2^(e-10) for x in [2^e, 2^(e+1)); 65520 and above overflow
+ * to inf; NaN stays NaN.
+ */
+export function f16Round(x: number): number {
+  if (Number.isNaN(x)) return NaN;
+  const a = Math.abs(x), sign = x < 0 || Object.is(x, -0) ? -1 : 1;
+  if (a >= 65520) return sign * Infinity;
+  let quantum = 2 ** -24;
+  if (a >= 2 ** -14) {
+    let e = -14;
+    while (2 ** (e + 1) <= a) e++;
+    quantum = 2 ** (e - 10);
+  }
+  const r = a / quantum, whole = Math.floor(r), frac = r - whole;
+  const n = frac > 0.5 || (frac === 0.5 && whole % 2 === 1) ? whole + 1 : whole;
+  return sign * n * quantum;
+}
+
 /** float -> i32 as the engine converts: toward zero, saturating, NaN -> 0. */
 export function toI32(x: number): number {
   if (Number.isNaN(x)) return 0;
@@ -154,12 +175,13 @@ export function toI32(x: number): number {
   return Math.trunc(x);
 }
 
-/** x as stored in dtype d (f64 -> bf16 goes through f32, as the engine does). */
+/** x as stored in dtype d (f64 -> bf16 and f16 go through f32, as the engine does). */
 export function roundTo(x: number, d: DType): number {
   switch (d) {
     case 'f64': return x;
     case 'f32': return Math.fround(x);
     case 'bf16': return bf16Round(Math.fround(x));
+    case 'f16': return f16Round(Math.fround(x));
     case 'i32': return toI32(x);
     case 'bool': return x !== 0 ? 1 : 0;  // NaN is true
   }

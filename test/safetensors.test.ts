@@ -1,5 +1,5 @@
-// safetensors.test.ts: checkpoint files. Every dtype round-trips with __metadata__; F16 and I64
-// files (as PyTorch writes them) are read; each kind of damaged file gives a CheckpointError that
+// safetensors.test.ts: checkpoint files. Every dtype round-trips with __metadata__; F16 files (as
+// PyTorch writes them) are read bit for bit, I64 ones narrowed; each kind of damaged file gives a CheckpointError that
 // names the file and the problem; a failed write (disk full mid-write, temp path taken, target a
 // directory) leaves the previous file intact and no temporary file behind.
 import fs, { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -47,6 +47,7 @@ test('every dtype round-trips with __metadata__', () => {
     f32: tensor([[1.5, -2.25e-30], [3.4e38, NaN]]),
     f64: tensor([Math.PI, -1e-300, Infinity], { dtype: 'f64' }),
     bf16: tensor([1, -0.0078125, 3.140625, 65280], { dtype: 'bf16' }),
+    f16: tensor([1, -0.0999755859375, 65504, 2 ** -24, -Infinity, NaN], { dtype: 'f16' }),
     i32: tensor([-2147483648, 0, 2147483647], { dtype: 'i32' }),
     bool: tensor([true, false, true]),
     scalar: tensor(7),
@@ -80,14 +81,18 @@ test('a file without __metadata__ and an empty file of tensors', () => {
   assert.equal(metadata, {});
 });
 
-test('reads F16 (widened to f32) and I64 (narrowed to i32)', () => {
-  const half = new Uint16Array([0x3c00, 0xc000, 0x3800, 0x7bff, 0x7c00, 0x0001, 0x8000, 0x7e00]);
+test('reads F16 as f16, bit for bit (and writes it back the same), and I64 (narrowed to i32)', () => {
+  const half = new Uint16Array([0x3c00, 0xc000, 0x3800, 0x7bff, 0x7c00, 0x0001, 0x8000, 0x7e01]);
   const path = rawFile('f16.safetensors', { h: { dtype: 'F16', shape: [2, 4], data_offsets: [0, 16] } }, new Uint8Array(half.buffer));
   const h = loadSafetensors(path).tensors.get('h')!;
-  assert.is(h.dtype, 'f32');
+  assert.is(h.dtype, 'f16');
   const v = Array.from(h.data() as Float32Array);
   assert.equal(v.slice(0, 7), [1, -2, 0.5, 65504, Infinity, 2 ** -24, -0]);
   assert.ok(Object.is(v[6], -0) && Number.isNaN(v[7]));
+  const again = join(dir, 'f16-again.safetensors');
+  saveSafetensors(again, { h });
+  assert.ok(readFileSync(again).subarray(-16).equals(Buffer.from(half.buffer)), 'the same 16 bytes, NaN payload included');
+  assert.match(readFileSync(again).toString('latin1'), /"dtype":"F16"/);
   h.dispose();
 
   const longs = new BigInt64Array([-3n, 7n, 2147483647n, -2147483648n]);

@@ -131,7 +131,7 @@ test('linspace ends exactly at end; eye(n) and eye(n, m)', () => tidy(() => {
 
 // ---- reading back --------------------------------------------------------------------------
 
-test('toArray nesting, data() typed arrays (bf16 widened to Float32Array), item()', () => tidy(() => {
+test('toArray nesting, data() typed arrays (bf16 and f16 widened to Float32Array), item()', () => tidy(() => {
   assert.equal(arange(24).reshape(2, 3, 4).toArray(), [
     [[0, 1, 2, 3], [4, 5, 6, 7], [8, 9, 10, 11]],
     [[12, 13, 14, 15], [16, 17, 18, 19], [20, 21, 22, 23]],
@@ -139,7 +139,7 @@ test('toArray nesting, data() typed arrays (bf16 widened to Float32Array), item(
   assert.is(tensor(2.5).toArray(), 2.5);
   assert.is(tensor(false).toArray(), false);
   assert.equal(zeros([2, 0]).toArray(), [[], []]);
-  const kinds: [DType, string][] = [['f32', 'Float32Array'], ['f64', 'Float64Array'], ['bf16', 'Float32Array'], ['i32', 'Int32Array'], ['bool', 'Uint8Array']];
+  const kinds: [DType, string][] = [['f32', 'Float32Array'], ['f64', 'Float64Array'], ['bf16', 'Float32Array'], ['f16', 'Float32Array'], ['i32', 'Int32Array'], ['bool', 'Uint8Array']];
   for (const [dtype, cls] of kinds) {
     const d = ones([3], { dtype }).data();
     assert.is(d.constructor.name, cls, dtype);

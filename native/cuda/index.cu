@@ -37,7 +37,7 @@ __global__ void gather_kernel(Strided<3> s, long long n, T* out, const int32_t* 
 
 template <class T>
 __device__ __forceinline__ T add_elem(T a, T b) {
-  if constexpr (std::is_same_v<T, bf16>) return bf16_store(bf16_load(a) + bf16_load(b));
+  if constexpr (std::is_same_v<T, bf16> || std::is_same_v<T, f16>) return cvt<T>(load(a) + load(b));
   else if constexpr (std::is_same_v<T, int32_t>) return int32_t(uint32_t(a) + uint32_t(b));
   else return a + b;
 }

@@ -1,11 +1,12 @@
 // strided.cuh: what the op kernels of native/cuda share: element types and conversions, device
 // math by overload, strided indexing, the launch shape, and the dtype switch of their launchers.
 //
-// Element types are those of core/dtype.h: float, double, emu::bf16 (bits), int32_t, bool. As on
-// the CPU (cpu/kernels/scalar.h, the reference), kernels compute bf16 in f32, bool in i32, and
-// cvt<TO>(x) is the one place a value changes type: float to int truncates toward zero and
-// saturates (NaN becomes 0), anything to bool is x != 0, to bf16 rounds to nearest even. The bf16
-// conversions are bit manipulations here, so both compilers round exactly as the CPU does.
+// Element types are those of core/dtype.h: float, double, emu::bf16 and emu::f16 (bits), int32_t,
+// bool. As on the CPU (cpu/kernels/scalar.h, the reference), kernels compute bf16 and f16 in f32,
+// bool in i32, and cvt<TO>(x) is the one place a value changes type: float to int truncates toward
+// zero and saturates (NaN becomes 0), anything to bool is x != 0, to bf16 and f16 rounds to nearest
+// even. The conversions are bit manipulations (f16's are core/dtype.h's own, compiled for the
+// device), so both compilers round exactly as the CPU does.
 //
 // Strided<N> is candle's way of handling any layout in one kernel: the host collapses the dims of
 // N same-shaped operands (size-1 dims dropped, dims contiguous in every operand merged) and the
@@ -32,24 +33,33 @@ __device__ __forceinline__ bf16 bf16_store(float f) {
   return bf16{uint16_t(u >> 16)};
 }
 
+__device__ __forceinline__ float f16_load(f16 v) { return f16_to_float(v); }
+__device__ __forceinline__ f16 f16_store(float f) { return float_to_f16(f); }
+
 template <class T> struct Compute { using type = T; };
 template <> struct Compute<bf16> { using type = float; };
+template <> struct Compute<f16> { using type = float; };
 template <> struct Compute<bool> { using type = int32_t; };
 template <class T> using C = typename Compute<T>::type;
 
 template <class T> __device__ __forceinline__ C<T> load(T v) { return C<T>(v); }
 template <> __device__ __forceinline__ float load<bf16>(bf16 v) { return bf16_load(v); }
+template <> __device__ __forceinline__ float load<f16>(f16 v) { return f16_load(v); }
 
 template <class TO, class TI>
 __device__ __forceinline__ TO cvt(TI v) {
   if constexpr (std::is_same_v<TI, bf16>) {
     return cvt<TO>(bf16_load(v));
+  } else if constexpr (std::is_same_v<TI, f16>) {
+    return cvt<TO>(f16_load(v));
   } else if constexpr (std::is_same_v<TO, TI>) {
     return v;
   } else if constexpr (std::is_same_v<TO, bool>) {
     return v != TI(0);
   } else if constexpr (std::is_same_v<TO, bf16>) {
     return bf16_store(float(v));
+  } else if constexpr (std::is_same_v<TO, f16>) {
+    return f16_store(float(v));
   } else if constexpr (std::is_same_v<TO, int32_t> && std::is_floating_point_v<TI>) {
     if (!(v == v)) return 0;
     if (v >= TI(2147483647.0)) return 2147483647;
@@ -58,6 +68,19 @@ __device__ __forceinline__ TO cvt(TI v) {
   } else {
     return TO(v);
   }
+}
+
+// ---- the 16-bit floats of the tensor-core kernels ------------------------------------------------
+// Those kernels take their element type T (bf16 or f16) as a template parameter; besides
+// mma_m16n8k16<T> (device.cuh) and cvt<T> they need two values rounded to T and packed into one
+// 32-bit register, the low half first, as mma's A and B fragments and the paired stores hold them.
+// ldmatrix and cp.async move b16 bits whatever they mean.
+template <class T> constexpr bool kIsHalf = std::is_same_v<T, bf16> || std::is_same_v<T, f16>;
+
+template <class T>
+__device__ __forceinline__ uint32_t pack_half2(float lo, float hi) {
+  static_assert(kIsHalf<T>, "bf16 or f16");
+  return uint32_t(cvt<T>(lo).bits) | uint32_t(cvt<T>(hi).bits) << 16;
 }
 
 // ---- math by overload (float and double) --------------------------------------------------------
@@ -195,6 +218,7 @@ void dispatch(DType d, F&& f) {
     case DType::F32: f(float{}); return;
     case DType::F64: f(double{}); return;
     case DType::BF16: f(bf16{}); return;
+    case DType::F16: f(f16{}); return;
     case DType::I32: f(int32_t{}); return;
     case DType::Bool: f(bool{}); return;
   }
@@ -208,6 +232,7 @@ void dispatch_float(DType d, const char* op, F&& f) {
     case DType::F32: f(float{}); return;
     case DType::F64: f(double{}); return;
     case DType::BF16: f(bf16{}); return;
+    case DType::F16: f(f16{}); return;
     default: fail(ErrorKind::DType, std::string(op) + ": expected a float dtype, got " + dtype_name(d));
   }
 }

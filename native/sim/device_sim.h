@@ -238,7 +238,8 @@ inline double min(double a, double b) { return std::fmin(a, b); }
 inline double max(double a, double b) { return std::fmax(a, b); }
 
 // ---- bf16 and half (CUDA's names; trivially default-constructible so shared arrays of them
-// need no constructors; bf16 rounding is emu::float_to_bf16, the one every device uses) ------
+// need no constructors; their rounding is emu::float_to_bf16 and emu::float_to_f16, the one every
+// device uses) -------------------------------------------------------------------------------------
 struct __nv_bfloat16 {
   unsigned short __x;
   __nv_bfloat16() = default;
@@ -251,15 +252,8 @@ struct alignas(4) __nv_bfloat162 {
 struct __half {
   unsigned short __x;
   __half() = default;
-  __half(float f) {
-    _Float16 h = static_cast<_Float16>(f);  // round to nearest even
-    std::memcpy(&__x, &h, 2);
-  }
-  operator float() const {
-    _Float16 h;
-    std::memcpy(&h, &__x, 2);
-    return float(h);
-  }
+  __half(float f) : __x(emu::float_to_f16(f).bits) {}
+  operator float() const { return emu::f16_to_float(emu::f16{__x}); }
 };
 struct alignas(4) __half2 {
   __half x, y;

@@ -44,7 +44,7 @@ constexpr int kWarp = 32;
 constexpr int kMaxThreads = 1024;
 constexpr size_t kStaticSharedLimit = 48 * 1024;   // CUDA's limit for static __shared__
 constexpr size_t kSharedLimit = 227 * 1024;        // per block on sm_90 (dynamic opt-in)
-constexpr unsigned char kPoison = 0xFF;            // NaN as f32 and bf16, -1 as int
+constexpr unsigned char kPoison = 0xFF;            // NaN as f32, bf16 and f16, -1 as int
 
 std::string where(Site s) {
   const char* slash = std::strrchr(s.file, '/');
@@ -392,10 +392,7 @@ void Runner::run_block(uint64_t linear) {
 
 float mma_input(MmaType type, uint32_t reg, int half) {
   const uint16_t bits = uint16_t(reg >> (16 * half));
-  if (type == MmaType::BF16) return bf16_to_float(bf16{bits});
-  _Float16 h;
-  std::memcpy(&h, &bits, 2);
-  return float(h);
+  return type == MmaType::BF16 ? bf16_to_float(bf16{bits}) : f16_to_float(f16{bits});
 }
 
 // Fragment layouts of mma.m16n8k16 (PTX ISA; g = lane / 4, t = lane % 4; see kernels.md).

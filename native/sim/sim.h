@@ -11,7 +11,7 @@
 //  - Between barriers, threads run in the order EMU_SIM_ORDER names (set_order overrides it):
 //    `sequential`, `reverse`, or `random:<seed>` (a fresh permutation per block and barrier
 //    phase). A missing barrier gives a wrong result in at least one order.
-//  - Shared memory is poisoned (0xFF bytes: NaN as f32/bf16, -1 as int) at block start, and the
+//  - Shared memory is poisoned (0xFF bytes: NaN as f32/bf16/f16, -1 as int) at block start, and the
 //    destination of a cp.async until its wait: copies land only at cp_async_wait.
 //  - Exited threads count as arrived at barriers. A block whose threads wait at different
 //    barriers, a warp collective whose lanes cannot all arrive (exited, or waiting elsewhere),

@@ -3,8 +3,8 @@
 // The format (huggingface/safetensors): 8 bytes little-endian header length N, N bytes of JSON
 // {"name": {"dtype": "F32", "shape": [..], "data_offsets": [begin, end]}, ..., "__metadata__":
 // {string: string}}, then the raw little-endian tensor bytes, offsets relative to the end of the
-// header. We write F32, F64, BF16, I32 and BOOL, and also read F16 (widened to f32) and I64
-// (narrowed to i32 when every value fits), which PyTorch writes by default for integer tensors.
+// header. We read and write F32, F64, BF16, F16, I32 and BOOL, and also read I64 (narrowed to
+// i32 when every value fits), which PyTorch writes by default for integer tensors.
 //
 // Writes are atomic (atomic_write.ts: temporary file, fsync, rename), so a crash mid-write leaves
 // the previous checkpoint intact.
@@ -20,10 +20,10 @@ import { Tensor } from '../tensor/tensor.ts';
 import { contiguous } from '../tensor/ops/views.ts';
 import { fromValues } from '../tensor/ops/creation.ts';
 
-const WRITE_NAME: Record<DType, string> = { f32: 'F32', f64: 'F64', bf16: 'BF16', i32: 'I32', bool: 'BOOL' };
+const WRITE_NAME: Record<DType, string> = { f32: 'F32', f64: 'F64', bf16: 'BF16', f16: 'F16', i32: 'I32', bool: 'BOOL' };
 const READ_DTYPE: Record<string, { dtype: DType; size: number }> = {
   F32: { dtype: 'f32', size: 4 }, F64: { dtype: 'f64', size: 8 }, BF16: { dtype: 'bf16', size: 2 },
-  I32: { dtype: 'i32', size: 4 }, BOOL: { dtype: 'bool', size: 1 }, F16: { dtype: 'f32', size: 2 }, I64: { dtype: 'i32', size: 8 },
+  F16: { dtype: 'f16', size: 2 }, I32: { dtype: 'i32', size: 4 }, BOOL: { dtype: 'bool', size: 1 }, I64: { dtype: 'i32', size: 8 },
 };
 /** Headers above this are refused as corrupt rather than parsed (the format's own limit is 100 MB). */
 const MAX_HEADER = 100 * 1024 * 1024;
@@ -146,10 +146,6 @@ function decode(bytes: Buffer, fileDType: string, dtype: DType, shape: number[],
   // Copy into an aligned buffer first: the slice of the file need not be aligned for typed arrays.
   const aligned = new Uint8Array(bytes.length);
   aligned.set(bytes);
-  if (fileDType === 'F16') {
-    const h = new Uint16Array(aligned.buffer);
-    return fromValues(Float32Array.from(h, halfToFloat), shape, 'f32', 'cpu');
-  }
   if (fileDType === 'I64') {
     const v = new BigInt64Array(aligned.buffer);
     const out = new Int32Array(v.length);
@@ -165,11 +161,4 @@ function decode(bytes: Buffer, fileDType: string, dtype: DType, shape: number[],
   const t = Tensor.empty(shape, dtype, 'cpu');
   if (aligned.length) native.write(t.handle, 0, aligned);
   return t;
-}
-
-function halfToFloat(h: number): number {
-  const s = h & 0x8000 ? -1 : 1, e = (h >> 10) & 0x1f, m = h & 0x3ff;
-  if (e === 0) return s * m * 2 ** -24;
-  if (e === 31) return m ? NaN : s * Infinity;
-  return s * (1 + m / 1024) * 2 ** (e - 15);
 }

@@ -1,5 +1,5 @@
 // format.ts: reading a tensor back to JavaScript: data(), toArray(), item(), toString().
-import { bf16BitsToFloat, DTYPE_SIZE } from './dtype.ts';
+import { bf16BitsToFloat, DTYPE_SIZE, f16BitsToFloat, isFloat } from './dtype.ts';
 import { DeviceError, ShapeError } from './errors.ts';
 import { native } from './native.ts';
 import type { Tensor } from './tensor.ts';
@@ -9,7 +9,7 @@ export type HostArray = Float32Array | Float64Array | Int32Array | Uint8Array;
 export type NestedArray = number | boolean | NestedArray[];
 
 /**
- * A copy of the elements in row-major order: Float32Array for f32 (and for bf16, widened),
+ * A copy of the elements in row-major order: Float32Array for f32 (and for bf16 and f16, widened),
  * Float64Array for f64, Int32Array for i32, Uint8Array (0/1) for bool.
  */
 export function data(t: Tensor): HostArray {
@@ -26,9 +26,10 @@ export function data(t: Tensor): HostArray {
       case 'i32': return new Int32Array(buf);
       case 'bool': return new Uint8Array(buf);
     }
-    const bits = new Uint16Array(buf);  // bf16: widen to f32
+    const bits = new Uint16Array(buf);  // bf16, f16: widen to f32
+    const widen = c.dtype === 'bf16' ? bf16BitsToFloat : f16BitsToFloat;
     const out = new Float32Array(n);
-    for (let i = 0; i < n; i++) out[i] = bf16BitsToFloat(bits[i]);
+    for (let i = 0; i < n; i++) out[i] = widen(bits[i]);
     return out;
   } finally {
     if (c !== t) c.dispose();
@@ -74,7 +75,7 @@ export function format(t: Tensor): string {
   const tail = `shape=[${t.shape.join(', ')}], dtype=${t.dtype}, device=${t.device}`;
   if (t.device === 'meta') return `tensor(..., ${tail})`;
   const flat = data(t);
-  const isF = t.dtype === 'f32' || t.dtype === 'f64' || t.dtype === 'bf16';
+  const isF = isFloat(t.dtype);
   const isB = t.dtype === 'bool';
   const shape = t.shape;
   if (shape.length === 0) return `tensor(${fmt(flat[0], isF, isB)}, ${tail})`;

@@ -135,6 +135,7 @@ void scatter_add(const View& out, int dim, const View& index, const View& src) {
     case DType::F32: run(float{}, [](float a, float b) { return a + b; }); return;
     case DType::F64: run(double{}, [](double a, double b) { return a + b; }); return;
     case DType::BF16: run(bf16{}, [](bf16 a, bf16 b) { return float_to_bf16(bf16_to_float(a) + bf16_to_float(b)); }); return;
+    case DType::F16: run(f16{}, [](f16 a, f16 b) { return float_to_f16(f16_to_float(a) + f16_to_float(b)); }); return;
     case DType::I32: run(int32_t{}, [](int32_t a, int32_t b) { return int32_t(uint32_t(a) + uint32_t(b)); }); return;
     default: dtype_error(op, std::string("not defined for ") + dtype_name(out.dtype));
   }

@@ -2,7 +2,7 @@
 //
 // Per 16-deep slice of K, the block stages a 16x16 tile of a and of b in shared memory (converted
 // to the compute type), synchronises, and each thread adds its row-times-column products with
-// fma, k in order. Any strides, any dtype (f32, f64, bf16).
+// fma, k in order. Any strides, any float dtype (f32, f64, bf16, f16).
 //
 // What it buys on an H100/H200: it is the baseline the others are measured against. For each k a
 // warp issues two shared loads (as[ty][k], a broadcast, and bs[k][tx]) for one FMA instruction,

@@ -6,7 +6,7 @@
 // loads per FMA. The block tile (BM x BN, BK deep) is double buffered: the next slice of a and b
 // is read from global memory into registers while the current one is multiplied, then stored to
 // the other shared buffer, so there is one barrier per slice. Global reads are 16-byte vectors
-// (4 f32, 2x2 f64, 4 bf16 as 8 bytes) along whichever of a's (b's) dims has stride 1, when the
+// (4 f32, 2x2 f64, 4 bf16 or f16 as 8 bytes) along whichever of a's (b's) dims has stride 1, when the
 // strides and the base allow (gemm.cuh, operand_of); otherwise, and at the tails of M, N and K,
 // they are scalar and bounds-checked, with zeros filling the tile. Shared tiles are stored k-major
 // (tile[k][x]) with rows padded by 4 elements, so the 4 scalar stores of a k-contiguous run land
@@ -26,8 +26,8 @@
 // 60-80% of the f32 FMA peak: expect ~40-50 TFLOP/s of 67 on large f32 problems, and the 64x64
 // tile (4x4 per thread, 8 loads per 16 FMAs) ~50-60% of that, for problems too small to fill the
 // SMs with 128x128 tiles. f64 runs the same code at the f64 FMA rate (34 TFLOP/s on the CUDA
-// cores, 255 registers with a small spill at 128x128); bf16 inputs (only where tensor cores are
-// missing, below sm_80) are widened to f32.
+// cores, 255 registers with a small spill at 128x128); bf16 and f16 inputs (only where tensor cores
+// are missing, below sm_80) are widened to f32.
 #include "cuda/gemm/gemm.cuh"
 
 namespace emu::EMU_DEVICE_NS::gemm::v2 {
@@ -42,10 +42,11 @@ __device__ __forceinline__ void load4_global(const double* p, double r[4]) {
   const double2 v0 = reinterpret_cast<const double2*>(p)[0], v1 = reinterpret_cast<const double2*>(p)[1];
   r[0] = v0.x, r[1] = v0.y, r[2] = v1.x, r[3] = v1.y;
 }
-__device__ __forceinline__ void load4_global(const bf16* p, float r[4]) {  // 8 bytes: 4 bf16
+template <class T, std::enable_if_t<kIsHalf<T>, int> = 0>
+__device__ __forceinline__ void load4_global(const T* p, float r[4]) {  // 8 bytes: 4 bf16 or f16
   const uint2 v = *reinterpret_cast<const uint2*>(p);
-  r[0] = __uint_as_float(v.x << 16), r[1] = __uint_as_float(v.x & 0xffff0000u);
-  r[2] = __uint_as_float(v.y << 16), r[3] = __uint_as_float(v.y & 0xffff0000u);
+  r[0] = load(T{uint16_t(v.x)}), r[1] = load(T{uint16_t(v.x >> 16)});
+  r[2] = load(T{uint16_t(v.y)}), r[3] = load(T{uint16_t(v.y >> 16)});
 }
 __device__ __forceinline__ void store4_global(float* p, const float r[4]) {
   *reinterpret_cast<float4*>(p) = make_float4(r[0], r[1], r[2], r[3]);
@@ -54,9 +55,9 @@ __device__ __forceinline__ void store4_global(double* p, const double r[4]) {
   reinterpret_cast<double2*>(p)[0] = double2{r[0], r[1]};
   reinterpret_cast<double2*>(p)[1] = double2{r[2], r[3]};
 }
-__device__ __forceinline__ void store4_global(bf16* p, const float r[4]) {
-  const auto bits = [](float f) { return uint32_t(bf16_store(f).bits); };
-  *reinterpret_cast<uint2*>(p) = uint2{bits(r[0]) | bits(r[1]) << 16, bits(r[2]) | bits(r[3]) << 16};
+template <class T, std::enable_if_t<kIsHalf<T>, int> = 0>
+__device__ __forceinline__ void store4_global(T* p, const float r[4]) {
+  *reinterpret_cast<uint2*>(p) = uint2{pack_half2<T>(r[0], r[1]), pack_half2<T>(r[2], r[3])};
 }
 __device__ __forceinline__ void load4_shared(const float* p, float r[4]) { load4_global(p, r); }
 __device__ __forceinline__ void load4_shared(const double* p, double r[4]) { load4_global(p, r); }

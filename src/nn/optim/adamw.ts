@@ -4,7 +4,7 @@
 //   m = b1 * m + (1 - b1) * g                   first moment
 //   v = b2 * v + (1 - b2) * g^2                 second moment
 //   p = p - lr / (1 - b1^t) * m / (sqrt(v) / sqrt(1 - b2^t) + eps)
-// computed in the parameter's dtype (f32 for bf16 parameters, through their master copy). On the
+// computed in the parameter's dtype (f32 for bf16 and f16 parameters, through their master copy). On the
 // CPU the four lines are one fused native pass (src/tensor/ops/adamw.ts); elsewhere they are
 // composed from tensor ops, as below.
 import type { Tensor } from '../../tensor/tensor.ts';

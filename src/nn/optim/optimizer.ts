@@ -5,7 +5,7 @@
 // parameter tensors with its own hyper-parameters (lr, weightDecay, ...), so the vision encoder,
 // the causal transformer and the LLM can train at different rates. Per parameter it keeps a step
 // count and state buffers (momentum, Adam moments) in the parameter's "work" dtype: the
-// parameter's own dtype, except bf16 parameters, which are updated through an f32 master copy
+// parameter's own dtype, except bf16 and f16 parameters, which are updated through an f32 master copy
 // kept in the state (buffer `master`) and written back rounded after each step. The master copy
 // is taken at the parameter's first step; to overwrite weights later, load the optimizer's state
 // too (or make a fresh optimizer).
@@ -16,7 +16,7 @@
 // stateDict() is torch's layout: state keyed by the parameter's index in group order, and the
 // groups' hyper-parameters with those indices. flattenStateDict/unflattenStateDict turn it into
 // named tensors plus a JSON string, which is what a safetensors file holds.
-import { isFloat, type DType } from '../../tensor/dtype.ts';
+import { isFloat, isHalf, type DType } from '../../tensor/dtype.ts';
 import { CheckpointError, ShapeError, ValueError } from '../../tensor/errors.ts';
 import { keep, tidy } from '../../tensor/memory.ts';
 import { Tensor } from '../../tensor/tensor.ts';
@@ -46,9 +46,9 @@ export interface OptimizerStateDict {
   paramGroups: (Record<string, HyperValue> & { params: number[] })[];
 }
 
-/** The dtype a parameter is updated in: its own, with bf16 through an f32 master copy. */
+/** The dtype a parameter is updated in: its own, with bf16 and f16 through an f32 master copy. */
 function workDType(p: Tensor): DType {
-  return p.dtype === 'bf16' ? 'f32' : p.dtype;
+  return isHalf(p.dtype) ? 'f32' : p.dtype;
 }
 
 export abstract class Optimizer<H extends Hyper> {
@@ -128,7 +128,7 @@ export abstract class Optimizer<H extends Hyper> {
   private stateOf(p: Tensor, group: ParamGroup<H>): ParamState {
     let st = this.state.get(p);
     if (!st) {
-      st = { step: 0, buffers: p.dtype === 'bf16' ? { master: keep(copyAs(p, 'f32')) } : {} };
+      st = { step: 0, buffers: isHalf(p.dtype) ? { master: keep(copyAs(p, 'f32')) } : {} };
       this.state.set(p, st);
     }
     for (const n of this.bufferNames(group)) st.buffers[n] ??= keep(zeros(p.shape as number[], { dtype: workDType(p), device: p.device }));
@@ -189,7 +189,7 @@ export abstract class Optimizer<H extends Hyper> {
         if (!st || !Number.isInteger(st.step) || st.step < 0 || !st.buffers || typeof st.buffers !== 'object') {
           throw new ValueError(`${op}: state of parameter ${i} must be { step: integer >= 0, buffers }`);
         }
-        const want = [...(p.dtype === 'bf16' ? ['master'] : []), ...this.bufferNames({ ...this.paramGroups[gi], ...hypers[gi] })].sort();
+        const want = [...(isHalf(p.dtype) ? ['master'] : []), ...this.bufferNames({ ...this.paramGroups[gi], ...hypers[gi] })].sort();
         const have = Object.keys(st.buffers).sort();
         if (want.join() !== have.join()) throw new ValueError(`${op}: parameter ${i} has buffers [${have}], expected [${want}]`);
         const buffers: Record<string, Tensor> = {};

@@ -1,7 +1,7 @@
 // creation.ts: making tensors: from JS data, filled (zeros, ones, full), ranges (arange,
 // linspace), eye, and the *Like variants.
 import { checkDevice, type Device } from '../device.ts';
-import { checkDType, floatToBf16Bits, type DType } from '../dtype.ts';
+import { checkDType, floatToBf16Bits, floatToF16Bits, type DType } from '../dtype.ts';
 import { ShapeError, ValueError } from '../errors.ts';
 import { native } from '../native.ts';
 import { checkNumber, checkShape, checkSize, MAX_DIMS } from '../shape.ts';
@@ -38,6 +38,7 @@ export function fromValues(values: ArrayLike<number>, shape: number[], dtype: DT
     case 'i32': buf = values instanceof Int32Array ? values : Int32Array.from(values, toI32); break;
     case 'bool': buf = Uint8Array.from(values, (v) => (v ? 1 : 0)); break;
     case 'bf16': buf = Uint16Array.from(values, floatToBf16Bits); break;
+    case 'f16': buf = Uint16Array.from(values, floatToF16Bits); break;
   }
   native.write(out.handle, 0, buf);
   return out;
