@@ -6,7 +6,7 @@
 //   - on every device present: cpu always; sim (the SIMT emulator) in each of its three thread
 //     orders, so a kernel missing a barrier fails; cuda once this machine has it and it runs
 //     kernels (RUNS); on meta only the output shapes and dtypes are compared with cpu's;
-//   - in every dtype it supports (f32, f64, bf16, and i32 / bool where the op takes them);
+//   - in every dtype it supports (f32, f64, bf16, f16, and i32 / bool where the op takes them);
 //   - in three layouts: contiguous inputs; non-contiguous ones (a transposed, step-2 sliced view
 //     of a larger tensor whose other elements are junk: NaN, or an out-of-range integer); and
 //     broadcast ones (some dims expanded from size 1, stride 0).
@@ -161,9 +161,9 @@ function add<A>(c: Case<A>): void {
   CASES.push(c as unknown as Case<unknown>);
 }
 
-const FLOAT: DType[] = ['f32', 'f64', 'bf16'];
+const FLOAT: DType[] = ['f32', 'f64', 'bf16', 'f16'];
 const FLOAT_I: DType[] = [...FLOAT, 'i32'];
-const ALL: DType[] = ['f32', 'f64', 'bf16', 'i32', 'bool'];
+const ALL: DType[] = ['f32', 'f64', 'bf16', 'f16', 'i32', 'bool'];
 const D = (d: string) => d as DType;
 const floatD = (d: string): DType => (d === 'i32' || d === 'bool' ? 'f32' : D(d));
 const sumD = (d: string): DType => (d === 'bool' ? 'i32' : D(d));
@@ -321,10 +321,11 @@ for (const [name, run, f] of SCALAR_OPS) {
   });
 }
 
-// Operands of different dtypes are promoted (bool < i32 < bf16 < f32 < f64).
+// Operands of different dtypes are promoted (bool < i32 < {bf16, f16} < f32 < f64; bf16 with f16 is f32).
 const PROMOTE: [DType, DType, DType][] = [
   ['f32', 'f64', 'f64'], ['bf16', 'f32', 'f32'], ['i32', 'f32', 'f32'], ['bool', 'bf16', 'bf16'], ['i32', 'f64', 'f64'],
-  ['bool', 'i32', 'i32'], ['f64', 'bf16', 'f64'], ['i32', 'bf16', 'bf16'],
+  ['bool', 'i32', 'i32'], ['f64', 'bf16', 'f64'], ['i32', 'bf16', 'bf16'], ['bf16', 'f16', 'f32'], ['f16', 'f32', 'f32'],
+  ['i32', 'f16', 'f16'], ['bool', 'f16', 'f16'], ['f16', 'f64', 'f64'],
 ];
 const PROMOTE_OPS: [string, (a: Tensor, b: Tensor) => Tensor, (x: number, y: number) => number, boolean][] = [
   ['add', E.add, (x, y) => x + y, false], ['mul', E.mul, (x, y) => x * y, false], ['lt', E.lt, (x, y) => Number(x < y), true],
@@ -767,9 +768,11 @@ add<null>({
   ref: ([x]) => x,
   exact: true,
 });
-// Rounding ties to even (bf16, f32), truncation toward zero (i32), and x != 0 (bool).
-// NaN casts to i32 0 and bool true; out-of-range floats saturate in i32.
-const CAST_SPECIAL = [1 + 2 ** -8, 1 + 3 * 2 ** -8, -(1 + 2 ** -8), 1 + 2 ** -24, 2.5, -2.5, 0.5, -0.75, -0, 0, 1e-3, 65504.5, NaN, Infinity, -Infinity, 3e9, -3e9];
+// Rounding ties to even (bf16, f16, f32; f16 also into its subnormals and past 65504 to inf),
+// truncation toward zero (i32), and x != 0 (bool). NaN casts to i32 0 and bool true; out-of-range
+// floats saturate in i32.
+const CAST_SPECIAL = [1 + 2 ** -8, 1 + 3 * 2 ** -8, -(1 + 2 ** -8), 1 + 2 ** -24, 2.5, -2.5, 0.5, -0.75, -0, 0, 1e-3, 65504.5, NaN, Infinity, -Infinity, 3e9, -3e9,
+  1 + 2 ** -11, 1 + 3 * 2 ** -11, 65520, -65519, 2 ** -25, 3 * 2 ** -25, 2 ** -14 - 2 ** -25, 1e-6];
 for (const target of ALL) {
   add<null>({
     name: `to(${target})`,
@@ -861,7 +864,7 @@ viewOp<number>('unbind', [[[3, 5, 7], 0], [[3, 5, 7], 2], [[7], 0], [[2, 3], -1]
 // ---- fused nn kernels ----------------------------------------------------------------------
 
 // Attention against softmax(scale q k^T + bias, causal mask) v composed in the reference; every
-// dtype takes the fused kernel (native/cpu/kernels/attention.cpp; bf16 computed in f32). Sizes
+// dtype takes the fused kernel (native/cpu/kernels/attention.cpp; bf16 and f16 computed in f32). Sizes
 // cross the kernel's 64-row and 64-key blocks and are not multiples of any vector width.
 interface AttnArgs { causal: boolean; scale: number }
 function attnRef([q, k, v, bias]: Ref[], a: AttnArgs): Ref {
@@ -887,7 +890,7 @@ add<AttnArgs>({
   tol: ([q, k, v, bias], a) => ({ growth: Math.sqrt(q.shape[3] + k.shape[2]), mag: attnRef([q, k, R.map(v, Math.abs), bias], a) }),
 });
 
-// The fused row kernels behind F.layerNorm and F.rmsNorm (bf16 computed in f32), rows past the
+// The fused row kernels behind F.layerNorm and F.rmsNorm (bf16 and f16 computed in f32), rows past the
 // vector width and a block of 32 rows.
 /** LayerNorm (RMSNorm without the mean) in f64, and the magnitude its rounding error scales with:
  * (|x| + |mean|) * rstd * |w| + |b|, large where a nearly constant row makes rstd large. */
@@ -964,7 +967,7 @@ function prepare(inp: In, layout: Layout, rng: Rng): Prepared {
 }
 
 /** Values that must never be read: junk around a non-contiguous view. */
-const JUNK: Record<DType, number> = { f32: NaN, f64: NaN, bf16: NaN, i32: -1000003, bool: 1 };
+const JUNK: Record<DType, number> = { f32: NaN, f64: NaN, bf16: NaN, f16: NaN, i32: -1000003, bool: 1 };
 
 function upload(r: Ref, dtype: DType, device: Device): Tensor {
   return tensor(r.data, { dtype, device }).reshape(r.shape);
@@ -1002,8 +1005,13 @@ function materialize(p: Prepared, layout: Layout, device: Device): Tensor {
   return t;
 }
 
-const REL: Record<string, number> = { f64: 1e-12, f32: 2e-6, bf16: 1e-2 };
-const STEP: Record<string, number> = { f64: 1e-15, f32: 2e-7, bf16: 2e-7 };
+// bf16 and f16 allow ~2.5 units of their last place (2^-8, 2^-11), and compute in f32. f16's
+// range is narrow: below 2^-14 only its subnormals' absolute step 2^-24 is left (ABS), and a result
+// past 65504 must come out as inf (its rounding overflows), as PyTorch's half does.
+const REL: Record<string, number> = { f64: 1e-12, f32: 2e-6, bf16: 1e-2, f16: 1.25e-3 };
+const STEP: Record<string, number> = { f64: 1e-15, f32: 2e-7, bf16: 2e-7, f16: 2e-7 };
+const ABS: Record<string, number> = { f64: 0, f32: 0, bf16: 0, f16: 2 ** -24 };
+const F16_OVERFLOW = 65520;
 const shapeStr = (s: readonly number[]) => `[${s.join(',')}]`;
 const fmt = (v: number) => (Number.isInteger(v) || !Number.isFinite(v) ? String(v) : v.toPrecision(9));
 
@@ -1020,13 +1028,13 @@ function check(where: string, got: Tensor, want: Ref, wantDType: DType, exact: b
   const bad: string[] = [];
   let count = 0;
   for (let i = 0; i < want.data.length; i++) {
-    const g = Number(values[i]), w = want.data[i];
+    const g = Number(values[i]), w = wantDType === 'f16' && Math.abs(want.data[i]) >= F16_OVERFLOW ? Math.sign(want.data[i]) * Infinity : want.data[i];
     let ok: boolean, bound = 0;
     if (Number.isNaN(w)) ok = Number.isNaN(g);
     else if (isExact || !Number.isFinite(w)) ok = g === w;
     else {
       const m = mag === undefined ? 0 : typeof mag === 'number' ? mag : Math.abs(mag.data[i]);
-      bound = rel * (Math.abs(w) + m);
+      bound = rel * (Math.abs(w) + m) + ABS[wantDType];
       ok = Math.abs(g - w) <= bound;
     }
     if (!ok && count++ < 3) {

@@ -1,8 +1,8 @@
 // conv.cu: 2-d convolution on the GPU (NCHW at the API, any strides), forward, input gradient and
 // weight gradient: the kernel versions side by side and the dispatcher that fills the device
 // table's conv2d, conv2d_backward_input and conv2d_backward_weight entries. cpu/kernels/image.cpp
-// and image_backward.cpp are the reference (PyTorch's window rules; f32 and bf16 accumulate in
-// f32, f64 in f64, bf16 rounded once when stored). Every version is deterministic: no two threads
+// and image_backward.cpp are the reference (PyTorch's window rules; f32, bf16 and f16 accumulate in
+// f32, f64 in f64, bf16 and f16 rounded once when stored). Every version is deterministic: no two threads
 // write one element and every sum runs in an order fixed by the shapes (no float atomics).
 //
 // v1, direct: one thread per element of the result (a grid-stride loop) folding its window in
@@ -29,8 +29,8 @@
 //                    order; the bias gradient is one block per channel with a fixed tree.
 //   Slices stage through registers into double-buffered shared memory (one barrier per slice; the
 //   next slice's gather is in flight while the current one is multiplied). f32 and f64 multiply on
-//   the CUDA cores: 64x64x16 block tiles, 256 threads with a 4x4 register tile each. bf16 multiplies
-//   on the tensor cores: mma.sync m16n8k16 (f32 accumulate) fed by ldmatrix (.trans where a tile is
+//   the CUDA cores: 64x64x16 block tiles, 256 threads with a 4x4 register tile each. bf16 and f16
+//   (one kernel, the element type a template parameter) multiply on the tensor cores: mma.sync m16n8k16 (f32 accumulate) fed by ldmatrix (.trans where a tile is
 //   stored depth-major), 64x64x32 block tiles, 4 warps of 32x32. Shared tiles keep each operand's
 //   contiguous direction contiguous (the gather's stores do not conflict), rows padded by 16 bytes
 //   so ldmatrix's 8 row addresses fall in 8 distinct bank groups. Fast paths by shape: pointwise
@@ -564,19 +564,20 @@ __global__ void __launch_bounds__(BM / TM * (BN / TN)) igemm_simt_kernel(Op op, 
     }
 }
 
-// bf16 on the tensor cores: WM x WN warps, each a 32x32 warp tile of 2 x 4 mma.sync m16n8k16
-// (fragment layouts: shared/reference/kernels.md). A tile stored [m][k] loads its 16x16 fragments
+// bf16 and f16 (T = Op::Elem) on the tensor cores: WM x WN warps, each a 32x32 warp tile of 2 x 4
+// mma.sync m16n8k16 (fragment layouts: shared/reference/kernels.md). A tile stored [m][k] loads its 16x16 fragments
 // with ldmatrix.x4, one stored [k][m] with ldmatrix.x4.trans; B likewise ([n][k] plain, [k][n]
 // .trans), one x4 covering two n8 fragments.
 template <class Op, int WM, int WN>
 __global__ void __launch_bounds__(32 * WM * WN) igemm_mma_kernel(Op op, int kchunk, int splits) {
+  using T = typename Op::Elem;
   using A = typename Op::A;
   using B = typename Op::B;
   constexpr int BM = 32 * WM, BN = 32 * WN, BK = 32, kThreads = 32 * WM * WN;
   constexpr int kLdA = A::kFastK ? BK + 8 : BM + 8, kLdB = B::kFastK ? BK + 8 : BN + 8;
   constexpr int kSizeA = (A::kFastK ? BM : BK) * kLdA, kSizeB = (B::kFastK ? BN : BK) * kLdB;
-  EMU_SHARED(bf16, as, [2][kSizeA]);
-  EMU_SHARED(bf16, bs, [2][kSizeB]);
+  EMU_SHARED(T, as, [2][kSizeA]);
+  EMU_SHARED(T, bs, [2][kSizeB]);
   const Slice slice(op.K, kchunk, splits);
   const int m0 = int(blockIdx.x) * BM, n0 = int(blockIdx.y) * BN;
   Stager<A, BM, BK, kThreads> sa;
@@ -596,8 +597,8 @@ __global__ void __launch_bounds__(32 * WM * WN) igemm_mma_kernel(Op op, int kchu
     const int cur = step & 1;
     const bool more = step + 1 < steps;
     if (more) fetch<BK>(op, slice, step + 1, sa, sb);
-    const bf16* a_tile = as[cur];
-    const bf16* b_tile = bs[cur];
+    const T* a_tile = as[cur];
+    const T* b_tile = bs[cur];
 #pragma unroll
     for (int ks = 0; ks < BK; ks += 16) {
       uint32_t af[2][4], bf[2][4];
@@ -618,7 +619,7 @@ __global__ void __launch_bounds__(32 * WM * WN) igemm_mma_kernel(Op op, int kchu
 #pragma unroll
         for (int nj = 0; nj < 4; nj++) {
           const uint32_t b[2] = {bf[nj / 2][nj % 2 * 2], bf[nj / 2][nj % 2 * 2 + 1]};
-          mma_m16n8k16_bf16(acc[mi][nj], af[mi], b, acc[mi][nj]);
+          mma_m16n8k16<T>(acc[mi][nj], af[mi], b, acc[mi][nj]);
         }
     }
     if (more) {
@@ -730,7 +731,7 @@ void with_taps(const Window& w, F&& f) {
   else f(integral_constant<int, 0>{}, integral_constant<int, 0>{});
 }
 
-// Launches the GEMM of `op` for every group and split: bf16 on the tensor cores, f32 and f64 on
+// Launches the GEMM of `op` for every group and split: bf16 and f16 on the tensor cores, f32 and f64 on
 // the CUDA cores (v3's slices per tap depend on the kernel's BK).
 template <class Op>
 void run_igemm(Op op, int groups, int splits, int kchunk) {
@@ -738,7 +739,7 @@ void run_igemm(Op op, int groups, int splits, int kchunk) {
   const auto per_tap = [&](int bk) {
     if constexpr (Op::kTapMajor) op.slices.cslices = (op.slices.channels + bk - 1) / bk;
   };
-  if constexpr (std::is_same_v<typename Op::Elem, bf16>) {
+  if constexpr (kIsHalf<typename Op::Elem>) {
     constexpr int WM = 2, WN = 2;
     per_tap(32);
     const dim3 grid(unsigned((op.M + 32 * WM - 1) / (32 * WM)), unsigned((op.N + 32 * WN - 1) / (32 * WN)), unsigned(groups * splits));
@@ -863,7 +864,7 @@ void conv2d_backward_weight(const View& grad_w, const View* grad_bias, const Vie
     }
     // Split K (the pixels) until the grid has about two blocks per SM of an H100/H200 (132 SMs),
     // keeping each split at least 4 slices deep.
-    const bool mma = std::is_same_v<T, bf16>;
+    const bool mma = kIsHalf<T>;
     const long long tile = 64, slice = mma ? 32 : 16;
     const long long blocks = (M + tile - 1) / tile * ((N + tile - 1) / tile) * groups;
     long long splits = (264 + blocks - 1) / blocks;

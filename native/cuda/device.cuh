@@ -8,7 +8,8 @@
 //    pointer to the dynamic shared area; `__shared__` itself cannot be emulated by a macro.
 //  - The tensor-core and async-copy instructions as small device functions: inline PTX under
 //    nvcc, warp-collective emulations under sim (fragment layouts: shared/reference/kernels.md):
-//      mma_m16n8k16_bf16 / _f16   D(16x8,f32) = A(16x16) * B(16x8) + C, row.col
+//      mma_m16n8k16_bf16 / _f16   D(16x8,f32) = A(16x16) * B(16x8) + C, row.col; mma_m16n8k16<T>
+//                                 picks one by the element type (bf16, f16) of a templated kernel
 //      ldmatrix_x1/_x2/_x4[_trans] 1, 2 or 4 8x8 b16 matrices from shared memory
 //      cp_async_4/_8/_16, cp_async_commit, cp_async_wait<N>, cp_async_wait_all
 //  - launch<kernel>(grid, block, shared_bytes, stream, args...): the real launch (checked) under
@@ -22,7 +23,9 @@
 #include <cstddef>
 #include <cstdint>
 #include <string>
+#include <type_traits>
 
+#include "core/dtype.h"
 #include "core/errors.h"
 #include "cuda/runtime.h"
 
@@ -68,6 +71,16 @@ __device__ __forceinline__ void mma_m16n8k16_f16(float d[4], const uint32_t a[4]
       "mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%10,%11,%12,%13};\n"
       : "=f"(d[0]), "=f"(d[1]), "=f"(d[2]), "=f"(d[3])
       : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]), "f"(c[0]), "f"(c[1]), "f"(c[2]), "f"(c[3]));
+}
+
+template <class T>
+__device__ __forceinline__ void mma_m16n8k16(float d[4], const uint32_t a[4], const uint32_t b[2], const float c[4]) {
+  static_assert(std::is_same_v<T, bf16> || std::is_same_v<T, f16>, "mma.sync m16n8k16 takes bf16 or f16");
+  if constexpr (std::is_same_v<T, bf16>) {
+    mma_m16n8k16_bf16(d, a, b, c);
+  } else {
+    mma_m16n8k16_f16(d, a, b, c);
+  }
 }
 
 __device__ __forceinline__ void ldmatrix_x1(uint32_t r[1], const void* row) {
@@ -118,6 +131,11 @@ inline void mma_m16n8k16_bf16(float d[4], const uint32_t a[4], const uint32_t b[
 }
 inline void mma_m16n8k16_f16(float d[4], const uint32_t a[4], const uint32_t b[2], const float c[4], sim::Site s = sim::here()) {
   sim::warp_mma_m16n8k16(sim::MmaType::F16, d, a, b, c, s);
+}
+template <class T>
+void mma_m16n8k16(float d[4], const uint32_t a[4], const uint32_t b[2], const float c[4], sim::Site s = sim::here()) {
+  static_assert(std::is_same_v<T, bf16> || std::is_same_v<T, f16>, "mma.sync m16n8k16 takes bf16 or f16");
+  sim::warp_mma_m16n8k16(std::is_same_v<T, bf16> ? sim::MmaType::BF16 : sim::MmaType::F16, d, a, b, c, s);
 }
 inline void ldmatrix_x1(uint32_t r[1], const void* row, sim::Site s = sim::here()) { sim::warp_ldmatrix(1, false, r, row, s); }
 inline void ldmatrix_x2(uint32_t r[2], const void* row, sim::Site s = sim::here()) { sim::warp_ldmatrix(2, false, r, row, s); }

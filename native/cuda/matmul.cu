@@ -4,12 +4,12 @@
 //
 //   version 1  gemm/v1_tiled.cu  16x16 shared-memory tiles, one output per thread: the baseline
 //   version 2  gemm/v2_simt.cu   register tiles on the CUDA cores, 128x128 block, 8x8 per thread
-//   version 3  gemm/v3_mma.cu    bf16 tensor cores (mma.sync, ldmatrix, cp.async), 128x128x32
+//   version 3  gemm/v3_mma.cu    bf16 and f16 tensor cores (mma.sync, ldmatrix, cp.async), 128x128x32
 //   version 4  gemm/v2_simt.cu   version 2's kernel with a 64x64 block, 4x4 per thread
 //   version 5  gemm/v3_mma.cu    version 3's kernel with a 64x64x32 block
 //
-// The dispatcher (matmul): bf16 takes the tensor cores (3 or 5) from sm_80 on, and the CUDA cores
-// (2 or 4, in f32) below; f32 and f64 take the CUDA cores (2 or 4), so an f32 product stays
+// The dispatcher (matmul): bf16 and f16 take the tensor cores (3 or 5) from sm_80 on, and the CUDA
+// cores (2 or 4, in f32) below; f32 and f64 take the CUDA cores (2 or 4), so an f32 product stays
 // f32-accurate (a bf16 autocast of f32 operands would be the caller's explicit choice, not made
 // here). The 128x128 tile when the problem has at least one of them per multiprocessor, else the
 // 64x64 one, which makes 4x the blocks and so fills more of the GPU on small or skinny problems.
@@ -78,8 +78,8 @@ void matmul(const View& out, const View& a, const View& b) {
   if (empty(p)) return;
   const DeviceTraits d = device_traits();
   const bool large = large_tile(p, d);
-  if (out.dtype == DType::BF16 && d.sm >= 80) {
-    v3::run(p, large ? v3::Tile::Large : v3::Tile::Small, out.data, a.data, b.data);
+  if ((out.dtype == DType::BF16 || out.dtype == DType::F16) && d.sm >= 80) {
+    v3::run(p, large ? v3::Tile::Large : v3::Tile::Small, out.dtype, out.data, a.data, b.data);
   } else {
     v2::run(p, large ? v2::Tile::Large : v2::Tile::Small, out.dtype, out.data, a.data, b.data);
   }
@@ -90,18 +90,18 @@ void matmul_version(int version, const View& out, const View& a, const View& b) 
   const Problem p = problem_of(out, a, b, "matmulVersion");
   if (version < 1 || version > 5)
     fail(ErrorKind::Value, "matmulVersion: no version " + std::to_string(version) + " (there are 1 to 5)");
-  if ((version == 3 || version == 5) && out.dtype != DType::BF16)
-    fail(ErrorKind::Value, "matmulVersion: version " + std::to_string(version) + " (bf16 tensor cores) does not take " +
+  if ((version == 3 || version == 5) && out.dtype != DType::BF16 && out.dtype != DType::F16)
+    fail(ErrorKind::Value, "matmulVersion: version " + std::to_string(version) + " (bf16/f16 tensor cores) does not take " +
                                dtype_name(out.dtype) + " operands");
   if ((version == 3 || version == 5) && device_traits().sm < 80)
-    fail(ErrorKind::Device, "matmulVersion: version " + std::to_string(version) + " needs sm_80 or newer (mma.sync bf16)");
+    fail(ErrorKind::Device, "matmulVersion: version " + std::to_string(version) + " needs sm_80 or newer (mma.sync bf16/f16)");
   if (empty(p)) return;
   switch (version) {
     case 1: v1::run(p, out.dtype, out.data, a.data, b.data); return;
     case 2: v2::run(p, v2::Tile::Large, out.dtype, out.data, a.data, b.data); return;
-    case 3: v3::run(p, v3::Tile::Large, out.data, a.data, b.data); return;
+    case 3: v3::run(p, v3::Tile::Large, out.dtype, out.data, a.data, b.data); return;
     case 4: v2::run(p, v2::Tile::Small, out.dtype, out.data, a.data, b.data); return;
-    case 5: v3::run(p, v3::Tile::Small, out.data, a.data, b.data); return;
+    case 5: v3::run(p, v3::Tile::Small, out.dtype, out.data, a.data, b.data); return;
   }
 }
 

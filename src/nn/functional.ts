@@ -4,11 +4,11 @@
 // Most are composed from tensor ops, so autograd differentiates them with no rule of their own;
 // where a fused kernel exists (attention), the function takes it whenever it applies and keeps
 // the composed body as the general path and the tests' reference. Every body runs in tidy, so its
-// temporaries are freed at once (the backward graph keeps what it needs). bf16 inputs of the
+// temporaries are freed at once (the backward graph keeps what it needs). bf16 and f16 inputs of the
 // norms and the loss are computed in f32 and cast back, as PyTorch's kernels accumulate.
 import { autocastOperands } from '../tensor/autocast.ts';
 import { hasFusedKernel } from '../tensor/device.ts';
-import { isFloat, promoteTypes } from '../tensor/dtype.ts';
+import { isFloat, isHalf, promoteTypes } from '../tensor/dtype.ts';
 import { DTypeError, IndexError, ShapeError, ValueError } from '../tensor/errors.ts';
 import { tidy } from '../tensor/memory.ts';
 import { bernoulli, type Generator } from '../tensor/random.ts';
@@ -20,7 +20,7 @@ import { add, eq, ge, logicalAnd, logicalNot, mul, ne, neg, rsqrt, silu, square,
 import { embedding as lookup, gather, matmul } from '../tensor/ops/linalg.ts';
 import { logSoftmax, max, mean, softmax, sum, variance } from '../tensor/ops/reduce.ts';
 import { expand, reshape, to, transpose, unsqueeze } from '../tensor/ops/views.ts';
-import { attention, attentionTakesBf16 } from '../tensor/ops/attention.ts';
+import { attention, attentionTakesHalf } from '../tensor/ops/attention.ts';
 import { normRows } from '../tensor/ops/norm.ts';
 import { crossEntropyRows } from '../tensor/ops/cross_entropy.ts';
 import { swiglu as fusedSwiglu } from '../tensor/ops/swiglu.ts';
@@ -40,7 +40,7 @@ function checkFloat(x: unknown, op: string, arg = 'input'): Tensor {
 /**
  * The SwiGLU gate of a LLaMA MLP, silu(gate) * up: one fused native pass each way
  * (src/tensor/ops/swiglu.ts) where the device has the kernels and both operands share one shape
- * and dtype, f32 or f64; silu then mul (broadcasting, bf16 included) elsewhere.
+ * and dtype, f32 or f64; silu then mul (broadcasting, bf16 and f16 included) elsewhere.
  */
 export function swiglu(gate: Tensor, up: Tensor): Tensor {
   checkFloat(gate, 'swiglu', 'gate');
@@ -59,10 +59,10 @@ function checkReduction(r: unknown, op: string): Reduction {
   return r;
 }
 
-/** Runs f on x cast to f32 when x is bf16, and casts the result back. */
+/** Runs f on x cast to f32 when x is bf16 or f16, and casts the result back. */
 function inF32(x: Tensor, f: (xf: Tensor) => Tensor): Tensor {
-  if (x.dtype !== 'bf16') return f(x);
-  return to(f(to(x, 'f32')), 'bf16');
+  if (!isHalf(x.dtype)) return f(x);
+  return to(f(to(x, 'f32')), x.dtype);
 }
 
 function reduceLoss(loss: Tensor, reduction: Reduction): Tensor {
@@ -154,7 +154,7 @@ export function layerNorm(x: Tensor, normalizedShape: number | number[], weight?
   }));
 }
 
-/** RMSNorm (T5, LLaMA): x * rsqrt(mean(x^2, -1) + eps) * weight, normalised in f32 for bf16. */
+/** RMSNorm (T5, LLaMA): x * rsqrt(mean(x^2, -1) + eps) * weight, normalised in f32 for bf16 and f16. */
 export function rmsNorm(x: Tensor, weight?: Tensor | null, eps = 1e-6): Tensor {
   checkFloat(x, 'rmsNorm');
   const w = checkOptional(weight, 'rmsNorm', 'weight');
@@ -324,10 +324,11 @@ export function scaledDotProductAttention(q: Tensor, k: Tensor, v: Tensor, opts:
     const fused = fusedAttention(q, k, v, bias, kpm, scale, opts.causal ?? false);
     if (fused) return fused;
   }
-  // bf16 is computed in f32 on the composed path too (devices without the fused kernel), with one
-  // rounding at the end as the fused kernel does, rather than a rounding after every op.
-  if (q.dtype === 'bf16' && k.dtype === 'bf16' && v.dtype === 'bf16' && (!bias || bias.dtype === 'bf16')) {
-    return tidy(() => to(composedAttention(to(q, 'f32'), to(k, 'f32'), to(v, 'f32'), bias && to(bias, 'f32'), kpm, scale, opts), 'bf16'));
+  // bf16 and f16 are computed in f32 on the composed path too (devices without the fused kernel),
+  // with one rounding at the end as the fused kernel does, rather than a rounding after every op.
+  const dt = q.dtype;
+  if (isHalf(dt) && k.dtype === dt && v.dtype === dt && (!bias || bias.dtype === dt)) {
+    return tidy(() => to(composedAttention(to(q, 'f32'), to(k, 'f32'), to(v, 'f32'), bias && to(bias, 'f32'), kpm, scale, opts), dt));
   }
   return composedAttention(q, k, v, bias, kpm, scale, opts);
 }
@@ -348,16 +349,16 @@ export function fusedAttention(q: Tensor, k: Tensor, v: Tensor, bias: Tensor | n
   if (bias && (bias.ndim > scores.length || shapeStr(broadcastShapes(bias.shape, scores, op)) !== shapeStr(scores))) return null;
   const B = lead.length ? lead[0] : 1, H = lead.slice(1).reduce((a, b) => a * b, 1);
   if (kpm && kpm.shape[0] !== B && kpm.shape[0] !== 1) return null;
-  // bf16 goes to the kernel as is where it takes bf16 (attentionTakesBf16), else it is computed in
-  // f32 (one rounding at the end, as PyTorch's kernels accumulate).
-  const widen = dt === 'bf16' && !attentionTakesBf16(q.device);
+  // bf16 and f16 go to the kernel as they are where it takes them (attentionTakesHalf), else they
+  // are computed in f32 (one rounding at the end, as PyTorch's kernels accumulate).
+  const widen = isHalf(dt) && !attentionTakesHalf(q.device);
   const to4 = (x: Tensor, tail: number[]) => reshape(expand(widen ? to(x, 'f32') : x, [...lead, ...tail]), [B, H, ...tail]);
   return tidy(() => {
     const out = attention(to4(q, [Lq, D]), to4(k, [Lk, D]), to4(v, [Lk, Dv]), {
       bias: bias && to4(bias, [Lq, Lk]), keyPaddingMask: kpm && expand(kpm, [B, Lk]), scale, causal,
     });
     const y = reshape(out, [...lead, Lq, Dv]);
-    return widen ? to(y, 'bf16') : y;
+    return widen ? to(y, dt) : y;
   });
 }
 

@@ -1,14 +1,14 @@
 // attention.test.ts: the fused attention kernels of native/cuda/attention/ on `sim`: each version
-// (v1 CUDA cores, v2 bf16 tensor cores) at each launch configuration its dispatcher can pick (v2:
-// padded head widths 32, 64, 80, 96, 128), in the emulator's three thread orders, forward and
-// every gradient, through F.scaledDotProductAttention (which takes the fused path on sim).
+// (v1 CUDA cores, v2 and v3 bf16/f16 tensor cores) at each launch configuration its dispatcher can
+// pick (v2: padded head widths 32, 64, 80, 96, 128), in the emulator's three thread orders, forward
+// and every gradient, through F.scaledDotProductAttention (which takes the fused path on sim).
 //
 // Tolerance, FlashAttention's policy: the kernel's max error against an f64 reference is at most
 // twice the error of the CPU path at the same precision (for f32 and f64 the CPU's fused kernel;
-// for bf16 the composed path in bf16, matmul / softmax / matmul each rounding, which is what the
-// FlashAttention tests compare against), plus a tiny absolute floor. Sizes are small and odd
-// (Lq = 13, Lk = 19, D = 24, ...), with cross-attention, causal masks, bias broadcast over the
-// batch, key-padding masks, fully hidden rows and transposed (non-contiguous) operands.
+// for bf16 and f16 the composed path in that dtype, matmul / softmax / matmul each rounding, which
+// is what the FlashAttention tests compare against), plus a tiny absolute floor. Sizes are small
+// and odd (Lq = 13, Lk = 19, D = 24, ...), with cross-attention, causal masks, bias broadcast over
+// the batch, key-padding masks, fully hidden rows and transposed (non-contiguous) operands.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import {
@@ -84,9 +84,9 @@ function maxErr(a: Float64Array, ref: Float64Array): number {
 const magnitude = (a: Float64Array) => a.reduce((m, x) => Math.max(m, Math.abs(x)), 0);
 
 // The absolute floor: one rounding of the largest reference value (about one ulp of it: 2^-8 in
-// bf16, 2^-23 in f32). In f64 the CPU path is the reference itself (error 0), so the floor is all
-// there is: 64 ulps.
-const FLOOR_ULPS: Record<string, number> = { f64: 2 ** -46, f32: 2 ** -23, bf16: 2 ** -8 };
+// bf16, 2^-11 in f16, 2^-23 in f32). In f64 the CPU path is the reference itself (error 0), so the
+// floor is all there is: 64 ulps.
+const FLOOR_ULPS: Record<string, number> = { f64: 2 ** -46, f32: 2 ** -23, bf16: 2 ** -8, f16: 2 ** -11 };
 
 /** The kernel on sim against the f64 reference, within twice the CPU path's error plus the floor. */
 function checkCase(c: Case, dtype: DType, version: number, seed = 5): void {
@@ -95,7 +95,7 @@ function checkCase(c: Case, dtype: DType, version: number, seed = 5): void {
 
 function checkInputs(c: Case, x: Inputs, dtype: DType, version: number): void {
   const ref = run(c, x, 'f64', 'cpu');
-  const base = run(c, x, dtype, 'cpu', dtype === 'bf16');
+  const base = run(c, x, dtype, 'cpu', dtype === 'bf16' || dtype === 'f16');
   setAttentionVersion('sim', version);
   let got: Float64Array[];
   try {
@@ -111,7 +111,7 @@ function checkInputs(c: Case, x: Inputs, dtype: DType, version: number): void {
 
 const ORDERS = ['sequential', 'reverse', 'random:11'];
 
-// v1: any head dim, f32 and f64 (and bf16 where v2 does not apply).
+// v1: any head dim, f32 and f64 (and bf16 and f16 where v2 does not apply).
 const V1: Case[] = [
   { name: 'odd cross-attention with bias and padding', B: 2, H: 2, Lq: 13, Lk: 19, D: 24, Dv: 17, bias: true, kpm: 'some' },
   { name: 'causal, more queries than keys, a hidden batch', B: 2, H: 1, Lq: 19, Lk: 13, D: 7, Dv: 9, causal: true, kpm: 'hideBatch1' },
@@ -124,7 +124,7 @@ for (const order of ORDERS) {
     setSimOrder(order);
     try {
       for (const c of V1) for (const dtype of ['f32', 'f64'] as const) checkCase(c, dtype, 1);
-      checkCase({ ...V1[0], name: 'bf16 head dim 20', D: 20, Dv: 20 }, 'bf16', 1);
+      for (const half of ['bf16', 'f16'] as const) checkCase({ ...V1[0], name: `${half} head dim 20`, D: 20, Dv: 20 }, half, 1);
     } finally {
       setSimOrder('sequential');
     }
@@ -141,18 +141,21 @@ const V2: Case[] = [
   { name: 'row 0 hidden, transposed', B: 1, H: 2, Lq: 17, Lk: 11, D: 48, Dv: 48, causal: true, kpm: 'hideKey0', transposed: true, bias: true },
 ];
 
+// f16 runs the same kernels as bf16 (the element type is a template parameter: only the mma
+// instruction and the roundings differ), so one thread order suffices for it; bf16 takes all three.
 for (const order of ORDERS) {
-  test(`attention v2 and v3 (bf16 tensor cores) on sim[${order}]: every head width against the CPU`, () => {
+  const halves: DType[] = order === ORDERS[0] ? ['bf16', 'f16'] : ['bf16'];
+  test(`attention v2 and v3 (${halves.join(' and ')} tensor cores) on sim[${order}]: every head width against the CPU`, () => {
     setSimOrder(order);
     try {
-      for (const c of V2) for (const version of [2, 3]) checkCase(c, 'bf16', version);
+      for (const dtype of halves) for (const c of V2) for (const version of [2, 3]) checkCase(c, dtype, version);
     } finally {
       setSimOrder('sequential');
     }
   });
 }
 
-test('attention on sim: the dispatcher picks v3 for bf16 and v1 otherwise, deterministically', () => tidy(() => {
+test('attention on sim: the dispatcher picks v3 for bf16 and f16 and v1 otherwise, deterministically', () => tidy(() => {
   const c: Case = { name: 'dispatch', B: 1, H: 2, Lq: 21, Lk: 18, D: 32, Dv: 32, causal: true, bias: true };
   const x = inputs(c, 9);
   const bits = (dtype: DType, version: number) => {
@@ -164,8 +167,10 @@ test('attention on sim: the dispatcher picks v3 for bf16 and v1 otherwise, deter
     }
   };
   assert.equal(bits('bf16', 0), bits('bf16', 3));
+  assert.equal(bits('f16', 0), bits('f16', 3));
   assert.equal(bits('f32', 0), bits('f32', 1));
   assert.not.equal(bits('bf16', 1), bits('bf16', 2));
+  assert.not.equal(bits('f16', 0), bits('bf16', 0));
   setSimOrder('random:3');
   try {
     assert.equal(bits('bf16', 0), bits('bf16', 3), 'the same bits in another thread order');
@@ -176,7 +181,7 @@ test('attention on sim: the dispatcher picks v3 for bf16 and v1 otherwise, deter
 }));
 
 test('attention on sim: fully hidden rows give zeros and zero gradients, not NaN', () => tidy(() => {
-  for (const [dtype, version] of [['f32', 1], ['bf16', 2], ['bf16', 3]] as const) {
+  for (const [dtype, version] of [['f32', 1], ['bf16', 2], ['bf16', 3], ['f16', 2], ['f16', 3]] as const) {
     const c: Case = { name: 'hidden', B: 2, H: 1, Lq: 5, Lk: 7, D: 16, Dv: 8, kpm: 'hideBatch1' };
     setAttentionVersion('sim', version);
     try {
@@ -191,7 +196,7 @@ test('attention on sim: fully hidden rows give zeros and zero gradients, not NaN
 }));
 
 test('attention on sim: no queries or no keys', () => tidy(() => {
-  for (const dtype of ['f32', 'bf16'] as const) {
+  for (const dtype of ['f32', 'bf16', 'f16'] as const) {
     const q = randn([1, 2, 3, 16], { device: 'sim', dtype }).requiresGrad_();
     const none = randn([1, 2, 0, 16], { device: 'sim', dtype }).requiresGrad_();
     const y = F.scaledDotProductAttention(q, none, none);
@@ -211,15 +216,17 @@ test('setAttentionVersion: unknown versions, versions that cannot take a call an
   const q = randn([1, 1, 3, 8], { device: 'sim' });
   setAttentionVersion('sim', 2);
   try {
-    assert.throws(() => F.scaledDotProductAttention(q, q, q), (e: unknown) => e instanceof ValueError && /version 2 takes bf16/.test((e as Error).message));
+    assert.throws(() => F.scaledDotProductAttention(q, q, q), (e: unknown) => e instanceof ValueError && /version 2 takes bf16 or f16/.test((e as Error).message));
     const odd = randn([1, 1, 3, 12], { device: 'sim', dtype: 'bf16' });
     assert.throws(() => F.scaledDotProductAttention(odd, odd, odd), (e: unknown) => e instanceof ValueError && /D = 12/.test((e as Error).message));
   } finally {
     setAttentionVersion('sim', 0);
   }
-  // The CPU kernel takes no bf16: the functional layer computes it in f32 there.
-  const qc = randn([1, 2, 3, 8], { dtype: 'bf16' });
-  assert.is(F.scaledDotProductAttention(qc, qc, qc).dtype, 'bf16');
+  // The CPU kernel takes no bf16 or f16: the functional layer computes them in f32 there.
+  for (const dtype of ['bf16', 'f16'] as const) {
+    const qc = randn([1, 2, 3, 8], { dtype });
+    assert.is(F.scaledDotProductAttention(qc, qc, qc).dtype, dtype);
+  }
 }));
 
 test.run();

@@ -68,16 +68,19 @@ function operands(c: Case, dtype: DType): { cpu: [Tensor, Tensor]; sim: [Tensor,
 }
 
 const maxError = (got: Float64Array, want: Float64Array): number => got.reduce((m, g, i) => Math.max(m, Math.abs(g - want[i])), 0);
-const EPS: Record<string, number> = { f32: 2 ** -24, f64: 2 ** -53, bf16: 2 ** -9 };
+const EPS: Record<string, number> = { f32: 2 ** -24, f64: 2 ** -53, bf16: 2 ** -9, f16: 2 ** -12 };
 
-// [version, what it is, dtypes it takes]; version 0 is the dispatcher (bmm).
+// [version, what it is, dtypes it runs in here]; version 0 is the dispatcher (bmm). f16 shares
+// every kernel with bf16 but the mma instruction and the roundings, so it runs where those differ
+// (the tensor-core versions, which the dispatcher picks for it) and in one SIMT tile (its 4-wide
+// vector loads and stores).
 const VERSIONS: [number, string, DType[]][] = [
-  [0, 'the dispatcher (bmm)', ['f32', 'f64', 'bf16']],
+  [0, 'the dispatcher (bmm)', ['f32', 'f64', 'bf16', 'f16']],
   [1, 'v1 16x16 tiles', ['f32', 'f64', 'bf16']],
   [2, 'v2 SIMT 128x128', ['f32', 'f64', 'bf16']],
-  [4, 'v2 SIMT 64x64', ['f32', 'f64', 'bf16']],
-  [3, 'v3 mma 128x128', ['bf16']],
-  [5, 'v3 mma 64x64', ['bf16']],
+  [4, 'v2 SIMT 64x64', ['f32', 'f64', 'bf16', 'f16']],
+  [3, 'v3 mma 128x128', ['bf16', 'f16']],
+  [5, 'v3 mma 64x64', ['bf16', 'f16']],
 ];
 
 for (const [version, name, dtypes] of VERSIONS) {
@@ -129,7 +132,7 @@ test('sim matmulVersion rejects an unknown version and a dtype the version does 
   }
   for (const v of [3, 5]) {
     assert.throws(() => matmulVersion(v, a, b),
-      (e: unknown) => e instanceof ValueError && /version \d \(bf16 tensor cores\) does not take f32/.test(e.message));
+      (e: unknown) => e instanceof ValueError && /version \d \(bf16\/f16 tensor cores\) does not take f32/.test(e.message));
   }
   assert.throws(() => matmulVersion(2, a, randn([1, 3, 5], { device: 'sim' })), (e: unknown) => e instanceof Error && /matmul/.test(e.message));
   assert.throws(() => matmulVersion(2, a, randn([1, 4, 5])), (e: unknown) => e instanceof DeviceError);

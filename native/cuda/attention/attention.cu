@@ -1,11 +1,11 @@
 // attention.cu: the fused attention entries of this device's FusedKernels table (cpu/fused.h) and
 // the dispatcher choosing a version for each call:
-//   v1 (v1_simt.cu): CUDA-core tiles, any head dim, f32, f64 and bf16;
-//   v2 (v2_mma.cu): bf16 on tensor cores (mma.sync m16n8k16 fed by ldmatrix), FlashAttention-2's
+//   v1 (v1_simt.cu): CUDA-core tiles, any head dim, f32, f64, bf16 and f16;
+//   v2 (v2_mma.cu): bf16 and f16 on tensor cores (mma.sync m16n8k16 fed by ldmatrix), FlashAttention-2's
 //       work partitioning, for head dims that are multiples of 8 up to 128;
 //   v3 (v3_pipelined.cu): v2's forward with double-buffered cp.async K/V tiles and masking only
 //       where needed; its backward is v2's.
-// bf16 takes v3 where it applies (the same head dims as v2), everything else v1; each version's
+// bf16 and f16 take v3 where it applies (the same head dims as v2), everything else v1; each version's
 // launch configuration (v2/v3: the padded head width) is picked inside the version.
 // attention_version(n) forces a version for
 // every later call on this device (0 restores the dispatcher's choice), so tests and benchmarks
@@ -50,12 +50,13 @@ Operands<T> operands_of(const View& q, const View& k, const View& v, const View*
 // The version for a call: the forced one (checked) or the dispatcher's choice.
 int version_for(const Params& p, DType dtype, const char* op) {
   const int forced = forced_version.load();
-  if (forced >= 2 && (dtype != DType::BF16 || !v2::supports(p)))
+  const bool half = dtype == DType::BF16 || dtype == DType::F16;
+  if (forced >= 2 && (!half || !v2::supports(p)))
     fail(ErrorKind::Value, std::string(op) + ": version " + std::to_string(forced) +
-                               " takes bf16 with head dims that are multiples of 8 up to 128, got " + dtype_name(dtype) +
+                               " takes bf16 or f16 with head dims that are multiples of 8 up to 128, got " + dtype_name(dtype) +
                                " with D = " + std::to_string(p.D) + ", Dv = " + std::to_string(p.Dv));
   if (forced != 0) return forced;
-  return dtype == DType::BF16 && v2::supports(p) ? 3 : 1;
+  return half && v2::supports(p) ? 3 : 1;
 }
 
 template <class F>
@@ -63,7 +64,8 @@ void by_dtype(DType d, const char* op, F&& f) {
   if (d == DType::F32) f(float{});
   else if (d == DType::F64) f(double{});
   else if (d == DType::BF16) f(bf16{});
-  else fail(ErrorKind::DType, std::string(op) + ": f32, f64 or bf16 only, got " + dtype_name(d));
+  else if (d == DType::F16) f(f16{});
+  else fail(ErrorKind::DType, std::string(op) + ": f32, f64, bf16 or f16 only, got " + dtype_name(d));
 }
 
 }  // namespace
@@ -81,7 +83,7 @@ void attention_forward(const View& out, const View& lse, const View& q, const Vi
     Operands<T> o = operands_of<T>(q, k, v, bias, kpm);
     o.out = out.ptr<T>();
     o.lse = lse.ptr<Acc<T>>();
-    if constexpr (std::is_same_v<T, bf16>) {
+    if constexpr (kIsHalf<T>) {
       if (version == 3) return v3::forward(p, o);
       if (version == 2) return v2::forward(p, o);
     }
@@ -106,7 +108,7 @@ void attention_backward(const View& dq, const View& dk, const View& dv, const Vi
     o.dout = dout.ptr<const T>();
     o.dq = dq.ptr<T>(), o.dk = dk.ptr<T>(), o.dv = dv.ptr<T>();
     o.dbias = dbias ? dbias->ptr<T>() : nullptr;
-    if constexpr (std::is_same_v<T, bf16>) {
+    if constexpr (kIsHalf<T>) {
       if (version >= 2) return v2::backward(p, o);  // v3 changes only the forward
     }
     v1::backward(p, o);
@@ -116,7 +118,7 @@ void attention_backward(const View& dq, const View& dk, const View& dv, const Vi
 void attention_version(int version) {
   if (version < 0 || version > 3)
     fail(ErrorKind::Value, "attentionVersion: no version " + std::to_string(version) +
-                               " (1: CUDA cores, 2: bf16 tensor cores, 3: 2 pipelined; 0: the dispatcher's choice)");
+                                " (1: CUDA cores, 2: bf16/f16 tensor cores, 3: 2 pipelined; 0: the dispatcher's choice)");
   attention::forced_version.store(version);
 }
 

@@ -6,8 +6,8 @@
 // v [B,H,Lk,Dv], out [B,H,Lq,Dv], lse [B,H,Lq], optional bias [B,H,Lq,Lk] and kpm bool [B,Lk]
 // (true = key hidden), all on any strides (broadcast dims arrive with stride 0). Key j is hidden
 // from query i when causal and j > i (top-left aligned, also when Lq != Lk) or kpm[b][j]; a row
-// that sees no key gets out = 0 and lse = -inf, and its gradients are 0. bf16 computes in f32
-// and saves lse in f32 (a bf16 lse would put a 0.4% error on every recomputed probability).
+// that sees no key gets out = 0 and lse = -inf, and its gradients are 0. bf16 and f16 compute in
+// f32 and save lse in f32 (a bf16 lse would put a 0.4% error on every recomputed probability).
 #pragma once
 #include <type_traits>
 
@@ -102,13 +102,13 @@ namespace v1 {
 template <class T> void forward(const Params& p, const Operands<T>& o);
 template <class T> void backward(const Params& p, const Operands<T>& o);
 }  // namespace v1
-namespace v2 {
-bool supports(const Params& p);  // bf16 only; head dims that fit its register tiles (v3's too)
-void forward(const Params& p, const Operands<bf16>& o);
-void backward(const Params& p, const Operands<bf16>& o);
+namespace v2 {  // T = bf16 or f16
+bool supports(const Params& p);  // head dims that fit its register tiles (v3's too)
+template <class T> void forward(const Params& p, const Operands<T>& o);
+template <class T> void backward(const Params& p, const Operands<T>& o);
 }  // namespace v2
-namespace v3 {
-void forward(const Params& p, const Operands<bf16>& o);  // the backward is v2's
+namespace v3 {  // T = bf16 or f16
+template <class T> void forward(const Params& p, const Operands<T>& o);  // the backward is v2's
 }  // namespace v3
 
 }  // namespace emu::EMU_DEVICE_NS::attention

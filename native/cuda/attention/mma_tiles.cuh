@@ -1,10 +1,12 @@
-// mma_tiles.cuh: the tensor-core building blocks of the bf16 attention versions (v2_mma.cu,
-// v3_pipelined.cu): bf16 tiles in shared memory, products on mma.sync m16n8k16 fed by ldmatrix
-// (fragment layouts: shared/reference/kernels.md), the online softmax in registers, and the
-// launch configurations (one per padded head width).
+// mma_tiles.cuh: the tensor-core building blocks of the bf16 and f16 attention versions
+// (v2_mma.cu, v3_pipelined.cu): 16-bit tiles in shared memory, products on mma.sync m16n8k16 fed
+// by ldmatrix (fragment layouts: shared/reference/kernels.md), the online softmax in registers,
+// and the launch configurations (one per padded head width). The element type T (bf16 or f16) is
+// a template parameter: it picks the mma instruction and the roundings (P and dS to T as mma
+// operands, the outputs), nothing else.
 //
-// A block is 4 warps; a tile row holds kHead bf16 (the head dim zero-padded to the width of its
-// configuration) plus 8 of padding, so the 8 rows an ldmatrix reads fall in distinct banks.
+// A block is 4 warps; a tile row holds kHead elements (the head dim zero-padded to the width of
+// its configuration) plus 8 of padding, so the 8 rows an ldmatrix reads fall in distinct banks.
 #pragma once
 #include <type_traits>
 
@@ -21,28 +23,24 @@ struct Vector {
   bool q, k, v, dout;
 };
 
-template <int kHead> constexpr int kStride = kHead + 8;  // a tile's row stride, in bf16
+template <int kHead> constexpr int kStride = kHead + 8;  // a tile's row stride, in elements
 
-__device__ __forceinline__ uint32_t pack_bf16(float lo, float hi) {
-  return uint32_t(bf16_store(lo).bits) | uint32_t(bf16_store(hi).bits) << 16;
-}
-
-// Rows [r0, r0 + rows) of a [.., L, X] bf16 operand's (b, h) slice into dst [rows][kStride]:
+// Rows [r0, r0 + rows) of a [.., L, X] operand's (b, h) slice into dst [rows][kStride]:
 // columns past X and rows past L zeroed. `vector`: 16-byte cp.async copies (the caller waits).
-template <int kHead>
-__device__ void load_tile(bf16* dst, const bf16* src, const Strides4& s, long long b, long long h, long long r0,
+template <int kHead, class T>
+__device__ void load_tile(T* dst, const T* src, const Strides4& s, long long b, long long h, long long r0,
                           long long L, long long X, int rows, bool vector) {
   constexpr int kChunks = kHead / 8;  // 16-byte chunks per row
   for (int x = threadIdx.x; x < rows * kChunks; x += kThreadsPerBlock) {
     const int r = x / kChunks, c = (x % kChunks) * 8;
-    bf16* d = dst + r * kStride<kHead> + c;
+    T* d = dst + r * kStride<kHead> + c;
     const long long row = r0 + r;
     if (row >= L || c >= X) {
-      for (int e = 0; e < 8; e++) d[e] = bf16{0};
+      for (int e = 0; e < 8; e++) d[e] = T{0};
     } else if (vector) {
       cp_async_16(d, src + s.at(b, h, row, c));
     } else {
-      for (int e = 0; e < 8; e++) d[e] = c + e < X ? src[s.at(b, h, row, c + e)] : bf16{0};
+      for (int e = 0; e < 8; e++) d[e] = c + e < X ? src[s.at(b, h, row, c + e)] : T{0};
     }
   }
 }
@@ -50,8 +48,8 @@ __device__ void load_tile(bf16* dst, const bf16* src, const Strides4& s, long lo
 // acc[n] (16 x 8, n-tile n of a 16 x 8*kN block) += A(16 x 16*kK, fragments a) * B, with B
 // read by ldmatrix from shared memory, two n-tiles per ldmatrix.x4: stored as N x K rows (K
 // contiguous, kStride apart; mma_nk) or as K x N rows (N contiguous; mma_kn, through .trans).
-template <bool kTransposed, int kHead, int kN, int kK>
-__device__ __forceinline__ void mma_b(float (&acc)[kN][4], const uint32_t (&a)[kK][4], const bf16* b) {
+template <bool kTransposed, int kHead, int kN, int kK, class T>
+__device__ __forceinline__ void mma_b(float (&acc)[kN][4], const uint32_t (&a)[kK][4], const T* b) {
   const int lane = threadIdx.x % 32;
   #pragma unroll
   for (int n = 0; n < kN; n += 2) {
@@ -64,38 +62,38 @@ __device__ __forceinline__ void mma_b(float (&acc)[kN][4], const uint32_t (&a)[k
         ldmatrix_x4(r, b + (n * 8 + (lane / 16) * 8 + lane % 8) * kStride<kHead> + k * 16 + ((lane / 8) % 2) * 8);
       }
       const uint32_t b0[2] = {r[0], r[1]}, b1[2] = {r[2], r[3]};
-      mma_m16n8k16_bf16(acc[n], a[k], b0, acc[n]);
-      mma_m16n8k16_bf16(acc[n + 1], a[k], b1, acc[n + 1]);
+      mma_m16n8k16<T>(acc[n], a[k], b0, acc[n]);
+      mma_m16n8k16<T>(acc[n + 1], a[k], b1, acc[n + 1]);
     }
   }
 }
-template <int kHead, int kN, int kK>
-__device__ __forceinline__ void mma_nk(float (&acc)[kN][4], const uint32_t (&a)[kK][4], const bf16* b) {
+template <int kHead, int kN, int kK, class T>
+__device__ __forceinline__ void mma_nk(float (&acc)[kN][4], const uint32_t (&a)[kK][4], const T* b) {
   mma_b<false, kHead>(acc, a, b);
 }
-template <int kHead, int kN, int kK>
-__device__ __forceinline__ void mma_kn(float (&acc)[kN][4], const uint32_t (&a)[kK][4], const bf16* b) {
+template <int kHead, int kN, int kK, class T>
+__device__ __forceinline__ void mma_kn(float (&acc)[kN][4], const uint32_t (&a)[kK][4], const T* b) {
   mma_b<true, kHead>(acc, a, b);
 }
 
 // The A fragments of 16 rows x 16*kK columns of a row-major tile (rows kStride apart).
-template <int kHead, int kK>
-__device__ __forceinline__ void load_a(uint32_t (&a)[kK][4], const bf16* rows) {
+template <int kHead, int kK, class T>
+__device__ __forceinline__ void load_a(uint32_t (&a)[kK][4], const T* rows) {
   const int lane = threadIdx.x % 32;
   #pragma unroll
   for (int k = 0; k < kK; k++) ldmatrix_x4(a[k], rows + (lane % 16) * kStride<kHead> + k * 16 + (lane / 16) * 8);
 }
 
-// An accumulator block (16 x 8*kN, f32) as the A fragments of the next product (bf16): n-tiles
+// An accumulator block (16 x 8*kN, f32) as the A fragments of the next product (in T): n-tiles
 // 2k and 2k+1 are k-step k's columns 0-7 and 8-15 (FlashAttention-2's register reuse of P).
-template <int kN>
+template <int kN, class T>
 __device__ __forceinline__ void to_a(uint32_t (&a)[kN / 2][4], const float (&acc)[kN][4]) {
   #pragma unroll
   for (int k = 0; k < kN / 2; k++) {
-    a[k][0] = pack_bf16(acc[2 * k][0], acc[2 * k][1]);
-    a[k][1] = pack_bf16(acc[2 * k][2], acc[2 * k][3]);
-    a[k][2] = pack_bf16(acc[2 * k + 1][0], acc[2 * k + 1][1]);
-    a[k][3] = pack_bf16(acc[2 * k + 1][2], acc[2 * k + 1][3]);
+    a[k][0] = pack_half2<T>(acc[2 * k][0], acc[2 * k][1]);
+    a[k][1] = pack_half2<T>(acc[2 * k][2], acc[2 * k][3]);
+    a[k][2] = pack_half2<T>(acc[2 * k + 1][0], acc[2 * k + 1][1]);
+    a[k][3] = pack_half2<T>(acc[2 * k + 1][2], acc[2 * k + 1][3]);
   }
 }
 
@@ -171,8 +169,8 @@ struct OnlineSoftmax {
 
   // Writes out / l and lse = m + log l (natural units) for the warp's rows starting at query
   // `row0`; a row that saw no key gets 0 and -inf.
-  template <int kN>
-  __device__ __forceinline__ void finish(const Params& p, const Operands<bf16>& o, long long b, long long h, long long row0,
+  template <class T, int kN>
+  __device__ __forceinline__ void finish(const Params& p, const Operands<T>& o, long long b, long long h, long long row0,
                                          const float (&out)[kN][4]) {
     #pragma unroll
     for (int r = 0; r < 2; r++) l[r] = quad_sum(l[r]);
@@ -181,7 +179,7 @@ struct OnlineSoftmax {
       #pragma unroll
       for (int e = 0; e < 4; e++) {
         const long long i = row0 + acc_row(e), c = acc_col(n, e);
-        if (i < p.Lq && c < p.Dv) o.out[p.out.at(b, h, i, c)] = bf16_store(l[e / 2] > 0.0f ? out[n][e] / l[e / 2] : 0.0f);
+        if (i < p.Lq && c < p.Dv) o.out[p.out.at(b, h, i, c)] = cvt<T>(l[e / 2] > 0.0f ? out[n][e] / l[e / 2] : 0.0f);
       }
     }
     if (threadIdx.x % 4 == 0) {

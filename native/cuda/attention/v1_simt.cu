@@ -1,5 +1,5 @@
 // v1_simt.cu: fused attention version 1, the straightforward one: plain CUDA-core (SIMT) math in
-// shared-memory tiles, any head dim, f32, f64 and bf16 (computed in f32).
+// shared-memory tiles, any head dim, f32, f64, bf16 and f16 (the 16-bit ones computed in f32).
 //
 // Forward (FlashAttention's online softmax): one block of 64 threads per (query tile of 16 rows,
 // b*h). The block keeps its 16 queries (scaled) and their unnormalised output in shared memory
@@ -269,8 +269,10 @@ void backward(const Params& p, const Operands<T>& o) {
 template void forward<float>(const Params&, const Operands<float>&);
 template void forward<double>(const Params&, const Operands<double>&);
 template void forward<bf16>(const Params&, const Operands<bf16>&);
+template void forward<f16>(const Params&, const Operands<f16>&);
 template void backward<float>(const Params&, const Operands<float>&);
 template void backward<double>(const Params&, const Operands<double>&);
 template void backward<bf16>(const Params&, const Operands<bf16>&);
+template void backward<f16>(const Params&, const Operands<f16>&);
 
 }  // namespace emu::EMU_DEVICE_NS::attention::v1

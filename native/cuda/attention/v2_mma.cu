@@ -1,11 +1,12 @@
-// v2_mma.cu: fused attention version 2: bf16 on tensor cores (mma.sync m16n8k16, f32 accumulation)
-// fed by ldmatrix, with FlashAttention-2's work partitioning. Head dims D and Dv that are
+// v2_mma.cu: fused attention version 2: bf16 and f16 on tensor cores (mma.sync m16n8k16, f32
+// accumulation) fed by ldmatrix, with FlashAttention-2's work partitioning; the element type is
+// the kernels' template parameter T (mma_tiles.cuh). Head dims D and Dv that are
 // multiples of 8 up to 128; each launch configuration is one padded head width kHead in {32, 64,
 // 80, 96, 128} (88, Emu's vision encoder, runs as 96: the k-steps of Q K^T are 16 wide, so the
 // tiles are zero-padded in shared memory; the padding adds zeros to every dot product).
 //
 // What it changes over v1, and why:
-//  - The products run on tensor cores (bf16 in, f32 out) instead of CUDA-core FMAs.
+//  - The products run on tensor cores (bf16 or f16 in, f32 out) instead of CUDA-core FMAs.
 //  - Forward: one block of 4 warps per (64 queries, b*h); each warp owns 16 query rows (split-Q,
 //    so no reduction across warps): its Q fragments stay in registers, S = Q K_j^T and the online
 //    softmax (running max and sum in registers, row reductions by quad shuffles) stay in
@@ -22,9 +23,9 @@
 // Single-buffered (load, wait, compute) and every tile masked element by element: v3 changes
 // both in the forward.
 //
-// Shared memory per block: forward 3 * 64 * (kHead + 8) bf16 (52 KiB at kHead 128); backward dK/dV
-// (2 * 64 + 2 * kRowsB) * (kHead + 8) bf16 + 2 * kRowsB floats (52 KiB at 128, kRowsB = 32);
-// backward dQ 4 * 64 * (kHead + 8) bf16 (68 KiB at 128). Expected bound on an H100/H200 in the
+// Shared memory per block (2-byte elements): forward 3 * 64 * (kHead + 8) (52 KiB at kHead 128);
+// backward dK/dV (2 * 64 + 2 * kRowsB) * (kHead + 8) + 2 * kRowsB floats (52 KiB at 128, kRowsB =
+// 32); backward dQ 4 * 64 * (kHead + 8) (68 KiB at 128). Expected bound on an H100/H200 in the
 // report (bench/gpu/NOTES.md).
 #include "cuda/attention/mma_tiles.cuh"
 
@@ -35,15 +36,14 @@ using namespace mma;
 
 // The dK/dV kernel's query tile: smaller at wide heads, where dK and dV fill the registers.
 template <int kHead> constexpr int kRowsB = kHead <= 64 ? 64 : 32;
-constexpr size_t kTileBytes = sizeof(bf16);
 
-template <int kHead>
-__global__ void __launch_bounds__(kThreadsPerBlock) forward_kernel(Params p, Operands<bf16> o, Vector vec) {
+template <class T, int kHead>
+__global__ void __launch_bounds__(kThreadsPerBlock) forward_kernel(Params p, Operands<T> o, Vector vec) {
   constexpr int kK = kHead / 16, kN = kHead / 8, kS = kKeys / 8;
-  EMU_DYNAMIC_SHARED(bf16, smem);
-  bf16* qs = smem;                               // [kQueries][kStride]
-  bf16* ks = qs + kQueries * kStride<kHead>;     // [kKeys][kStride]
-  bf16* vs = ks + kKeys * kStride<kHead>;        // [kKeys][kStride]
+  EMU_DYNAMIC_SHARED(T, smem);
+  T* qs = smem;                               // [kQueries][kStride]
+  T* ks = qs + kQueries * kStride<kHead>;     // [kKeys][kStride]
+  T* vs = ks + kKeys * kStride<kHead>;        // [kKeys][kStride]
   const int warp = int(threadIdx.x) / 32;
   const long long b = blockIdx.y / p.H, h = blockIdx.y % p.H, i0 = (long long)blockIdx.x * kQueries;
   load_tile<kHead>(qs, o.q, p.q, b, h, i0, p.Lq, p.D, kQueries, vec.q);
@@ -73,14 +73,15 @@ __global__ void __launch_bounds__(kThreadsPerBlock) forward_kernel(Params p, Ope
     }
     softmax.step(s, out);
     uint32_t pf[kS / 2][4];
-    to_a<kS>(pf, s);
+    to_a<kS, T>(pf, s);
     mma_kn<kHead>(out, pf, vs);
   }
   softmax.finish(p, o, b, h, i0 + warp * 16, out);
 }
 
 // lse and Dr of query rows [i0, i0 + n) into shared arrays (-inf and 0 past Lq).
-__device__ void load_row_stats(const Params& p, const Operands<bf16>& o, const float* dr, float* lse_s, float* dr_s,
+template <class T>
+__device__ void load_row_stats(const Params& p, const Operands<T>& o, const float* dr, float* lse_s, float* dr_s,
                                long long b, long long h, long long i0, int n) {
   for (int x = threadIdx.x; x < n; x += kThreadsPerBlock) {
     const long long i = i0 + x;
@@ -91,20 +92,21 @@ __device__ void load_row_stats(const Params& p, const Operands<bf16>& o, const f
 
 // P = exp(logit - lse) for query i and key j from the raw score s; 0 where hidden or the row
 // sees no key.
-__device__ __forceinline__ float probability(const Params& p, const Operands<bf16>& o, long long b, long long h,
+template <class T>
+__device__ __forceinline__ float probability(const Params& p, const Operands<T>& o, long long b, long long h,
                                              long long i, long long j, float s, float lse) {
   const float lg = logit(p, o, b, h, i, j, s * float(p.scale));
   return lg == neg_inf<float>() || lse == neg_inf<float>() ? 0.0f : expf(lg - lse);
 }
 
-template <int kHead>
-__global__ void __launch_bounds__(kThreadsPerBlock) dkdv_kernel(Params p, Operands<bf16> o, Vector vec, const float* dr) {
+template <class T, int kHead>
+__global__ void __launch_bounds__(kThreadsPerBlock) dkdv_kernel(Params p, Operands<T> o, Vector vec, const float* dr) {
   constexpr int kR = kRowsB<kHead>, kK = kHead / 16, kN = kHead / 8, kS = kR / 8;
-  EMU_DYNAMIC_SHARED(bf16, smem);
-  bf16* ks = smem;                            // [kKeys][kStride]
-  bf16* vs = ks + kKeys * kStride<kHead>;     // [kKeys][kStride]
-  bf16* qs = vs + kKeys * kStride<kHead>;     // [kR][kStride]
-  bf16* dos = qs + kR * kStride<kHead>;       // [kR][kStride]
+  EMU_DYNAMIC_SHARED(T, smem);
+  T* ks = smem;                            // [kKeys][kStride]
+  T* vs = ks + kKeys * kStride<kHead>;     // [kKeys][kStride]
+  T* qs = vs + kKeys * kStride<kHead>;     // [kR][kStride]
+  T* dos = qs + kR * kStride<kHead>;       // [kR][kStride]
   float* lse_s = reinterpret_cast<float*>(dos + kR * kStride<kHead>);
   float* dr_s = lse_s + kR;
   const int warp = int(threadIdx.x) / 32;
@@ -115,8 +117,8 @@ __global__ void __launch_bounds__(kThreadsPerBlock) dkdv_kernel(Params p, Operan
   float dk[kN][4], dv[kN][4];
   zero(dk);
   zero(dv);
-  const bf16* kw = ks + warp * 16 * kStride<kHead>;  // this warp's 16 keys
-  const bf16* vw = vs + warp * 16 * kStride<kHead>;
+  const T* kw = ks + warp * 16 * kStride<kHead>;  // this warp's 16 keys
+  const T* vw = vs + warp * 16 * kStride<kHead>;
   // Causal: rows before j0 see none of these keys (but dbias wants its zeros written).
   const long long ibegin = p.causal && !o.dbias ? j0 / kR * kR : 0;
   for (long long i0 = ibegin; i0 < p.Lq; i0 += kR) {
@@ -142,13 +144,13 @@ __global__ void __launch_bounds__(kThreadsPerBlock) dkdv_kernel(Params p, Operan
         const float pr = probability(p, o, b, h, i, j, st[n][e], lse_s[c]);
         st[n][e] = pr;
         dpt[n][e] = pr * (dpt[n][e] - dr_s[c]);  // dS^T
-        if (o.dbias && i < p.Lq && j < p.Lk) o.dbias[p.dbias.at(b, h, i, j)] = bf16_store(dpt[n][e]);
+        if (o.dbias && i < p.Lq && j < p.Lk) o.dbias[p.dbias.at(b, h, i, j)] = cvt<T>(dpt[n][e]);
       }
     }
     uint32_t pf[kS / 2][4];
-    to_a<kS>(pf, st);
+    to_a<kS, T>(pf, st);
     mma_kn<kHead>(dv, pf, dos);  // dV_j += P^T dO_i
-    to_a<kS>(pf, dpt);
+    to_a<kS, T>(pf, dpt);
     mma_kn<kHead>(dk, pf, qs);  // dK_j += dS^T Q_i (times scale, below)
   }
   #pragma unroll
@@ -157,20 +159,20 @@ __global__ void __launch_bounds__(kThreadsPerBlock) dkdv_kernel(Params p, Operan
     for (int e = 0; e < 4; e++) {
       const long long j = j0 + warp * 16 + acc_row(e), c = acc_col(n, e);
       if (j >= p.Lk) continue;
-      if (c < p.D) o.dk[p.dk.at(b, h, j, c)] = bf16_store(dk[n][e] * float(p.scale));
-      if (c < p.Dv) o.dv[p.dv.at(b, h, j, c)] = bf16_store(dv[n][e]);
+      if (c < p.D) o.dk[p.dk.at(b, h, j, c)] = cvt<T>(dk[n][e] * float(p.scale));
+      if (c < p.Dv) o.dv[p.dv.at(b, h, j, c)] = cvt<T>(dv[n][e]);
     }
   }
 }
 
-template <int kHead>
-__global__ void __launch_bounds__(kThreadsPerBlock) dq_kernel(Params p, Operands<bf16> o, Vector vec, const float* dr) {
+template <class T, int kHead>
+__global__ void __launch_bounds__(kThreadsPerBlock) dq_kernel(Params p, Operands<T> o, Vector vec, const float* dr) {
   constexpr int kK = kHead / 16, kN = kHead / 8, kS = kKeys / 8;
-  EMU_DYNAMIC_SHARED(bf16, smem);
-  bf16* qs = smem;                             // [kQueries][kStride]
-  bf16* dos = qs + kQueries * kStride<kHead>;  // [kQueries][kStride]
-  bf16* ks = dos + kQueries * kStride<kHead>;  // [kKeys][kStride]
-  bf16* vs = ks + kKeys * kStride<kHead>;      // [kKeys][kStride]
+  EMU_DYNAMIC_SHARED(T, smem);
+  T* qs = smem;                             // [kQueries][kStride]
+  T* dos = qs + kQueries * kStride<kHead>;  // [kQueries][kStride]
+  T* ks = dos + kQueries * kStride<kHead>;  // [kKeys][kStride]
+  T* vs = ks + kKeys * kStride<kHead>;      // [kKeys][kStride]
   float* lse_s = reinterpret_cast<float*>(vs + kKeys * kStride<kHead>);
   float* dr_s = lse_s + kQueries;
   const int warp = int(threadIdx.x) / 32;
@@ -206,7 +208,7 @@ __global__ void __launch_bounds__(kThreadsPerBlock) dq_kernel(Params p, Operands
       }
     }
     uint32_t sf[kS / 2][4];
-    to_a<kS>(sf, s);
+    to_a<kS, T>(sf, s);
     mma_kn<kHead>(dq, sf, ks);  // dQ_i += dS K_j (times scale, below)
   }
   #pragma unroll
@@ -214,7 +216,7 @@ __global__ void __launch_bounds__(kThreadsPerBlock) dq_kernel(Params p, Operands
     #pragma unroll
     for (int e = 0; e < 4; e++) {
       const long long i = i0 + warp * 16 + acc_row(e), c = acc_col(n, e);
-      if (i < p.Lq && c < p.D) o.dq[p.dq.at(b, h, i, c)] = bf16_store(dq[n][e] * float(p.scale));
+      if (i < p.Lq && c < p.D) o.dq[p.dq.at(b, h, i, c)] = cvt<T>(dq[n][e] * float(p.scale));
     }
   }
 }
@@ -223,31 +225,38 @@ __global__ void __launch_bounds__(kThreadsPerBlock) dq_kernel(Params p, Operands
 
 bool supports(const Params& p) { return p.D > 0 && p.Dv > 0 && p.D % 8 == 0 && p.Dv % 8 == 0 && head_width(p) != 0; }
 
-void forward(const Params& p, const Operands<bf16>& o) {
+template <class T>
+void forward(const Params& p, const Operands<T>& o) {
   const Vector vec{vector_rows(o.q, p.q), vector_rows(o.k, p.k), vector_rows(o.v, p.v), false};
   by_width(head_width(p), [&](auto width) {
     constexpr int kHead = decltype(width)::value;
-    const size_t bytes = size_t(kQueries + 2 * kKeys) * kStride<kHead> * kTileBytes;
+    const size_t bytes = size_t(kQueries + 2 * kKeys) * kStride<kHead> * sizeof(T);
     if (p.Lq > 0)
-      launch<forward_kernel<kHead>>(grid_of((p.Lq + kQueries - 1) / kQueries, p), dim3(kThreadsPerBlock), bytes, Stream{}, p, o, vec);
+      launch<forward_kernel<T, kHead>>(grid_of((p.Lq + kQueries - 1) / kQueries, p), dim3(kThreadsPerBlock), bytes, Stream{}, p, o, vec);
   });
 }
 
-void backward(const Params& p, const Operands<bf16>& o) {
+template <class T>
+void backward(const Params& p, const Operands<T>& o) {
   const Vector vec{vector_rows(o.q, p.q), vector_rows(o.k, p.k), vector_rows(o.v, p.v), vector_rows(o.dout, p.dout)};
   Scratch<float> dr(p.B * p.H * p.Lq);
   row_dots(p, o, dr.get());
   by_width(head_width(p), [&](auto width) {
     constexpr int kHead = decltype(width)::value, kR = kRowsB<kHead>;
-    const size_t dkdv_bytes = size_t(2 * kKeys + 2 * kR) * kStride<kHead> * kTileBytes + 2 * kR * sizeof(float);
+    const size_t dkdv_bytes = size_t(2 * kKeys + 2 * kR) * kStride<kHead> * sizeof(T) + 2 * kR * sizeof(float);
     if (p.Lk > 0)
-      launch<dkdv_kernel<kHead>>(grid_of((p.Lk + kKeys - 1) / kKeys, p), dim3(kThreadsPerBlock), dkdv_bytes, Stream{}, p, o,
+      launch<dkdv_kernel<T, kHead>>(grid_of((p.Lk + kKeys - 1) / kKeys, p), dim3(kThreadsPerBlock), dkdv_bytes, Stream{}, p, o,
                                  vec, static_cast<const float*>(dr.get()));
-    const size_t dq_bytes = size_t(2 * kQueries + 2 * kKeys) * kStride<kHead> * kTileBytes + 2 * kQueries * sizeof(float);
+    const size_t dq_bytes = size_t(2 * kQueries + 2 * kKeys) * kStride<kHead> * sizeof(T) + 2 * kQueries * sizeof(float);
     if (p.Lq > 0)
-      launch<dq_kernel<kHead>>(grid_of((p.Lq + kQueries - 1) / kQueries, p), dim3(kThreadsPerBlock), dq_bytes, Stream{}, p, o,
+      launch<dq_kernel<T, kHead>>(grid_of((p.Lq + kQueries - 1) / kQueries, p), dim3(kThreadsPerBlock), dq_bytes, Stream{}, p, o,
                                vec, static_cast<const float*>(dr.get()));
   });
 }
+
+template void forward<bf16>(const Params&, const Operands<bf16>&);
+template void forward<f16>(const Params&, const Operands<f16>&);
+template void backward<bf16>(const Params&, const Operands<bf16>&);
+template void backward<f16>(const Params&, const Operands<f16>&);
 
 }  // namespace emu::EMU_DEVICE_NS::attention::v2

@@ -1,4 +1,4 @@
-// v3_pipelined.cu: fused attention version 3, the bf16 tensor-core forward of v2 with two
+// v3_pipelined.cu: fused attention version 3, the bf16/f16 tensor-core forward of v2 with two
 // changes aimed at the time v2 spends not issuing mma.sync (its backward stays v2's):
 //  - K and V tiles are double-buffered: the cp.async copies of tile j+1 are issued before tile j
 //    is computed (commit groups, wait_group 1), so the copy latency (L2 or HBM, ~1 us) hides
@@ -8,7 +8,7 @@
 //    arithmetic, compares) and only scales; in a long sequence that is every tile but the
 //    diagonal one (FlashAttention-2 masks the diagonal block only, too).
 // Same launch configurations as v2 (4 warps, 64 queries per block, 64-key tiles, one per padded
-// head width); shared memory (64 + 4 * 64) * (kHead + 8) bf16 = 87 KiB at kHead 128, so two
+// head width); shared memory (64 + 4 * 64) * (kHead + 8) 2-byte elements = 87 KiB at kHead 128, so two
 // blocks per SM on an H100/H200, the same as v2's register limit (~194 registers per thread).
 #include "cuda/attention/mma_tiles.cuh"
 
@@ -17,19 +17,19 @@ namespace {
 
 using namespace mma;
 
-template <int kHead>
-__global__ void __launch_bounds__(kThreadsPerBlock) forward_kernel(Params p, Operands<bf16> o, Vector vec) {
+template <class T, int kHead>
+__global__ void __launch_bounds__(kThreadsPerBlock) forward_kernel(Params p, Operands<T> o, Vector vec) {
   constexpr int kK = kHead / 16, kN = kHead / 8, kS = kKeys / 8, kTile = kKeys * kStride<kHead>;
-  EMU_DYNAMIC_SHARED(bf16, smem);
-  bf16* qs = smem;                           // [kQueries][kStride]
-  bf16* kv = qs + kQueries * kStride<kHead>;  // buffer t: K at kv + 2t kTile, V at kv + (2t + 1) kTile
+  EMU_DYNAMIC_SHARED(T, smem);
+  T* qs = smem;                           // [kQueries][kStride]
+  T* kv = qs + kQueries * kStride<kHead>;  // buffer t: K at kv + 2t kTile, V at kv + (2t + 1) kTile
   const int warp = int(threadIdx.x) / 32;
   const long long b = blockIdx.y / p.H, h = blockIdx.y % p.H, i0 = (long long)blockIdx.x * kQueries;
   const long long rows = p.Lq - i0 < kQueries ? p.Lq - i0 : kQueries;
   const long long kend = p.causal && i0 + rows < p.Lk ? i0 + rows : p.Lk;
   const long long tiles = (kend + kKeys - 1) / kKeys;
   auto load_keys = [&](long long t) {
-    bf16* buf = kv + (t % 2) * 2 * kTile;
+    T* buf = kv + (t % 2) * 2 * kTile;
     load_tile<kHead>(buf, o.k, p.k, b, h, t * kKeys, p.Lk, p.D, kKeys, vec.k);
     load_tile<kHead>(buf + kTile, o.v, p.v, b, h, t * kKeys, p.Lk, p.Dv, kKeys, vec.v);
   };
@@ -50,7 +50,7 @@ __global__ void __launch_bounds__(kThreadsPerBlock) forward_kernel(Params p, Ope
     cp_async_commit();
     cp_async_wait<1>();  // tile t has landed
     __syncthreads();
-    const bf16* ks = kv + (t % 2) * 2 * kTile;
+    const T* ks = kv + (t % 2) * 2 * kTile;
     const long long j0 = t * kKeys;
     float s[kS][4];
     zero(s);
@@ -73,7 +73,7 @@ __global__ void __launch_bounds__(kThreadsPerBlock) forward_kernel(Params p, Ope
     }
     softmax.step(s, out);
     uint32_t pf[kS / 2][4];
-    to_a<kS>(pf, s);
+    to_a<kS, T>(pf, s);
     mma_kn<kHead>(out, pf, ks + kTile);
     __syncthreads();  // every warp is done with this buffer before tile t + 2 is copied into it
   }
@@ -82,14 +82,18 @@ __global__ void __launch_bounds__(kThreadsPerBlock) forward_kernel(Params p, Ope
 
 }  // namespace
 
-void forward(const Params& p, const Operands<bf16>& o) {
+template <class T>
+void forward(const Params& p, const Operands<T>& o) {
   const Vector vec{vector_rows(o.q, p.q), vector_rows(o.k, p.k), vector_rows(o.v, p.v), false};
   by_width(head_width(p), [&](auto width) {
     constexpr int kHead = decltype(width)::value;
-    const size_t bytes = size_t(kQueries + 4 * kKeys) * kStride<kHead> * sizeof(bf16);
+    const size_t bytes = size_t(kQueries + 4 * kKeys) * kStride<kHead> * sizeof(T);
     if (p.Lq > 0)
-      launch<forward_kernel<kHead>>(grid_of((p.Lq + kQueries - 1) / kQueries, p), dim3(kThreadsPerBlock), bytes, Stream{}, p, o, vec);
+      launch<forward_kernel<T, kHead>>(grid_of((p.Lq + kQueries - 1) / kQueries, p), dim3(kThreadsPerBlock), bytes, Stream{}, p, o, vec);
   });
 }
+
+template void forward<bf16>(const Params&, const Operands<bf16>&);
+template void forward<f16>(const Params&, const Operands<f16>&);
 
 }  // namespace emu::EMU_DEVICE_NS::attention::v3

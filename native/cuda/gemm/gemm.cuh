@@ -5,8 +5,8 @@
 // Every version computes out[n] = a[n] @ b[n] for a [batch,M,K], b [batch,K,N] and a contiguous
 // out [batch,M,N], reading a and b through their strides: a transposed view or a stride-0
 // broadcast batch is never copied. Each output element is accumulated over k = 0..K-1 in order
-// (v3: in 16-deep tensor-core steps, in order), in f32 for f32 and bf16 (bf16 rounded once, at the
-// end) and in f64 for f64, as the CPU reference (cpu/kernels/matmul.cpp) does; results are
+// (v3: in 16-deep tensor-core steps, in order), in f32 for f32, bf16 and f16 (the 16-bit ones
+// rounded once, at the end) and in f64 for f64, as the CPU reference (cpu/kernels/matmul.cpp) does; results are
 // deterministic and do not depend on the tile a version runs with.
 #pragma once
 #include <cstdint>
@@ -89,7 +89,7 @@ void run(const Problem& p, Tile tile, DType dtype, void* out, const void* a, con
 }
 namespace v3 {
 enum class Tile { Large, Small };  // 128x128x32 / 64x64x32, both 4 warps and 3 cp.async stages
-void run(const Problem& p, Tile tile, void* out, const void* a, const void* b);  // bf16 only
+void run(const Problem& p, Tile tile, DType dtype, void* out, const void* a, const void* b);  // bf16 and f16 only
 }
 
 }  // namespace emu::EMU_DEVICE_NS::gemm

@@ -1,5 +1,7 @@
-// v3_mma.cu: GEMM version 3, bf16 on the tensor cores: mma.sync m16n8k16 (f32 accumulate) fed by
-// ldmatrix from swizzled shared memory, filled by a 3-stage cp.async pipeline. The bf16 default.
+// v3_mma.cu: GEMM version 3, bf16 and f16 on the tensor cores: mma.sync m16n8k16 (f32 accumulate)
+// fed by ldmatrix from swizzled shared memory, filled by a 3-stage cp.async pipeline. The bf16 and
+// f16 default. One kernel for both: the element type T is a template parameter, and only the mma
+// instruction (mma_m16n8k16<T>) and the final rounding (cvt<T>) depend on it.
 //
 // What changes from v2: the multiply-adds run on the tensor cores, one warp-wide mma.sync doing a
 // 16x8x16 product (4096 FLOPs); everything else exists to feed them.
@@ -22,11 +24,11 @@
 //    scalar bounds-checked loads and stored to the same place (zeros outside), in the same
 //    pipeline; only the full, aligned chunks take cp.async.
 //  - Blocks walk the output tiles in grouped order (gemm.cuh) for L2 reuse.
-// Epilogue: the f32 accumulators are rounded once to bf16 and stored as pairs (4 bytes) when the
+// Epilogue: the f32 accumulators are rounded once to T and stored as pairs (4 bytes) when the
 // row length is even, one element otherwise.
 //
 // What it should buy on an H100/H200: the dense bf16 rate is ~4096 FLOP/clock/SM (989 TFLOP/s at
-// 1.83 GHz boost over 132 SMs), reached in full only by wgmma; mma.sync on Hopper is reported at
+// 1.83 GHz boost over 132 SMs; f16 the same), reached in full only by wgmma; mma.sync on Hopper is reported at
 // roughly 60-70% of it. Per 16-deep step a 64x64 warp tile issues 8 ldmatrix.x4 (4 KiB of shared
 // reads) for 32 mma (131 kFLOP): 32 FLOP/B, and shared memory delivers 128 B/clock/SM, so its
 // bandwidth matches the full tensor rate with no headroom; the 32x32 warp tile of the small
@@ -60,7 +62,8 @@ __device__ __forceinline__ int swizzled(int r, int c) {
 
 // The slow path of load_tile: the first `count` of 8 elements `step` apart, zeros after them, as
 // one 16-byte store. Not inlined, so the main loop keeps its registers for the accumulators.
-__device__ EMU_NOINLINE void load_chunk_scalar(bf16* dst, const bf16* src, long long step, int count) {
+template <class T>
+__device__ EMU_NOINLINE void load_chunk_scalar(T* dst, const T* src, long long step, int count) {
   uint32_t w[4] = {0, 0, 0, 0};
 #pragma unroll
   for (int j = 0; j < 8; j++)
@@ -70,8 +73,8 @@ __device__ EMU_NOINLINE void load_chunk_scalar(bf16* dst, const bf16* src, long 
 
 // Starts loading the BX x kBK tile at (x0, k0) of one operand into `tile` (k-inner: [BX][kBK],
 // else [kBK][BX]), zeros outside X x K.
-template <int BX, bool kKInner>
-__device__ __forceinline__ void load_tile(bf16* tile, const bf16* base, const Operand& o, long long K, long long x0,
+template <class T, int BX, bool kKInner>
+__device__ __forceinline__ void load_tile(T* tile, const T* base, const Operand& o, long long K, long long x0,
                                           long long k0, int tid) {
   constexpr int kChunks = kKInner ? kBK / 8 : BX / 8;
   constexpr int kPerThread = BX * kBK / 8 / kThreads;
@@ -80,7 +83,7 @@ __device__ __forceinline__ void load_tile(bf16* tile, const bf16* base, const Op
   for (int i = 0; i < kPerThread; i++) {
     const int q = tid + i * kThreads, r = q / kChunks, c = q % kChunks;
     const long long x = x0 + (kKInner ? r : c * 8), k = k0 + (kKInner ? c * 8 : r);
-    bf16* dst = tile + swizzled<kChunks>(r, c);
+    T* dst = tile + swizzled<kChunks>(r, c);
     const long long in_run = kKInner ? (x < o.X ? K - k : 0) : (k < K ? o.X - x : 0);  // elements of the chunk in range
     if (o.chunked && in_run >= 8) {
       cp_async_16(dst, base + x * o.sx + k * o.sk);
@@ -91,8 +94,8 @@ __device__ __forceinline__ void load_tile(bf16* tile, const bf16* base, const Op
 }
 
 // The A fragment (mma's 16x16 row-major operand) of rows m..m+15, k kk..kk+15 of a's tile.
-template <int BM, bool kKInner>
-__device__ __forceinline__ void load_a(uint32_t r[4], const bf16* tile, int m, int kk, int lane) {
+template <class T, int BM, bool kKInner>
+__device__ __forceinline__ void load_a(uint32_t r[4], const T* tile, int m, int kk, int lane) {
   const int matrix = lane / 8, row = lane % 8;  // matrices: (m 0-7, k 0-7), (m 8-15, k 0-7), (m 0-7, k 8-15), (m 8-15, k 8-15)
   if constexpr (kKInner) {
     ldmatrix_x4(r, tile + swizzled<kBK / 8>(m + matrix % 2 * 8 + row, kk / 8 + matrix / 2));
@@ -103,8 +106,8 @@ __device__ __forceinline__ void load_a(uint32_t r[4], const bf16* tile, int m, i
 
 // The B fragments (mma's 16x8 "col" operand) of columns n..n+7 (r[0], r[1]) and n+8..n+15 (r[2],
 // r[3]), k kk..kk+15 of b's tile.
-template <int BN, bool kKInner>
-__device__ __forceinline__ void load_b(uint32_t r[4], const bf16* tile, int n, int kk, int lane) {
+template <class T, int BN, bool kKInner>
+__device__ __forceinline__ void load_b(uint32_t r[4], const T* tile, int n, int kk, int lane) {
   const int matrix = lane / 8, row = lane % 8;  // matrices: (k 0-7, n 0-7), (k 8-15, n 0-7), (k 0-7, n 8-15), (k 8-15, n 8-15)
   if constexpr (kKInner) {
     ldmatrix_x4(r, tile + swizzled<kBK / 8>(n + matrix / 2 * 8 + row, kk / 8 + matrix % 2));
@@ -113,13 +116,13 @@ __device__ __forceinline__ void load_b(uint32_t r[4], const bf16* tile, int n, i
   }
 }
 
-template <int BM, int BN, bool kAKInner, bool kBKInner>
+template <class T, int BM, int BN, bool kAKInner, bool kBKInner>
 __global__ void __launch_bounds__(kThreads)
-    mma_kernel(Problem p, Operand oa, Operand ob, bool pair_out, int tiles_m, int tiles_n, const bf16* a, const bf16* b, bf16* out) {
+    mma_kernel(Problem p, Operand oa, Operand ob, bool pair_out, int tiles_m, int tiles_n, const T* a, const T* b, T* out) {
   constexpr int kWarpM = BM / 2, kWarpN = BN / 2, kTilesM = kWarpM / 16, kTilesN = kWarpN / 8;
   constexpr int kStageElems = (BM + BN) * kBK;
   static_assert(kTilesN % 2 == 0, "B fragments come in pairs of n8 tiles");
-  EMU_DYNAMIC_SHARED(bf16, stages);  // kStages x (a tile, b tile)
+  EMU_DYNAMIC_SHARED(T, stages);  // kStages x (a tile, b tile)
   const int tid = int(threadIdx.x), lane = tid % 32, warp = tid / 32;
   const int wm = warp / 2 * kWarpM, wn = warp % 2 * kWarpN;
   long long m0, n0;
@@ -127,9 +130,9 @@ __global__ void __launch_bounds__(kThreads)
   const long long slices = (p.K + kBK - 1) / kBK;
   for (long long n = blockIdx.z; n < p.batch; n += gridDim.z) {
     const auto load_stage = [&](long long s) {  // slice s of matrix n into its stage
-      bf16* stage = stages + s % kStages * kStageElems;
-      load_tile<BM, kAKInner>(stage, a + n * oa.sn, oa, p.K, m0, s * kBK, tid);
-      load_tile<BN, kBKInner>(stage + BM * kBK, b + n * ob.sn, ob, p.K, n0, s * kBK, tid);
+      T* stage = stages + s % kStages * kStageElems;
+      load_tile<T, BM, kAKInner>(stage, a + n * oa.sn, oa, p.K, m0, s * kBK, tid);
+      load_tile<T, BN, kBKInner>(stage + BM * kBK, b + n * ob.sn, ob, p.K, n0, s * kBK, tid);
     };
     float acc[kTilesM][kTilesN][4];
 #pragma unroll
@@ -147,23 +150,23 @@ __global__ void __launch_bounds__(kThreads)
       __syncthreads();               // everyone's have; and slice s - 1 is no longer being read
       if (s + kStages - 1 < slices) load_stage(s + kStages - 1);
       cp_async_commit();
-      const bf16* ta = stages + s % kStages * kStageElems;
-      const bf16* tb = ta + BM * kBK;
+      const T* ta = stages + s % kStages * kStageElems;
+      const T* tb = ta + BM * kBK;
 #pragma unroll
       for (int kk = 0; kk < kBK; kk += 16) {
         uint32_t af[kTilesM][4], bfr[kTilesN / 2][4];
 #pragma unroll
-        for (int i = 0; i < kTilesM; i++) load_a<BM, kAKInner>(af[i], ta, wm + i * 16, kk, lane);
+        for (int i = 0; i < kTilesM; i++) load_a<T, BM, kAKInner>(af[i], ta, wm + i * 16, kk, lane);
 #pragma unroll
-        for (int j = 0; j < kTilesN / 2; j++) load_b<BN, kBKInner>(bfr[j], tb, wn + j * 16, kk, lane);
+        for (int j = 0; j < kTilesN / 2; j++) load_b<T, BN, kBKInner>(bfr[j], tb, wn + j * 16, kk, lane);
 #pragma unroll
         for (int i = 0; i < kTilesM; i++)
 #pragma unroll
-          for (int j = 0; j < kTilesN; j++) mma_m16n8k16_bf16(acc[i][j], af[i], &bfr[j / 2][j % 2 * 2], acc[i][j]);
+          for (int j = 0; j < kTilesN; j++) mma_m16n8k16<T>(acc[i][j], af[i], &bfr[j / 2][j % 2 * 2], acc[i][j]);
       }
     }
     __syncthreads();  // the next batch's first stages overwrite what slow warps may still read
-    bf16* on = out + n * p.M * p.N;
+    T* on = out + n * p.M * p.N;
     const int g = lane / 4, t = lane % 4;
 #pragma unroll
     for (int i = 0; i < kTilesM; i++) {
@@ -174,13 +177,12 @@ __global__ void __launch_bounds__(kThreads)
         for (int h = 0; h < 2; h++) {  // c0, c1 at row g; c2, c3 at row g + 8
           const long long row = m0 + wm + i * 16 + g + h * 8;
           if (row >= p.M || col >= p.N) continue;
-          bf16* o = on + row * p.N + col;
-          const bf16 lo = bf16_store(acc[i][j][2 * h]), hi = bf16_store(acc[i][j][2 * h + 1]);
+          T* o = on + row * p.N + col;
           if (pair_out && col + 1 < p.N) {
-            *reinterpret_cast<uint32_t*>(o) = uint32_t(lo.bits) | uint32_t(hi.bits) << 16;
+            *reinterpret_cast<uint32_t*>(o) = pack_half2<T>(acc[i][j][2 * h], acc[i][j][2 * h + 1]);
           } else {
-            o[0] = lo;
-            if (col + 1 < p.N) o[1] = hi;
+            o[0] = cvt<T>(acc[i][j][2 * h]);
+            if (col + 1 < p.N) o[1] = cvt<T>(acc[i][j][2 * h + 1]);
           }
         }
       }
@@ -188,36 +190,47 @@ __global__ void __launch_bounds__(kThreads)
   }
 }
 
-template <int BM, int BN, bool kAKInner, bool kBKInner>
+template <class T, int BM, int BN, bool kAKInner, bool kBKInner>
 void launch_layout(const Problem& p, const Operand& oa, const Operand& ob, void* out, const void* a, const void* b) {
   int tiles_m, tiles_n;
   const int tiles = tile_count(p, BM, BN, &tiles_m, &tiles_n);
   const bool pair_out = p.N % 2 == 0 && reinterpret_cast<uintptr_t>(out) % 4 == 0;
-  const size_t shared_bytes = size_t(kStages) * (BM + BN) * kBK * sizeof(bf16);
-  launch<mma_kernel<BM, BN, kAKInner, kBKInner>>(dim3(unsigned(tiles), 1, batch_blocks(p.batch)), dim3(kThreads), shared_bytes,
-                                                 Stream{}, p, oa, ob, pair_out, tiles_m, tiles_n, static_cast<const bf16*>(a),
-                                                 static_cast<const bf16*>(b), static_cast<bf16*>(out));
+  const size_t shared_bytes = size_t(kStages) * (BM + BN) * kBK * sizeof(T);
+  launch<mma_kernel<T, BM, BN, kAKInner, kBKInner>>(dim3(unsigned(tiles), 1, batch_blocks(p.batch)), dim3(kThreads), shared_bytes,
+                                                    Stream{}, p, oa, ob, pair_out, tiles_m, tiles_n, static_cast<const T*>(a),
+                                                    static_cast<const T*>(b), static_cast<T*>(out));
 }
 
-template <int BM, int BN>
+template <class T, int BM, int BN>
 void launch_tile(const Problem& p, void* out, const void* a, const void* b) {
   const Operand oa = operand_a(p, a, 8, 16), ob = operand_b(p, b, 8, 16);
   if (oa.k_inner && ob.k_inner) {
-    launch_layout<BM, BN, true, true>(p, oa, ob, out, a, b);
+    launch_layout<T, BM, BN, true, true>(p, oa, ob, out, a, b);
   } else if (oa.k_inner) {
-    launch_layout<BM, BN, true, false>(p, oa, ob, out, a, b);
+    launch_layout<T, BM, BN, true, false>(p, oa, ob, out, a, b);
   } else if (ob.k_inner) {
-    launch_layout<BM, BN, false, true>(p, oa, ob, out, a, b);
+    launch_layout<T, BM, BN, false, true>(p, oa, ob, out, a, b);
   } else {
-    launch_layout<BM, BN, false, false>(p, oa, ob, out, a, b);
+    launch_layout<T, BM, BN, false, false>(p, oa, ob, out, a, b);
   }
 }
 
-void run(const Problem& p, Tile tile, void* out, const void* a, const void* b) {
+template <class T>
+void run_typed(const Problem& p, Tile tile, void* out, const void* a, const void* b) {
   if (tile == Tile::Large) {
-    launch_tile<128, 128>(p, out, a, b);
+    launch_tile<T, 128, 128>(p, out, a, b);
   } else {
-    launch_tile<64, 64>(p, out, a, b);
+    launch_tile<T, 64, 64>(p, out, a, b);
+  }
+}
+
+void run(const Problem& p, Tile tile, DType dtype, void* out, const void* a, const void* b) {
+  if (dtype == DType::BF16) {
+    run_typed<bf16>(p, tile, out, a, b);
+  } else if (dtype == DType::F16) {
+    run_typed<f16>(p, tile, out, a, b);
+  } else {
+    fail(ErrorKind::DType, std::string("matmul: the tensor-core GEMM takes bf16 or f16, got ") + dtype_name(dtype));
   }
 }
 

@@ -8,9 +8,9 @@
 // public entry: it checks the arguments, brings any rank to 4-d and falls back to the composed
 // path where this op does not apply (see there).
 //
-// dtypes: f32 and f64 everywhere; bf16 natively on sim and cuda (native/cuda/attention/: tensor
-// cores, f32 accumulation), with the row log-sum-exp saved in f32. The CPU kernel takes f32 and
-// f64 only, so the functional layer computes bf16 there in f32 (attentionTakesBf16).
+// dtypes: f32 and f64 everywhere; bf16 and f16 natively on sim and cuda (native/cuda/attention/:
+// tensor cores, f32 accumulation), with the row log-sum-exp saved in f32. The CPU kernel takes f32
+// and f64 only, so the functional layer computes bf16 and f16 there in f32 (attentionTakesHalf).
 import { DTypeError, ShapeError, ValueError } from '../errors.ts';
 import { shapeStr } from '../shape.ts';
 import { Tensor } from '../tensor.ts';
@@ -18,7 +18,7 @@ import { record } from '../tape.ts';
 import { launch, sameDevice } from './dispatch.ts';
 import { native } from '../native.ts';
 import { DEVICE_CODE } from '../storage.ts';
-import type { DType } from '../dtype.ts';
+import { isHalf, type DType } from '../dtype.ts';
 import type { Device } from '../device.ts';
 
 export interface FusedAttentionOptions {
@@ -41,7 +41,7 @@ function check(q: Tensor, k: Tensor, v: Tensor, o: FusedAttentionOptions): void 
   for (const t of [k, v, o.bias]) {
     if (t && t.dtype !== q.dtype) throw new DTypeError(`attention: q, k, v and bias must share a dtype, got ${q.dtype} and ${t.dtype}`);
   }
-  if (q.dtype !== 'f32' && q.dtype !== 'f64' && !(q.dtype === 'bf16' && attentionTakesBf16(q.device))) {
+  if (q.dtype !== 'f32' && q.dtype !== 'f64' && !(isHalf(q.dtype) && attentionTakesHalf(q.device))) {
     throw new DTypeError(`attention: f32 or f64 only on ${q.device}, got ${q.dtype}`);
   }
   if (o.bias) want(o.bias, [B, H, Lq, Lk], 'bias');
@@ -52,17 +52,17 @@ function check(q: Tensor, k: Tensor, v: Tensor, o: FusedAttentionOptions): void 
   sameDevice('attention', ...[q, k, v, o.bias, o.keyPaddingMask].filter((t): t is Tensor => t !== null));
 }
 
-/** Whether the device's attention kernels take bf16 operands (sim and cuda; the CPU's do not). */
-export function attentionTakesBf16(device: Device): boolean {
+/** Whether the device's attention kernels take bf16 and f16 operands (sim and cuda; the CPU's do not). */
+export function attentionTakesHalf(device: Device): boolean {
   return device === 'sim' || device === 'cuda';
 }
 
-/** The dtype of the saved row log-sum-exp: f32 for bf16 operands (too coarse to recompute P from). */
-const lseDType = (dt: DType): DType => (dt === 'bf16' ? 'f32' : dt);
+/** The dtype of the saved row log-sum-exp: f32 for bf16 and f16 operands (too coarse to recompute P from). */
+const lseDType = (dt: DType): DType => (isHalf(dt) ? 'f32' : dt);
 
 /**
  * Forces attention kernel `version` on `device` for every later call (native/cuda/attention/:
- * 1 CUDA cores, 2 bf16 tensor cores, 3 the same with a pipelined forward); 0 restores the
+ * 1 CUDA cores, 2 bf16/f16 tensor cores, 3 the same with a pipelined forward); 0 restores the
  * dispatcher's choice. For tests and
  * benchmarks; a version that cannot take a call then fails it rather than switching silently.
  */
