@@ -1,12 +1,16 @@
 // autocast.ts: mixed precision as torch.autocast does it. Inside autocast(fn), the ops whose
 // speed comes from their matrix products (matmul and everything built on it: bmm, linear;
-// conv2d; scaledDotProductAttention) cast their f32 operands to bf16 and return bf16, while the
-// model's parameters stay f32: the cast is an ordinary differentiable op, so the gradients
-// reaching the parameters are f32 and the optimizer updates f32 "master" weights. Everything
+// conv2d; scaledDotProductAttention) cast their f32 operands to the autocast dtype (bf16, the
+// default, or f16) and return it, while the model's parameters stay f32: the cast is an ordinary
+// differentiable op, so the gradients reaching the parameters are f32 and the optimizer updates
+// f32 "master" weights. Everything
 // else runs in the dtype its inputs promote to: a bf16 activation meeting an f32 parameter in a
 // norm, a residual add or the cross-entropy (which computes in f32) goes back to f32, so the
-// numerically delicate reductions never run in bf16. Loss scaling is not needed for bf16,
-// whose exponent range is f32's.
+// numerically delicate reductions never run in 16 bits. Loss scaling is not needed for bf16,
+// whose exponent range is f32's. f16 has 3 more mantissa bits but a range of only 2^-24 to
+// 65504: small gradients flush to zero and large activations overflow to inf, so f16 training
+// normally needs loss scaling (torch.cuda.amp.GradScaler), which we do not provide; prefer bf16
+// for training and take f16 for inference or where the values are known to fit.
 //
 // f64 operands are never cast (PyTorch's rule too), so f64 gradient checks are unaffected.
 // Backward (autograd/engine.ts) runs with autocast off: the gradients follow the dtypes the
@@ -15,8 +19,8 @@ import { ValueError } from './errors.ts';
 import type { Tensor } from './tensor.ts';
 import { to } from './ops/views.ts';
 
-/** The dtype autocast computes in: bf16 is the one our kernels accelerate. */
-export type AutocastDType = 'bf16';
+/** The dtypes autocast computes in: the 16-bit floats our tensor-core kernels accelerate. */
+export type AutocastDType = 'bf16' | 'f16';
 
 let current: AutocastDType | null = null;
 
@@ -27,7 +31,7 @@ let current: AutocastDType | null = null;
 export function autocast<T>(fn: () => T, opts: { dtype?: AutocastDType; enabled?: boolean } = {}): T {
   if (typeof fn !== 'function') throw new ValueError('autocast: expected a function');
   const dtype = opts.dtype ?? 'bf16';
-  if (dtype !== 'bf16') throw new ValueError(`autocast: dtype must be bf16, got ${String(dtype)}`);
+  if (dtype !== 'bf16' && dtype !== 'f16') throw new ValueError(`autocast: dtype must be bf16 or f16, got ${String(dtype)}`);
   const prev = current;
   current = opts.enabled === false ? null : dtype;
   try {
@@ -44,7 +48,7 @@ export function autocastDType(): AutocastDType | null {
 
 /**
  * The operands of a matrix-product op as autocast wants them: when autocast is on and any
- * operand is f32, every f32 operand cast to bf16 (the others, bf16 or f64 or non-float, as
+ * operand is f32, every f32 operand cast to the autocast dtype (the others, 16-bit or f64 or non-float, as
  * they are). The casts are recorded for autograd.
  */
 export function autocastOperands<T extends (Tensor | null | undefined)[]>(...ts: T): T {
