@@ -5,7 +5,7 @@
 // Large cases are checked on two sampled heads (the first and the last), each computed by the
 // CPU kernel on that head's slice; small odd cases (Lq != Lk too) on every head. The backward
 // takes out and lse from the device's forward (from the CPU's when the device has none), so
-// both sides differentiate the same numbers. The log-sum-exp is kept in f32 for bf16 inputs
+// both sides differentiate the same numbers. The log-sum-exp is kept in f32 for bf16 and f16 inputs
 // where the kernel takes that (bench.h's stats_dtype asks it), else in the inputs' dtype.
 // FLOPs: forward 4 B H Lq Lk D (two matrix products), halved when causal; the backward 2.5x
 // the forward (five products), FlashAttention's convention.
@@ -126,13 +126,14 @@ void run_shape(Bench& bench, const Shape& s, DType dt) {
 
 int main(int argc, char** argv) {
   return main_of("attention", argc, argv, [](Bench& bench) {
-    for (DType dt : {DType::F32, DType::BF16}) {
+    for (DType dt : {DType::F32, DType::BF16, DType::F16}) {
       run_shape(bench, {1, 2, 37, 37, 32, false, false}, dt);
       run_shape(bench, {1, 2, 37, 37, 32, true, false}, dt);
       run_shape(bench, {2, 1, 29, 45, 88, false, false}, dt);  // cross-attention, Emu's vision head dim
       run_shape(bench, {1, 1, 33, 33, 128, true, false}, dt);
     }
     run_shape(bench, {4, 16, 4096, 4096, 128, false, true}, DType::BF16);  // the target
+    run_shape(bench, {4, 16, 4096, 4096, 128, false, true}, DType::F16);
     run_shape(bench, {4, 16, 4096, 4096, 128, true, true}, DType::BF16);
     run_shape(bench, {4, 16, 4096, 4096, 88, false, true}, DType::BF16);
     run_shape(bench, {32, 16, 257, 257, 88, false, true}, DType::BF16);  // Emu's EVA-CLIP ViT: 16x16 patches + class token

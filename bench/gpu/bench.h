@@ -113,13 +113,14 @@ struct HostTensor {
     cpu::kernels().rand_uniform(t.view(), seed, 0, low, high);
     return t;
   }
-  // The values as `dtype` stores them (bf16: rounded to nearest even), so that the CPU
+  // The values as `dtype` stores them (bf16 and f16: rounded to nearest even), so that the CPU
   // reference sees exactly the numbers the device reads.
   void round_to(DType dtype) {
-    if (dtype != DType::BF16) return;
+    if (dtype != DType::BF16 && dtype != DType::F16) return;
     float* p = data.data();
-    cpu::parallel_for(numel(), 1 << 16, [p](int64_t begin, int64_t end) {
-      for (int64_t i = begin; i < end; i++) p[i] = bf16_to_float(float_to_bf16(p[i]));
+    const bool bf = dtype == DType::BF16;
+    cpu::parallel_for(numel(), 1 << 16, [p, bf](int64_t begin, int64_t end) {
+      for (int64_t i = begin; i < end; i++) p[i] = bf ? bf16_to_float(float_to_bf16(p[i])) : f16_to_float(float_to_f16(p[i]));
     });
   }
 };
@@ -175,7 +176,7 @@ class DeviceTensor {
     cpu::kernels().copy(h.view(), make_view(staged.data(), dtype_, shape_, DeviceKind::Cpu));
     return h;
   }
-  // Every byte 0xFF: NaN in f32, f64 and bf16, so an element the kernel leaves unwritten fails.
+  // Every byte 0xFF: NaN in f32, f64, bf16 and f16, so an element the kernel leaves unwritten fails.
   void poison() { rt_.fill_bytes(data_, 0xFF, bytes_, Stream{}); }
 
  private:
@@ -200,9 +201,11 @@ struct Case {
 };
 
 // Relative L2 error allowed against the CPU kernel on the same (rounded) inputs. f32: the
-// two sides sum in different orders (about 1e-6 at K = 4096); bf16: the device rounds its
-// output (2^-9 relative) and may round intermediates (P in attention) to bf16.
-inline double default_tolerance(DType dtype) { return dtype == DType::BF16 ? 2e-2 : dtype == DType::F64 ? 1e-10 : 2e-5; }
+// two sides sum in different orders (about 1e-6 at K = 4096); bf16 and f16: the device rounds its
+// output (2^-9, 2^-12 relative) and may round intermediates (P in attention) to its dtype.
+inline double default_tolerance(DType dtype) {
+  return dtype == DType::BF16 ? 2e-2 : dtype == DType::F16 ? 3e-3 : dtype == DType::F64 ? 1e-10 : 2e-5;
+}
 
 struct CheckResult {
   double rel_l2 = 0, max_abs = 0;
@@ -548,10 +551,10 @@ void run_call(Bench& bench, const TableCall<Table>& op, const Table& cpu_table, 
 }
 
 // The dtype a fused kernel wants its per-row statistics in (lse, rstd, mean, loss) for inputs of
-// `dtype`: f32 for bf16 inputs if `call_with_f32_stats` (a tiny call of the kernel with f32
+// `dtype`: f32 for bf16 and f16 inputs if `call_with_f32_stats` (a tiny call of the kernel with f32
 // statistics) is accepted, as FlashAttention and apex keep them; else the inputs' own dtype.
 inline DType stats_dtype(DType dtype, bool present, const std::function<void()>& call_with_f32_stats) {
-  if (dtype != DType::BF16 || !present) return dtype;
+  if ((dtype != DType::BF16 && dtype != DType::F16) || !present) return dtype;
   try {
     call_with_f32_stats();
   } catch (const Error& e) {

@@ -114,12 +114,13 @@ int main(int argc, char** argv) {
   return main_of("matmul", argc, argv, [](Bench& bench) {
     const std::vector<int> versions = probe_versions(bench);
     if (!bench.table().matmul_version) bench.run(Case{"matmul versions", DType::BF16, "(matmul_version is null)"}, false, nullptr);
-    for (DType dtype : {DType::F32, DType::BF16}) {
+    for (DType dtype : {DType::F32, DType::BF16, DType::F16}) {
       run_shape(bench, versions, dtype, {1, 33, 47, 29, false, false});
       run_shape(bench, versions, dtype, {3, 17, 65, 31, false, false});
       run_shape(bench, versions, dtype, {2, 45, 37, 53, true, false});
     }
     run_shape(bench, versions, DType::BF16, {1, 4096, 4096, 4096, false, true});  // the target shape
+    run_shape(bench, versions, DType::F16, {1, 4096, 4096, 4096, false, true});
     run_shape(bench, versions, DType::BF16, {1, 4096, 4096, 4096, true, true});
     run_shape(bench, versions, DType::BF16, {1, 2048, 2048, 2048, false, true});
     run_shape(bench, versions, DType::BF16, {1, 4095, 4097, 4093, false, true});  // no tile divides it

@@ -45,7 +45,7 @@ def main():
     torch.backends.cudnn.allow_tf32 = False
     torch.backends.cudnn.benchmark = True  # cuDNN picks its fastest algorithm during the warm-ups
     dev = torch.device("cpu" if on_cpu else "cuda")
-    dtypes = {"f32": torch.float32, "bf16": torch.bfloat16}
+    dtypes = {"f32": torch.float32, "bf16": torch.bfloat16, "f16": torch.float16}
     flush = torch.empty((4 if on_cpu else 256) << 20, dtype=torch.uint8, device=dev)
 
     def rand(*shape, dtype=torch.float32, low=-1.0, high=1.0, grad=False):

@@ -58,20 +58,21 @@ test('every kernel family reports rows, none failed, none timed in check-only mo
   }
 });
 
-test('the kernels sim has today are checked against the CPU, f32 and bf16', () => {
+test('the kernels sim has today are checked against the CPU, f32 and bf16 (and f16 on the tensor-core paths)', () => {
   const checked = (kernel: string, dtype: string) =>
     rows.filter((r) => r.kernel === kernel && r.dtype === dtype && r.status === 'ok');
   for (const k of ['copy', 'copy transposed', 'unary exp', 'binary add broadcast', 'reduce sum (last dim)', 'softmax (last dim)',
     'index_select (embedding)', 'rope', 'matmul (default)', 'matmul v1', 'matmul v2', 'conv2d fwd', 'conv2d bwd data',
     'conv2d bwd weight'])
     for (const dt of ['f32', 'bf16']) assert.ok(checked(k, dt).length > 0, `${k} ${dt} was not checked`);
-  // the fused kernels sim has in f32, and the bf16 tensor-core GEMM versions
+  // the fused kernels sim has in f32, the bf16 and f16 tensor-core GEMM versions, and attention in f16
   for (const k of ['swiglu fwd', 'swiglu bwd', 'rmsnorm fwd', 'rmsnorm bwd', 'layernorm bwd', 'cross-entropy fwd', 'cross-entropy bwd', 'adamw'])
     assert.ok(checked(k, 'f32').length > 0, `${k} f32 was not checked`);
   for (const k of ['matmul v3', 'matmul v5']) {
-    assert.ok(checked(k, 'bf16').length > 0, `${k} bf16 was not checked`);
+    for (const dt of ['bf16', 'f16']) assert.ok(checked(k, dt).length > 0, `${k} ${dt} was not checked`);
     assert.ok(rows.some((r) => r.kernel === k && r.dtype === 'f32' && r.status === 'unsupported'), `${k} f32 not refused`);
   }
+  for (const k of ['matmul (default)', 'attention fwd', 'attention bwd']) assert.ok(checked(k, 'f16').length > 0, `${k} f16 was not checked`);
   const copy = rows.find((r) => r.family === 'bandwidth');
   assert.is(copy?.status, 'ok');
   assert.is(copy?.err, 0, 'a copy is exact');
@@ -139,8 +140,8 @@ test('--device cpu: the driver of every family runs its checks, the CPU kernels 
   }
   const cpuRows: Row[] = readFileSync(json, 'utf8').trim().split('\n').map((l) => JSON.parse(l));
   for (const r of cpuRows) {
-    // the CPU's fused kernels are f32/f64 only: their bf16 cases may be unsupported, never failed
-    const allowed = r.dtype === 'bf16' ? ['ok', 'unsupported'] : ['ok'];
+    // the CPU's fused kernels are f32/f64 only: their bf16 and f16 cases may be unsupported, never failed
+    const allowed = r.dtype === 'bf16' || r.dtype === 'f16' ? ['ok', 'unsupported'] : ['ok'];
     assert.ok(allowed.includes(r.status), `${r.family} ${r.kernel} ${r.dtype}: ${r.status} ${r.notes}`);
   }
   for (const k of ['attention fwd', 'attention bwd', 'rmsnorm bwd', 'layernorm bwd', 'cross-entropy bwd', 'adamw'])
