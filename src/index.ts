@@ -40,6 +40,7 @@ export {
 export { SGD, type SGDOptions } from './nn/optim/sgd.ts';
 export { AdamW, type AdamWOptions } from './nn/optim/adamw.ts';
 export { clipGradNorm, type ClipOptions } from './nn/optim/clip.ts';
+export { GradScaler, type GradScalerOptions, type GradScalerState, type ScaledOptimizer } from './nn/optim/grad_scaler.ts';
 export {
   warmupCosine, stepDecay, constant, LRScheduler, type Schedule, type WarmupCosineOptions, type StepDecayOptions, type SchedulerState,
   type HasParamGroups,

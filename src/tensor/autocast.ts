@@ -9,8 +9,8 @@
 // numerically delicate reductions never run in 16 bits. Loss scaling is not needed for bf16,
 // whose exponent range is f32's. f16 has 3 more mantissa bits but a range of only 2^-24 to
 // 65504: small gradients flush to zero and large activations overflow to inf, so f16 training
-// normally needs loss scaling (torch.cuda.amp.GradScaler), which we do not provide; prefer bf16
-// for training and take f16 for inference or where the values are known to fit.
+// normally needs loss scaling: GradScaler (src/nn/optim/grad_scaler.ts, torch.amp.GradScaler's
+// algorithm). bf16 is the simpler choice for training.
 //
 // f64 operands are never cast (PyTorch's rule too), so f64 gradient checks are unaffected.
 // Backward (autograd/engine.ts) runs with autocast off: the gradients follow the dtypes the
