@@ -263,7 +263,7 @@ test('wrong argument types from plain JavaScript', () => tidy(() => {
   throws(() => zeros(any(['2', 3])), ShapeError, /^zeros:/, /shape\[0\] must be a finite number/);
   throws(() => full([2], any('a')), ValueError, /^full:/, /value must be a number or boolean, got string/);
   throws(() => zeros([2], any('f32')), ValueError, /^zeros:/, /options must be an object/);
-  throws(() => zeros([2], { dtype: any('f16') }), ValueError, /^zeros:/, /dtype must be one of f32, f64, bf16, i32, bool, got f16/);
+  throws(() => zeros([2], { dtype: any('float16') }), ValueError, /^zeros:/, /dtype must be one of f32, f64, bf16, f16, i32, bool, got float16/);
   throws(() => t.to(any('float32')), ValueError, /^to:/, /got float32/);
   throws(() => tensor(any([1, 'a'])), ValueError, /^tensor:/, /element at \[1\] is string/);
   throws(() => tensor(any([[1, 2], [3, null]])), ValueError, /^tensor:/, /element at \[1\]\[1\] is null/);
