@@ -239,6 +239,7 @@ Napi::Value FusedKernelNames(const Napi::CallbackInfo& info) {
         {"crossEntropy", t.cross_entropy != nullptr},   {"crossEntropyBackward", t.cross_entropy_backward != nullptr},
         {"adamw", t.adamw != nullptr},                 {"swiglu", t.swiglu != nullptr},
         {"swigluBackward", t.swiglu_backward != nullptr},
+        {"groupNormForward", t.group_norm_forward != nullptr}, {"groupNormBackward", t.group_norm_backward != nullptr},
     };
     auto names = Napi::Array::New(info.Env());
     uint32_t n = 0;
@@ -997,6 +998,71 @@ Napi::Value NormBackward(const Napi::CallbackInfo& info) {
   });
 }
 
+// GroupNorm's rows x [R, D] with `inner` elements per channel: the channel count C of its [C]
+// vectors (C / G channels per row, G groups dividing R); throws a ShapeError where they do not fit.
+int64_t group_channels(Napi::Env env, const char* op, const View& x, int64_t inner, std::initializer_list<const OptView*> per_channel) {
+  const int64_t R = x.shape[0], D = x.shape[1];
+  if (inner < 1 || D % inner != 0)
+    throw_js(env, ErrorKind::Shape, std::string(op) + ": inner " + std::to_string(inner) + " must be a positive divisor of the row length " + std::to_string(D));
+  const int64_t per_row = D / inner;
+  int64_t C = -1;
+  for (const OptView* o : per_channel) {
+    if (!o->present) continue;
+    if (C < 0) C = o->v.ndim == 1 ? o->v.shape[0] : -1;
+    if (C <= 0 || C % per_row != 0 || R % (C / per_row) != 0)
+      throw_js(env, ErrorKind::Shape, std::string(op) + ": per-channel vectors must have shape [C] with C a multiple of the " +
+                                          std::to_string(per_row) + " channels of a row and C / " + std::to_string(per_row) + " groups dividing the " + std::to_string(R) + " rows");
+  }
+  return C < 0 ? per_row : C;
+}
+
+// groupNormForward(y, mean, rstd, x, w|null, b|null, eps, inner): GroupNorm with its affine.
+Napi::Value GroupNormForward(const Napi::CallbackInfo& info) {
+  return guarded(info, [&]() -> Napi::Value {
+    Napi::Env env = info.Env();
+    const char* op = "groupNorm";
+    View x = view_at(info, 6);
+    if (x.ndim != 2) throw_js(env, ErrorKind::Shape, "groupNorm: x must be a 2-d native view");
+    const DType dt = float_dtype(env, op, x);
+    const int64_t N = x.shape[0], D = x.shape[1];
+    View y = view_at(info, 0), mean = view_at(info, 2), rstd = view_at(info, 4);
+    OptView w = opt_view(info, 8), b = opt_view(info, 10);
+    const int64_t inner = int64_t(num(info, 13));
+    const int64_t C = group_channels(env, op, x, inner, {&w, &b});
+    expect(env, op, "y", y, dt, {N, D});
+    expect(env, op, "mean", mean, dt, {N});
+    expect(env, op, "rstd", rstd, dt, {N});
+    if (w.present) expect(env, op, "weight", w.v, dt, {C});
+    if (b.present) expect(env, op, "bias", b.v, dt, {C});
+    fused_for(&cpu::FusedKernels::group_norm_forward, op, {&y, &mean, &rstd, &x, w.get(), b.get()})(y, mean, rstd, x, w.get(), b.get(), num(info, 12), inner);
+    return env.Undefined();
+  });
+}
+
+// groupNormBackward(dx, dw|null, db|null, dy, x, w|null, mean, rstd, inner)
+Napi::Value GroupNormBackward(const Napi::CallbackInfo& info) {
+  return guarded(info, [&]() -> Napi::Value {
+    Napi::Env env = info.Env();
+    const char* op = "groupNormBackward";
+    View x = view_at(info, 8);
+    if (x.ndim != 2) throw_js(env, ErrorKind::Shape, "groupNormBackward: x must be a 2-d native view");
+    const DType dt = float_dtype(env, op, x);
+    const int64_t N = x.shape[0], D = x.shape[1];
+    View dx = view_at(info, 0), dy = view_at(info, 6), mean = view_at(info, 12), rstd = view_at(info, 14);
+    OptView dw = opt_view(info, 2), db = opt_view(info, 4), w = opt_view(info, 10);
+    const int64_t inner = int64_t(num(info, 16));
+    const int64_t C = group_channels(env, op, x, inner, {&w, &dw, &db});
+    expect(env, op, "dx", dx, dt, {N, D});
+    expect(env, op, "dy", dy, dt, {N, D});
+    expect(env, op, "mean", mean, dt, {N});
+    expect(env, op, "rstd", rstd, dt, {N});
+    for (const OptView* o : {&dw, &db, &w})
+      if (o->present) expect(env, op, "weight", o->v, dt, {C});
+    fused_for(&cpu::FusedKernels::group_norm_backward, op, {&dx, dw.get(), db.get(), &dy, &x, w.get(), &mean, &rstd})(dx, dw.get(), db.get(), dy, x, w.get(), mean, rstd, inner);
+    return env.Undefined();
+  });
+}
+
 // The cross-entropy operands: logits [N, V] at info[i], targets i32 [N] at info[i + 2].
 void check_logits(Napi::Env env, const View& logits, const View& targets) {
   if (logits.ndim != 2) throw_js(env, ErrorKind::Shape, "crossEntropy: logits must be a 2-d native view");
@@ -1131,6 +1197,8 @@ Napi::Object Module(Napi::Env env, Napi::Object exports) {
   def("attentionVersion", AttentionVersion);
   def("normForward", NormForward);
   def("normBackward", NormBackward);
+  def("groupNormForward", GroupNormForward);
+  def("groupNormBackward", GroupNormBackward);
   def("crossEntropy", CrossEntropy);
   def("crossEntropyBackward", CrossEntropyBackward);
   def("adamw", AdamW);

@@ -9,12 +9,12 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import {
-  DTypeError, F, Generator, IndexError, numThreads, rand, randint, randn, setNumThreads, ShapeError, simAvailable, tensor, tidy, type Device,
+  DTypeError, F, Generator, IndexError, ValueError, numThreads, rand, randint, randn, setNumThreads, ShapeError, simAvailable, tensor, tidy, type Device,
   type Tensor,
 } from '../src/index.ts';
 import { attention } from '../src/tensor/ops/attention.ts';
 import { adamwStep } from '../src/tensor/ops/adamw.ts';
-import { normRows } from '../src/tensor/ops/norm.ts';
+import { groupNormRows, normRows } from '../src/tensor/ops/norm.ts';
 import { swiglu } from '../src/tensor/ops/swiglu.ts';
 
 const arr = (t: Tensor): number[] => Array.from(t.data() as ArrayLike<number>, Number);
@@ -156,6 +156,44 @@ for (const device of DEVICES) test(`fused layerNorm, rmsNorm and groupNorm on ${
   };
   const mg = () => [xg.clone(), wg.clone(), bg.clone()];
   assertClose(withGrads(mg, (x, w, b) => F.groupNorm(x, 3, w, b), gg), withGrads(mg, gn, gg), 1e-5, 'groupNorm');
+}));
+
+test('groupNorm with its affine in the norm kernel matches the composed path, and is deterministic (f32 and f64, strided, odd sizes)', () => tidy(() => {
+  const g = new Generator(9);
+  // [N, C, H, W] and groups: H W of 35 (no whole vectors in a channel's run), of 1, and 4-channel groups of 17 x 3.
+  for (const [shape, groups] of [[[3, 6, 5, 7], 3], [[2, 8, 1, 1], 2], [[5, 16, 17, 3], 4]] as const) {
+    for (const dtype of ['f32', 'f64'] as const) {
+      const C = shape[1];
+      const x0 = randn([...shape], { generator: g, dtype }).mul(2).add(0.5), gout = randn([...shape], { generator: g, dtype });
+      const w0 = randn([C], { generator: g, dtype }), b0 = randn([C], { generator: g, dtype });
+      const make = () => [strided(x0.clone()), w0.clone(), b0.clone()];
+      const composed = (x: Tensor, w: Tensor, b: Tensor) => {
+        const r = x.reshape([shape[0], groups, -1]);
+        const y = r.sub(r.mean(-1, true)).mul(r.var(-1, { correction: 0, keepdim: true }).add(1e-5).rsqrt()).reshape([...shape]);
+        return y.mul(w.reshape([C, 1, 1])).add(b.reshape([C, 1, 1]));
+      };
+      const fused = () => withGrads(make, (x, w, b) => F.groupNorm(x, groups, w, b), gout);
+      const first = fused();
+      assertClose(first, withGrads(make, composed, gout), dtype === 'f32' ? 1e-5 : 1e-12, `groupNorm ${shape} ${dtype}`);
+      const threads = numThreads();
+      setNumThreads(threads === 1 ? 2 : 1);
+      try {
+        assert.equal(fused().map(arr), first.map(arr), `groupNorm ${shape} ${dtype}: other thread count`);
+      } finally {
+        setNumThreads(threads);
+      }
+    }
+  }
+}));
+
+test('groupNormRows: bad geometry, shapes and dtypes are typed errors', () => tidy(() => {
+  const x = randn([6, 10]), w = randn([6]);
+  const o = { weight: w, bias: null, eps: 1e-5, groups: 2, inner: 5 };
+  assert.throws(() => groupNormRows(x, { ...o, inner: 3 }), (e: unknown) => e instanceof ValueError && /inner 3 must be a positive divisor of the row length 10/.test((e as Error).message));
+  assert.throws(() => groupNormRows(x, { ...o, groups: 4 }), (e: unknown) => e instanceof ValueError && /groups 4 must be a positive divisor of the 6 rows/.test((e as Error).message));
+  assert.throws(() => groupNormRows(x, { ...o, weight: randn([5]) }), (e: unknown) => e instanceof ShapeError && /groupNormRows: weight must have shape \[4\]/.test((e as Error).message));
+  assert.throws(() => groupNormRows(x, { ...o, weight: randn([4], { dtype: 'f64' }) }), (e: unknown) => e instanceof DTypeError);
+  assert.throws(() => groupNormRows(x.reshape([60]), o), (e: unknown) => e instanceof ShapeError);
 }));
 
 for (const device of DEVICES) test(`fused crossEntropy on ${device} matches logSoftmax + gather, with gradients (ignoreIndex, smoothing, every reduction)`, () => tidy(() => {

@@ -349,6 +349,12 @@ add_('attention fused key padding', [I([2, 3, 4]), I([2, 7, 4]), I([2, 7, 3])], 
 add_('layerNorm fused', [I([3, 2, 5]), I([2, 5]), I([2, 5])], (x, w, b) => F.layerNorm(x, [2, 5], w, b));
 add_('rmsNorm fused', [I([4, 7]), I([7])], (x, w) => F.rmsNorm(x, w));
 add_('groupNorm fused', [I([2, 4, 3]), I([4]), I([4])], (x, w, b) => F.groupNorm(x, 2, w, b));
+// GroupNorm with its affine in the norm kernel (cpu): H W of 15 (not a vector width), one-channel groups,
+// weight or bias alone.
+add_('groupNorm fused affine 4-d', [I([2, 6, 3, 5]), I([6]), I([6])], (x, w, b) => F.groupNorm(x, 3, w, b));
+add_('groupNorm fused one channel per group', [I([3, 4, 7]), I([4]), I([4])], (x, w, b) => F.groupNorm(x, 4, w, b));
+add_('groupNorm fused weight only', [I([2, 4, 5]), I([4])], (x, w) => F.groupNorm(x, 2, w));
+add_('groupNorm fused bias only', [I([2, 4, 5]), I([4])], (x, b) => F.groupNorm(x, 1, null, b));
 add_('crossEntropy fused ignore smoothing', [I([5, 6])], (x) =>
   F.crossEntropy(x, tensor([1, -100, 5, 0, 2], { dtype: 'i32', device: constDevice }), { labelSmoothing: 0.1 }));
 // The fused SwiGLU gate (native/cpu/kernels/swiglu.cpp) behind F.swiglu, and its composed path when shapes broadcast.

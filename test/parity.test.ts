@@ -916,6 +916,32 @@ for (const rms of [false, true]) {
   });
 }
 
+// GroupNorm with its per-channel affine (fused into the norm kernel on cpu: native/cpu/kernels/norm.cpp's
+// group_norm_*; composed elsewhere): groups of several channels, H W not a multiple of the vector width,
+// one-element groups.
+/** GroupNorm in f64: layerNormRef over each sample's groups, then the channel's weight and bias. */
+function groupNormRef(x: Ref, w: Ref, b: Ref, groups: number): { y: Ref; mag: Ref } {
+  const [N, C] = x.shape;
+  const M = x.data.length / (N * groups), inner = (M * groups) / C;
+  const unit = (v: number) => R.makeRef([M], () => v);
+  const rows = layerNormRef(R.makeRef([N * groups, M], x.data), unit(1), unit(0), false);
+  const channel = (i: number) => Math.floor(i / inner) % C;
+  return {
+    y: R.makeRef(x.shape, (i) => rows.y.data[i] * w.data[channel(i)] + b.data[channel(i)]),
+    mag: R.makeRef(x.shape, (i) => rows.mag.data[i] * Math.abs(w.data[channel(i)]) + Math.abs(b.data[channel(i)])),
+  };
+}
+add<{ groups: number }>({
+  name: 'groupNorm',
+  dtypes: FLOAT,
+  configs: (g, dt) => ([[[2, 6, 5, 7], 3], [[3, 4, 9], 2], [[2, 6, 1, 1], 6], [[1, 8, 3, 11], 1]] as const).map(([sx, groups]) => ({
+    inputs: [g.in([...sx], D(dt)), g.in([sx[1]], D(dt)), g.in([sx[1]], D(dt))], args: { groups },
+  })),
+  run: ([x, w, b], a) => E.F.groupNorm(x, a.groups, w, b),
+  ref: ([x, w, b], a) => groupNormRef(x, w, b, a.groups).y,
+  tol: ([x, w, b], a) => ({ growth: Math.sqrt(x.data.length / (x.shape[0] * a.groups)), mag: groupNormRef(x, w, b, a.groups).mag }),
+});
+
 // ---- running a case ------------------------------------------------------------------------
 
 /**

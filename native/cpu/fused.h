@@ -1,4 +1,4 @@
-// fused.h: the fused CPU kernels (attention, norms, cross-entropy, AdamW, SwiGLU), one table of
+// fused.h: the fused CPU kernels (attention, norms, GroupNorm, cross-entropy, AdamW, SwiGLU), one table of
 // function pointers per instruction set like kernels.h's, kept in a table of their own.
 //
 // Each file in native/cpu/kernels/ that implements these is compiled once per instruction set
@@ -50,6 +50,15 @@ struct FusedKernels {
   // Forces attention version `version` for every later call on the device (0: the dispatcher's
   // choice again); an unknown version is a ValueError. The CPU, with one version, leaves it null.
   void (*attention_version)(int version);
+  // GroupNorm's rows with its per-channel affine (norm.cpp): x [R, D] is x [N, C, ...] folded
+  // into R = N G rows of a group each, D = (C / G) inner, so a row holds C / G channels of
+  // `inner` contiguous elements each; w and b [C] optional (row r, channel k of the row: w[(r %
+  // G) (C / G) + k]). Otherwise as norm_forward / norm_backward with mean always given; dw and db
+  // [C] are summed over the rows in row order. Devices without it take the composed path.
+  void (*group_norm_forward)(const View& y, const View& mean, const View& rstd, const View& x, const View* w,
+                             const View* b, double eps, int64_t inner);
+  void (*group_norm_backward)(const View& dx, const View* dw, const View* db, const View& dy, const View& x,
+                              const View* w, const View& mean, const View& rstd, int64_t inner);
 };
 
 namespace avx512 { const FusedKernels& fused_table(); }

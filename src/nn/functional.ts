@@ -21,7 +21,7 @@ import { embedding as lookup, gather, matmul } from '../tensor/ops/linalg.ts';
 import { logSoftmax, max, mean, softmax, sum, variance } from '../tensor/ops/reduce.ts';
 import { expand, reshape, to, transpose, unsqueeze } from '../tensor/ops/views.ts';
 import { attention, attentionTakesHalf } from '../tensor/ops/attention.ts';
-import { normRows } from '../tensor/ops/norm.ts';
+import { groupNormRows, normRows } from '../tensor/ops/norm.ts';
 import { crossEntropyRows } from '../tensor/ops/cross_entropy.ts';
 import { swiglu as fusedSwiglu } from '../tensor/ops/swiglu.ts';
 import { noGrad } from '../autograd/grad_mode.ts';
@@ -181,8 +181,15 @@ export function groupNorm(x: Tensor, numGroups: number, weight?: Tensor | null, 
     if (t && (t.ndim !== 1 || t.shape[0] !== C)) throw new ShapeError(`groupNorm: ${arg} must have shape [${C}], got ${shapeStr(t.shape)}`);
   }
   const perChannel = [C, ...x.shape.slice(2).map(() => 1)];
+  const D = x.numel / (N * numGroups);
   return tidy(() => inF32(x, (xf) => {
-    let y = fusedNormApplies(x) ? fusedRows(xf, x.numel / (N * numGroups), null, null, eps, false)
+    // The affine in the normalising pass where the device has GroupNorm's kernel, else after it.
+    if (fusedNormApplies(x, w, b) && hasFusedKernel(x.device, 'groupNormForward') && hasFusedKernel(x.device, 'groupNormBackward')) {
+      const cast = (t: Tensor | null) => t && (t.dtype === xf.dtype ? t : to(t, xf.dtype));
+      const rows = groupNormRows(reshape(xf, [N * numGroups, D]), { weight: cast(w), bias: cast(b), eps, groups: numGroups, inner: D / (C / numGroups) });
+      return reshape(rows, x.shape as number[]);
+    }
+    let y = fusedNormApplies(x) ? fusedRows(xf, D, null, null, eps, false)
       : reshape(normalize(reshape(xf, [N, numGroups, -1]), [2], eps), x.shape as number[]);
     if (w) y = mul(y, reshape(w, perChannel));
     return b ? add(y, reshape(b, perChannel)) : y;

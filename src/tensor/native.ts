@@ -118,6 +118,11 @@ export interface Native {
     bh: H | null, bd: D | null, eps: number): void;
   normBackward(dxh: H, dxd: D, dwh: H | null, dwd: D | null, dbh: H | null, dbd: D | null, gh: H, gd: D, xh: H, xd: D,
     wh: H | null, wd: D | null, mh: H | null, md: D | null, rh: H, rd: D): void;
+  /** GroupNorm's rows x [R, D] with its per-channel affine: `inner` contiguous elements per channel (native/cpu/fused.h). */
+  groupNormForward(yh: H, yd: D, mh: H, md: D, rh: H, rd: D, xh: H, xd: D, wh: H | null, wd: D | null,
+    bh: H | null, bd: D | null, eps: number, inner: number): void;
+  groupNormBackward(dxh: H, dxd: D, dwh: H | null, dwd: D | null, dbh: H | null, dbd: D | null, gh: H, gd: D, xh: H, xd: D,
+    wh: H | null, wd: D | null, mh: H, md: D, rh: H, rd: D, inner: number): void;
   crossEntropy(lh: H, ld: D, sh: H, sd: D, xh: H, xd: D, th: H, td: D, ignoreIndex: number, smoothing: number): void;
   crossEntropyBackward(dxh: H, dxd: D, gh: H, gd: D, xh: H, xd: D, sh: H, sd: D, th: H, td: D, ignoreIndex: number,
     smoothing: number): void;

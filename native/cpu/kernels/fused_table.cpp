@@ -13,6 +13,10 @@ void norm_forward(const View& y, const View* mean, const View& rstd, const View&
                   double eps);
 void norm_backward(const View& dx, const View* dw, const View* db, const View& dy, const View& x, const View* w,
                    const View* mean, const View& rstd);
+void group_norm_forward(const View& y, const View& mean, const View& rstd, const View& x, const View* w, const View* b,
+                        double eps, int64_t inner);
+void group_norm_backward(const View& dx, const View* dw, const View* db, const View& dy, const View& x, const View* w,
+                         const View& mean, const View& rstd, int64_t inner);
 void cross_entropy(const View& loss, const View& lse, const View& logits, const View& targets, int64_t ignore,
                    double smoothing);
 void cross_entropy_backward(const View& dlogits, const View& dloss, const View& logits, const View& lse,
@@ -26,6 +30,7 @@ const FusedKernels& fused_table() {
       attention, attention_backward, norm_forward, norm_backward, cross_entropy, cross_entropy_backward, adamw,
       swiglu, swiglu_backward,
       nullptr,  // attention_version: the CPU has one attention version
+      group_norm_forward, group_norm_backward,
   };
   return table;
 }

@@ -2,8 +2,9 @@
 // (no mean), over the rows of x [N, D], with an optional weight and bias [D], forward and
 // backward. F.layerNorm, F.rmsNorm and F.groupNorm fold their inputs into rows and call it; the
 // op records 'normRows' with the row statistics (mean, rstd) for its backward rule
-// (src/autograd/rules/norm.ts).
-import { DTypeError, ShapeError } from '../errors.ts';
+// (src/autograd/rules/norm.ts). groupNormRows is its GroupNorm form, where a row holds a group's
+// channels and the weight and bias are per channel (recorded as 'groupNormRows').
+import { DTypeError, ShapeError, ValueError } from '../errors.ts';
 import { shapeStr } from '../shape.ts';
 import { Tensor } from '../tensor.ts';
 import { record } from '../tape.ts';
@@ -17,15 +18,17 @@ export interface NormRowsOptions {
   rms: boolean;
 }
 
-function check(x: Tensor, o: { weight: Tensor | null; bias: Tensor | null }): void {
-  if (x.ndim !== 2) throw new ShapeError(`normRows: x must be 2-d [N, D], got ${shapeStr(x.shape)}`);
-  if (x.dtype !== 'f32' && x.dtype !== 'f64') throw new DTypeError(`normRows: f32 or f64 only, got ${x.dtype}`);
+/** Checks x [N, D] and the optional weight and bias, which must have `length` elements (D when not given). */
+function check(x: Tensor, o: { weight: Tensor | null; bias: Tensor | null }, op = 'normRows', length?: number): void {
+  if (x.ndim !== 2) throw new ShapeError(`${op}: x must be 2-d [N, D], got ${shapeStr(x.shape)}`);
+  if (x.dtype !== 'f32' && x.dtype !== 'f64') throw new DTypeError(`${op}: f32 or f64 only, got ${x.dtype}`);
+  const n = length ?? x.shape[1];
   for (const [t, arg] of [[o.weight, 'weight'], [o.bias, 'bias']] as const) {
     if (!t) continue;
-    if (t.ndim !== 1 || t.shape[0] !== x.shape[1]) throw new ShapeError(`normRows: ${arg} must have shape [${x.shape[1]}], got ${shapeStr(t.shape)}`);
-    if (t.dtype !== x.dtype) throw new DTypeError(`normRows: ${arg} must be ${x.dtype} like x, got ${t.dtype}`);
+    if (t.ndim !== 1 || t.shape[0] !== n) throw new ShapeError(`${op}: ${arg} must have shape [${n}], got ${shapeStr(t.shape)}`);
+    if (t.dtype !== x.dtype) throw new DTypeError(`${op}: ${arg} must be ${x.dtype} like x, got ${t.dtype}`);
   }
-  sameDevice('normRows', ...[x, o.weight, o.bias].filter((t): t is Tensor => t !== null));
+  sameDevice(op, ...[x, o.weight, o.bias].filter((t): t is Tensor => t !== null));
 }
 
 const h = (t: Tensor | null) => (t ? t.handle : null);
@@ -57,6 +60,63 @@ export function normRowsBackward(g: Tensor, x: Tensor, weight: Tensor | null, me
   try {
     launch(dx, (n) => n.normBackward(dx.handle, dx.desc, h(dw), d(dw), h(db), d(db), g.handle, g.desc, x.handle, x.desc,
       h(weight), d(weight), h(mean), d(mean), rstd.handle, rstd.desc));
+  } catch (e) {
+    dw?.dispose();
+    db?.dispose();
+    throw e;
+  }
+  return [dx, dw, db];
+}
+
+export interface GroupNormRowsOptions {
+  weight: Tensor | null;
+  bias: Tensor | null;
+  eps: number;
+  /** Groups: x's rows are N samples x groups, in that order. */
+  groups: number;
+  /** Elements per channel (H W): a row holds D / inner channels. */
+  inner: number;
+}
+
+/** The channel count C = groups D / inner of GroupNorm rows x [N groups, D]; throws where the geometry does not fit. */
+function groupChannels(x: Tensor, groups: number, inner: number, op: string): number {
+  const [R, D] = x.shape;
+  if (!Number.isInteger(inner) || inner < 1 || D % inner !== 0) throw new ValueError(`${op}: inner ${inner} must be a positive divisor of the row length ${D}`);
+  if (!Number.isInteger(groups) || groups < 1 || R % groups !== 0) throw new ValueError(`${op}: groups ${groups} must be a positive divisor of the ${R} rows`);
+  return groups * (D / inner);
+}
+
+/**
+ * GroupNorm over x [N groups, D] (x [N, C, ...] folded so each row is one sample's group of C / groups
+ * channels, inner elements each): (x - mean) * rstd per row, then * weight[c] + bias[c] per channel (both [C]).
+ */
+export function groupNormRows(x: Tensor, o: GroupNormRowsOptions): Tensor {
+  if (x.ndim !== 2) throw new ShapeError(`groupNormRows: x must be 2-d [N, D], got ${shapeStr(x.shape)}`);
+  check(x, o, 'groupNormRows', groupChannels(x, o.groups, o.inner, 'groupNormRows'));
+  const [N, D] = x.shape;
+  const y = Tensor.empty([N, D], x.dtype, x.device), rstd = Tensor.empty([N], x.dtype, x.device);
+  const mean = Tensor.empty([N], x.dtype, x.device);
+  try {
+    launch(y, (n) => n.groupNormForward(y.handle, y.desc, mean.handle, mean.desc, rstd.handle, rstd.desc, x.handle, x.desc,
+      h(o.weight), d(o.weight), h(o.bias), d(o.bias), o.eps, o.inner));
+    return record('groupNormRows', [x, o.weight, o.bias], y, { mean, rstd, groups: o.groups, inner: o.inner });
+  } finally {
+    mean.dispose();
+    rstd.dispose();
+  }
+}
+
+/** The gradients of groupNormRows for the output gradient g: [dx, dweight, dbias] (null where not wanted). */
+export function groupNormRowsBackward(g: Tensor, x: Tensor, weight: Tensor | null, mean: Tensor, rstd: Tensor,
+  geo: { groups: number; inner: number }, want: { weight: boolean; bias: boolean }): [Tensor, Tensor | null, Tensor | null] {
+  if (x.ndim !== 2) throw new ShapeError(`groupNormRowsBackward: x must be 2-d [N, D], got ${shapeStr(x.shape)}`);
+  const C = groupChannels(x, geo.groups, geo.inner, 'groupNormRowsBackward');
+  check(x, { weight, bias: null }, 'groupNormRowsBackward', C);
+  const dx = Tensor.empty(x.shape, x.dtype, x.device);
+  const dw = want.weight ? Tensor.empty([C], x.dtype, x.device) : null, db = want.bias ? Tensor.empty([C], x.dtype, x.device) : null;
+  try {
+    launch(dx, (n) => n.groupNormBackward(dx.handle, dx.desc, h(dw), d(dw), h(db), d(db), g.handle, g.desc, x.handle, x.desc,
+      h(weight), d(weight), mean.handle, mean.desc, rstd.handle, rstd.desc, geo.inner));
   } catch (e) {
     dw?.dispose();
     db?.dispose();
