@@ -1,8 +1,10 @@
 // elementwise.cpp: copy/cast, fill, unary and binary math, where, on any strided Views.
 //
 // Each op is a small functor mapped over rows by strided.h; the functors compute in the
-// dtype's compute type (f32 for bf16). exp on contiguous f32 rows is vectorised (lanes.h). gelu follows PyTorch exactly: the erf form
-// 0.5 x (1 + erf(x / sqrt 2)) and the tanh form 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))).
+// dtype's compute type (f32 for bf16). exp, sigmoid, silu and silu's gradient (SiluGradMul) on
+// contiguous f32 rows take the vectorised exp (lanes.h: within 2 ulp of std::exp, so their
+// results may differ from the scalar formula's by a few ulp). gelu follows PyTorch exactly: the
+// erf form 0.5 x (1 + erf(x / sqrt 2)) and the tanh form 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))).
 #include <cmath>
 #include <string>
 
@@ -104,6 +106,15 @@ inline int32_t unary_int(UnaryOp op, int32_t x, double a, double b) {
   }
 }
 
+// The vector forms of sigmoid, silu and SiluGradMul for exp_lanes_row (their scalar forms are
+// unary_float's and arith's); lambdas, so its instantiations inline them.
+constexpr auto sigmoid_vec = [](vf32 x, vf32) { return 1.0f / (1.0f + exp_vec(-x)); };
+constexpr auto silu_vec = [](vf32 x, vf32) { return x / (1.0f + exp_vec(-x)); };
+constexpr auto silu_grad_mul_vec = [](vf32 x, vf32 y) {
+  const vf32 s = 1.0f / (1.0f + exp_vec(-x));
+  return y * s * (1.0f + x * (1.0f - s));
+};
+
 }  // namespace
 
 void unary(UnaryOp op, const View& out, const View& in, double a, double b) {
@@ -136,13 +147,17 @@ void unary(UnaryOp op, const View& out, const View& in, double a, double b) {
   dispatch_float(in.dtype, "unary", [&](auto i) {
     using T = decltype(i);
     if constexpr (std::is_same_v<T, float>) {
-      if (op == UnaryOp::Exp) {  // contiguous rows take the vectorised exp (lanes.h)
+      if (op == UnaryOp::Exp || op == UnaryOp::Sigmoid || op == UnaryOp::Silu) {
+        // Contiguous rows take the vectorised exp (lanes.h), strided ones the scalar formula.
         const View* views[2] = {&out, &in};
-        RowLoop<2>(views).run([](int64_t n, char* const* p, const int64_t* s) {
+        RowLoop<2>(views).run([op](int64_t n, char* const* p, const int64_t* s) {
           float* o = reinterpret_cast<float*>(p[0]);
           const float* x = reinterpret_cast<const float*>(p[1]);
-          if (s[0] == 1 && s[1] == 1) exp_row(o, x, n);
-          else for (int64_t k = 0; k < n; k++) o[k * s[0]] = std::exp(x[k * s[1]]);
+          auto scalar = [op](float v, float) { return unary_float<float>(op, v, 0, 0); };
+          if (s[0] != 1 || s[1] != 1) for (int64_t k = 0; k < n; k++) o[k * s[0]] = scalar(x[k * s[1]], 0.0f);
+          else if (op == UnaryOp::Exp) exp_row(o, x, n);
+          else if (op == UnaryOp::Sigmoid) exp_lanes_row(o, x, nullptr, n, sigmoid_vec, scalar);
+          else exp_lanes_row(o, x, nullptr, n, silu_vec, scalar);
         });
         return;
       }
@@ -263,6 +278,19 @@ void binary(BinaryOp op, const View& out, const View& a, const View& b) {
   if (a.dtype == DType::Bool) fail(ErrorKind::DType, "binary: arithmetic is not defined for bool");
   dispatch_float(a.dtype, "binary", [&](auto t) {
     using T = decltype(t);
+    if constexpr (std::is_same_v<T, float>) {
+      if (op == BinaryOp::SiluGradMul) {  // contiguous rows take the vectorised exp, as unary's silu
+        const View* views[3] = {&out, &a, &b};
+        RowLoop<3>(views).run([](int64_t n, char* const* p, const int64_t* s) {
+          float* o = reinterpret_cast<float*>(p[0]);
+          const float *x = reinterpret_cast<const float*>(p[1]), *y = reinterpret_cast<const float*>(p[2]);
+          auto scalar = [](float u, float v) { return arith(BinaryOp::SiluGradMul, u, v); };
+          if (s[0] == 1 && s[1] == 1 && s[2] == 1) exp_lanes_row(o, x, y, n, silu_grad_mul_vec, scalar);
+          else for (int64_t k = 0; k < n; k++) o[k * s[0]] = scalar(x[k * s[1]], y[k * s[2]]);
+        });
+        return;
+      }
+    }
     switch (op) {
 #define EMU_ARITH_CASE(NAME)                                                                         \
   case BinaryOp::NAME:                                                                               \

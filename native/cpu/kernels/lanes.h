@@ -5,7 +5,8 @@
 //
 // What is here:
 //  - Vec<T>: the vector type of T; kLanes<T> its width; load/store (unaligned), splat.
-//  - exp_row: exp of a row of f32, exp_vec with std::exp where it is out of range.
+//  - exp_row: exp of a row of f32, exp_vec with std::exp where it is out of range;
+//    exp_lanes_row: the same for any formula built on exp_vec (sigmoid, silu).
 //  - max_row, sum_row, dot_row, sqdev_row, exp_shift_sum, exp_shift_total,
 //    exp_shift_affine: row passes (softmax, norms), any length.
 //  - exp_vec: exp of a vector of f32, Cephes' expf (range reduction to r in [-ln2/2, ln2/2], a
@@ -82,24 +83,31 @@ inline vf32 exp_vec(vf32 x) {
   return dead ? splat(0.0f) : e;
 }
 
-// out[i] = exp(x[i]) for i < n, std::exp's results to within 2 ulp. Vectors with a lane outside
-// exp_vec's range (overflow above 88.37, subnormal results below -87.3, NaN) take std::exp
-// lane by lane, so infinities, subnormals and NaN come out as std::exp gives them.
-inline void exp_row(float* out, const float* x, int64_t n) {
+// out[i] = vf(x[i], y[i]) on a contiguous f32 row (y may be null), for a formula vf built on
+// exp_vec of x or -x. Whole vectors take vf, except those with a lane where exp of +-x leaves
+// exp_vec's range (|x| > 87, or NaN), which take the scalar formula sf lane by lane, as does the
+// tail: infinities, subnormals and NaN come out as sf gives them.
+template <class VF, class SF>
+inline void exp_lanes_row(float* out, const float* x, const float* y, int64_t n, VF vf, SF sf) {
   constexpr int W = kLanes<float>;
   int64_t i = 0;
   for (; i + W <= n; i += W) {
     const vf32 v = vload(x + i);
-    const vi32 odd = (v > 88.0f) | (v < -87.0f) | (v != v);
+    const vi32 odd = (v > 87.0f) | (v < -87.0f) | (v != v);
     bool any = false;
     for (int l = 0; l < W; l++) any |= odd[l] != 0;
     if (!any) {
-      vstore(out + i, exp_vec(v));
+      vstore(out + i, vf(v, y ? vload(y + i) : vf32{}));
     } else {
-      for (int l = 0; l < W; l++) out[i + l] = std::exp(x[i + l]);
+      for (int l = 0; l < W; l++) out[i + l] = sf(x[i + l], y ? y[i + l] : 0.0f);
     }
   }
-  for (; i < n; i++) out[i] = std::exp(x[i]);
+  for (; i < n; i++) out[i] = sf(x[i], y ? y[i] : 0.0f);
+}
+
+// out[i] = exp(x[i]) for i < n, std::exp's results to within 2 ulp.
+inline void exp_row(float* out, const float* x, int64_t n) {
+  exp_lanes_row(out, x, nullptr, n, [](vf32 v, vf32) { return exp_vec(v); }, [](float v, float) { return std::exp(v); });
 }
 
 // Row r of a 2-d view as a dense array: the view's own memory when its rows are contiguous,
