@@ -5,6 +5,7 @@
 //
 //   attention   B 4, H 4, L 256, D 64, causal and not        GFLOP/s (fwd 4BHL^2D, bwd 2.5x; causal half)
 //   rmsNorm, layerNorm (8192, 512)                          GB/s: x, dy read, y, dx written
+//   groupNorm (8,32,32,32), (16,64,16,16) in 8 groups, silu (8,32,32,32): the same bytes
 //   crossEntropy (4096 rows, vocab 8192)                    GB/s: logits read twice, dlogits written
 //   AdamW over 10M parameters (10 tensors of 1M)            GB/s: p, g, m, v read, p, m, v written
 import { AdamW, F, randint, randn, tidy, type Tensor } from '../src/index.ts';
@@ -60,6 +61,28 @@ function normCases(quick: boolean): Case[] {
   }));
 }
 
+// GroupNorm with its affine and silu, forward + backward, at the Emu VAE's and UNet's sizes
+// (src/emu/vae.ts: small images, where these passes rather than the convolutions bound a step).
+function convNetCases(): Case[] {
+  const group = ([N, C, H, W]: number[]): Case => ({
+    suite: 'fused', op: 'groupNorm f+b', size: `${N}x${C}x${H}x${W}/8`, metric: 'GB/s', work: f32Bytes(...Array(4).fill(N * C * H * W)),
+    spec: { op: 'group_norm_fwd_bwd', inputs: [[N, C, H, W], [C], [C]], params: { groups: 8 } },
+    setup: () => {
+      const x = randn([N, C, H, W]).requiresGrad_(), w = randn([C]).requiresGrad_(), b = randn([C]).requiresGrad_();
+      return fwdBwd([x, w, b], randn([N, C, H, W]), () => F.groupNorm(x, 8, w, b));
+    },
+  });
+  const n = 8 * 32 * 32 * 32;
+  return [group([8, 32, 32, 32]), group([16, 64, 16, 16]), {
+    suite: 'fused', op: 'silu f+b', size: '8x32x32x32', metric: 'GB/s', work: f32Bytes(n, n, n, n),
+    spec: { op: 'silu_fwd_bwd', inputs: [[8, 32, 32, 32]] },
+    setup: () => {
+      const x = randn([8, 32, 32, 32]).requiresGrad_();
+      return fwdBwd([x], randn([8, 32, 32, 32]), () => F.silu(x));
+    },
+  }];
+}
+
 function crossEntropyCases(quick: boolean): Case[] {
   const [N, V] = quick ? [1024, 8192] : [4096, 8192];
   return [{
@@ -90,5 +113,5 @@ function adamwCases(quick: boolean): Case[] {
 
 /** Every fused case, in table order. */
 export function fusedCases(quick: boolean): Case[] {
-  return [...attentionCases(quick), ...normCases(quick), ...crossEntropyCases(quick), ...adamwCases(quick)];
+  return [...attentionCases(quick), ...normCases(quick), ...convNetCases(), ...crossEntropyCases(quick), ...adamwCases(quick)];
 }
