@@ -55,6 +55,8 @@ template <class Entry>
 using FusedFn = std::remove_pointer_t<Entry>;
 FusedFn<decltype(cpu::FusedKernels::norm_forward)> norm_forward;
 FusedFn<decltype(cpu::FusedKernels::norm_backward)> norm_backward;
+FusedFn<decltype(cpu::FusedKernels::group_norm_forward)> group_norm_forward;
+FusedFn<decltype(cpu::FusedKernels::group_norm_backward)> group_norm_backward;
 FusedFn<decltype(cpu::FusedKernels::cross_entropy)> cross_entropy;
 FusedFn<decltype(cpu::FusedKernels::cross_entropy_backward)> cross_entropy_backward;
 FusedFn<decltype(cpu::FusedKernels::adamw)> adamw;
@@ -111,6 +113,8 @@ const cpu::FusedKernels& fused_table() {
     cpu::FusedKernels t{};
     t.norm_forward = norm_forward;
     t.norm_backward = norm_backward;
+    t.group_norm_forward = group_norm_forward;
+    t.group_norm_backward = group_norm_backward;
     t.cross_entropy = cross_entropy;
     t.cross_entropy_backward = cross_entropy_backward;
     t.adamw = adamw;

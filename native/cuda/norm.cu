@@ -1,5 +1,6 @@
-// norm.cu: LayerNorm and RMSNorm over the rows of x [N, D], forward and backward, fused; the
-// device versions of cpu/kernels/norm.cpp, whose formulas and summation structure they follow:
+// norm.cu: LayerNorm, RMSNorm and GroupNorm over the rows of x [N, D], forward and backward,
+// fused; the device versions of cpu/kernels/norm.cpp, whose formulas and summation structure they
+// follow:
 //
 //   LayerNorm: y = (x - mean) * rstd * w + b,  rstd = 1 / sqrt(var + eps)  (biased variance)
 //   RMSNorm:   y = x * rstd * w,               rstd = 1 / sqrt(mean(x^2) + eps)   (mean null)
@@ -24,6 +25,13 @@
 // in f64), else in the block's slice of the global partial buffer (L2-resident). A second
 // kernel sums the blocks' partials per column in block order. No float atomics anywhere:
 // deterministic.
+//
+// GroupNorm (group_norm_forward / backward) runs the same row kernels with `inner` set: a row
+// holds C / G channels of `inner` elements, and w and b are read per channel (element by element,
+// not in chunks). Its dw and db (per channel, over every sample's run of the channel) come from
+// channel_sums_kernel, one block per channel with one block reduction, instead of the column
+// sums; with only C blocks that pass is not bandwidth-bound on a large GPU for small C (a VAE's
+// 32 to 512 channels), but it reads dy and x once more at most.
 //
 // What bounds it on an H100/H200 (HBM 3.35 / 4.8 TB/s; a large device copy reaches ~80-90% of
 // that, ~4 TB/s on an H200): memory. Forward moves 8 bytes per f32 element (read x, write y)
@@ -63,9 +71,21 @@ struct SumTwoR {
   }
 };
 
+// Loads the weight (or bias) values of the n columns from j of row r: w[j + k] for LayerNorm
+// (inner 0; a whole chunk in one load), or GroupNorm's per-channel w[(r % groups) (D / inner) +
+// (j + k) / inner]. Absent: the values are left as they are.
+template <int n, class T>
+__device__ __forceinline__ void load_affine(Rows<const T> w, int64_t r, int64_t j, int64_t D, int64_t inner,
+                                            int64_t groups, T (&v)[n]) {
+  if (!w.data) return;
+  if (!inner) return load_n<n>(w.data, j, w.col, v);
+  const int64_t c0 = (r % groups) * (D / inner);
+  for (int k = 0; k < n; k++) v[k] = w.data[(c0 + (j + k) / inner) * w.col];
+}
+
 template <class T>
 __global__ void forward_kernel(Rows<T> y, Rows<T> mean, Rows<T> rstd, Rows<const T> x, Rows<const T> w,
-                               Rows<const T> b, int64_t N, int64_t D, T eps, bool vec) {
+                               Rows<const T> b, int64_t N, int64_t D, T eps, bool vec, int64_t inner, int64_t groups) {
   const SumTwoR<T> sum_r;
   for (int64_t r = blockIdx.x; r < N; r += gridDim.x) {
     const T* xr = x.at(r);
@@ -97,11 +117,12 @@ __global__ void forward_kernel(Rows<T> y, Rows<T> mean, Rows<T> rstd, Rows<const
       constexpr int n = decltype(chunk)::value;
       T v[n], wv[n]{}, bv[n]{};
       load_n<n>(xr, j, x.col, v);
-      if (w.data) load_n<n>(w.data, j, w.col, wv);
-      if (b.data) load_n<n>(b.data, j, b.col, bv);
+      load_affine<n>(w, r, j, D, inner, groups, wv);
+      load_affine<n>(b, r, j, D, inner, groups, bv);
       for (int k = 0; k < n; k++) {
-        T o = (v[k] - mu) * rs;
-        if (w.data) o *= wv[k];
+        // GroupNorm: (x - mean) (rstd w) + b, the CPU kernel's grouping.
+        T o = inner ? (v[k] - mu) * (w.data ? rs * wv[k] : rs) : (v[k] - mu) * rs;
+        if (!inner && w.data) o *= wv[k];
         if (b.data) o += bv[k];
         v[k] = o;
       }
@@ -115,7 +136,7 @@ __global__ void forward_kernel(Rows<T> y, Rows<T> mean, Rows<T> rstd, Rows<const
 template <class T>
 __global__ void backward_kernel(Rows<T> dx, Rows<const T> dy, Rows<const T> x, Rows<const T> w, Rows<const T> mean,
                                 Rows<const T> rstd, T* partial, int64_t N, int64_t D, int64_t rows_per_block,
-                                bool has_dw, bool has_db, bool in_shared, bool vec) {
+                                bool has_dw, bool has_db, bool in_shared, bool vec, int64_t inner, int64_t groups) {
   EMU_DYNAMIC_SHARED(T, shared_sums);
   const SumTwoR<T> sum_r;
   const int sums = int(has_dw) + int(has_db);
@@ -140,7 +161,7 @@ __global__ void backward_kernel(Rows<T> dx, Rows<const T> dy, Rows<const T> x, R
       T xv[n], dv[n], wv[n]{};
       load_n<n>(xr, j, x.col, xv);
       load_n<n>(gr, j, dy.col, dv);
-      if (w.data) load_n<n>(w.data, j, w.col, wv);
+      load_affine<n>(w, r, j, D, inner, groups, wv);
       for (int k = 0; k < n; k++) {
         h[k] = (xv[k] - mu) * rs;
         g[k] = w.data ? dv[k] * wv[k] : dv[k];
@@ -197,18 +218,46 @@ __global__ void column_sums_kernel(const T* partial, int64_t blocks, int64_t D, 
   }
 }
 
+// GroupNorm's dw[c] and db[c]: the sums of dy xhat and dy over channel c's `inner` elements in
+// every sample, one block per channel (grid-stride), each thread a fixed share of the elements
+// and one block reduction: the same bits in every thread order.
+template <class T>
+__global__ void channel_sums_kernel(Rows<const T> dy, Rows<const T> x, Rows<const T> mean, Rows<const T> rstd, int64_t N,
+                                    int64_t D, int64_t inner, int64_t groups, Rows<T> dw, Rows<T> db) {
+  const SumTwoR<T> sum_r;
+  const int64_t K = D / inner, samples = N / groups;
+  for (int64_t c = blockIdx.x; c < groups * K; c += gridDim.x) {
+    const int64_t g = c / K, j0 = (c % K) * inner;
+    Two<T> s = sum_r.init();
+    for (int64_t e = threadIdx.x; e < samples * inner; e += blockDim.x) {
+      const int64_t r = (e / inner) * groups + g, j = j0 + e % inner;
+      const T d = dy.at(r)[j * dy.col];
+      s.a += d * ((x.at(r)[j * x.col] - mean.data[r * mean.col]) * rstd.data[r * rstd.col]);
+      s.b += d;
+    }
+    s = block_reduce<0>(sum_r, s);
+    if (threadIdx.x == 0) {
+      if (dw.data) dw.data[c * dw.col] = s.a;
+      if (db.data) db.data[c * db.col] = s.b;
+    }
+  }
+}
+
 constexpr size_t kSharedSums = 48 * 1024;  // column sums in shared memory up to this size
 
 unsigned row_threads(int64_t D, bool vec, int64_t esize) { return threads_for(vec ? (D * esize + 15) / 16 : D); }
 
+// inner 0: LayerNorm / RMSNorm; else GroupNorm with `inner` elements per channel in `groups` groups.
 template <class T>
-void forward(const View& y, const View* mean, const View& rstd, const View& x, const View* w, const View* b, double eps) {
+void forward(const View& y, const View* mean, const View& rstd, const View& x, const View* w, const View* b, double eps,
+             int64_t inner = 0, int64_t groups = 1) {
   const int64_t N = x.shape[0], D = x.shape[1];
   if (N == 0) return;
-  const bool vec = vectorizable({&y, &x, w, b}, sizeof(T));
+  // GroupNorm's per-channel w and b are read element by element; only x and y decide the chunks.
+  const bool vec = inner ? vectorizable({&y, &x}, sizeof(T)) : vectorizable({&y, &x, w, b}, sizeof(T));
   launch<forward_kernel<T>>(dim3(grid_for(N)), dim3(row_threads(D, vec, sizeof(T))), 0, Stream{}, rows_of<T>(&y),
                             rows_of<T>(mean), rows_of<T>(&rstd), rows_of<const T>(&x), rows_of<const T>(w),
-                            rows_of<const T>(b), N, D, T(eps), vec);
+                            rows_of<const T>(b), N, D, T(eps), vec, inner, groups);
 }
 
 template <class T>
@@ -226,13 +275,36 @@ void backward(const View& dx, const View* dw, const View* db, const View& dy, co
     launch<backward_kernel<T>>(dim3(unsigned(blocks)), dim3(row_threads(D, vec, sizeof(T))), in_shared ? shared_bytes : 0,
                                Stream{}, rows_of<T>(&dx), rows_of<const T>(&dy), rows_of<const T>(&x), rows_of<const T>(w),
                                rows_of<const T>(mean), rows_of<const T>(&rstd), partial.get(), N, D, rows_per_block,
-                               dw != nullptr, db != nullptr, in_shared, vec);
+                               dw != nullptr, db != nullptr, in_shared, vec, int64_t(0), int64_t(1));
   } else if (sums) {  // no rows: the sums are zeros
     runtime().fill_bytes(partial.get(), 0, size_t(sums * D) * sizeof(T), Stream{});
   }
   if (sums && D > 0)
     launch<column_sums_kernel<T>>(dim3(blocks_for(D)), dim3(kThreads), 0, Stream{}, partial.get(), N > 0 ? blocks : 1, D,
                                   rows_of<T>(dw), rows_of<T>(db));
+}
+
+// GroupNorm's backward: dx by the row kernel (no column sums), dw and db by channel_sums_kernel.
+template <class T>
+void group_backward(const View& dx, const View* dw, const View* db, const View& dy, const View& x, const View* w,
+                    const View& mean, const View& rstd, int64_t inner) {
+  const int64_t N = x.shape[0], D = x.shape[1], K = D / inner;
+  int64_t groups = 1;
+  for (const View* v : {w, dw, db})
+    if (v) groups = v->shape[0] / K;
+  const int64_t rows_per_block = std::max<int64_t>(32, (N + 1023) / 1024);
+  const int64_t blocks = std::max<int64_t>(1, (N + rows_per_block - 1) / rows_per_block);
+  const bool vec = vectorizable({&dx, &dy, &x}, sizeof(T));
+  if (N > 0) {
+    launch<backward_kernel<T>>(dim3(unsigned(blocks)), dim3(row_threads(D, vec, sizeof(T))), 0, Stream{}, rows_of<T>(&dx),
+                               rows_of<const T>(&dy), rows_of<const T>(&x), rows_of<const T>(w), rows_of<const T>(&mean),
+                               rows_of<const T>(&rstd), static_cast<T*>(nullptr), N, D, rows_per_block, false, false, false,
+                               vec, inner, groups);
+  }
+  if ((dw || db) && groups * K > 0)
+    launch<channel_sums_kernel<T>>(dim3(grid_for(groups * K)), dim3(kThreads), 0, Stream{}, rows_of<const T>(&dy),
+                                   rows_of<const T>(&x), rows_of<const T>(&mean), rows_of<const T>(&rstd), N, D, inner,
+                                   groups, rows_of<T>(dw), rows_of<T>(db));
 }
 
 }  // namespace norm
@@ -249,6 +321,24 @@ void norm_backward(const View& dx, const View* dw, const View* db, const View& d
   if (x.dtype == DType::F32) norm::backward<float>(dx, dw, db, dy, x, w, mean, rstd);
   else if (x.dtype == DType::F64) norm::backward<double>(dx, dw, db, dy, x, w, mean, rstd);
   else fail(ErrorKind::DType, std::string("norm: f32 or f64 only, got ") + dtype_name(x.dtype));
+}
+
+void group_norm_forward(const View& y, const View& mean, const View& rstd, const View& x, const View* w, const View* b,
+                        double eps, int64_t inner) {
+  const int64_t K = x.shape[1] / inner;
+  int64_t groups = 1;
+  for (const View* v : {w, b})
+    if (v) groups = v->shape[0] / K;
+  if (x.dtype == DType::F32) norm::forward<float>(y, &mean, rstd, x, w, b, eps, inner, groups);
+  else if (x.dtype == DType::F64) norm::forward<double>(y, &mean, rstd, x, w, b, eps, inner, groups);
+  else fail(ErrorKind::DType, std::string("groupNorm: f32 or f64 only, got ") + dtype_name(x.dtype));
+}
+
+void group_norm_backward(const View& dx, const View* dw, const View* db, const View& dy, const View& x, const View* w,
+                         const View& mean, const View& rstd, int64_t inner) {
+  if (x.dtype == DType::F32) norm::group_backward<float>(dx, dw, db, dy, x, w, mean, rstd, inner);
+  else if (x.dtype == DType::F64) norm::group_backward<double>(dx, dw, db, dy, x, w, mean, rstd, inner);
+  else fail(ErrorKind::DType, std::string("groupNorm: f32 or f64 only, got ") + dtype_name(x.dtype));
 }
 
 }  // namespace emu::EMU_DEVICE_NS

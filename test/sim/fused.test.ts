@@ -1,4 +1,4 @@
-// fused.test.ts (sim): the training-path kernels of native/cuda (norm.cu, cross_entropy.cu,
+// fused.test.ts (sim): the training-path kernels of native/cuda (norm.cu with GroupNorm, cross_entropy.cu,
 // adamw.cu, swiglu.cu) run in the SIMT emulator against the CPU kernels (native/cpu/kernels/
 // norm.cpp, cross_entropy.cpp, adamw.cpp, swiglu.cpp), on odd sizes, non-contiguous inputs, in
 // the emulator's three thread orders.
@@ -13,7 +13,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { Generator, IndexError, rand, randint, randn, setSimOrder, tensor, tidy, type DType, type Tensor } from '../../src/index.ts';
 import { hasFusedKernel } from '../../src/tensor/device.ts';
-import { normRows } from '../../src/tensor/ops/norm.ts';
+import { groupNormRows, normRows } from '../../src/tensor/ops/norm.ts';
 import { crossEntropyRows } from '../../src/tensor/ops/cross_entropy.ts';
 import { adamwStep } from '../../src/tensor/ops/adamw.ts';
 import { swiglu } from '../../src/tensor/ops/swiglu.ts';
@@ -72,7 +72,7 @@ function checkKernel(what: string, inputs: (dtype: DType) => Input[], run: (xs: 
 }
 
 test('sim has the fused training kernels', () => {
-  for (const k of ['normForward', 'normBackward', 'crossEntropy', 'crossEntropyBackward', 'adamw', 'swiglu', 'swigluBackward'] as const) {
+  for (const k of ['normForward', 'normBackward', 'groupNormForward', 'groupNormBackward', 'crossEntropy', 'crossEntropyBackward', 'adamw', 'swiglu', 'swigluBackward'] as const) {
     assert.ok(hasFusedKernel('sim', k), k);
   }
 });
@@ -99,6 +99,31 @@ NORMS.forEach((c) => test(`norm ${c.rms ? 'rms' : 'layer'} [${c.N}, ${c.D}] on s
   };
   checkKernel(`norm ${JSON.stringify(c)}`, inputs, ([x, gout, w, b]) => {
     const y = normRows(x, { weight: c.w ? w : null, bias: c.b ? b : null, eps: 1e-5, rms: c.rms });
+    y.mul(gout).sum().backward();
+    return [y, x.grad!, ...(c.w ? [w.grad!] : []), ...(c.b ? [b.grad!] : [])];
+  });
+}));
+
+// GroupNorm rows with the per-channel affine: [N samples x groups, channels per row x inner].
+interface GroupCase { N: number; C: number; groups: number; inner: number; w?: boolean; b?: boolean; stridedX?: boolean; stridedW?: boolean; why: string }
+const GROUPS: GroupCase[] = [
+  { N: 3, C: 6, groups: 3, inner: 35, w: true, b: true, stridedX: true, why: 'strided x, odd runs of 35' },
+  { N: 2, C: 8, groups: 2, inner: 16, w: true, b: true, stridedW: true, why: 'f32 rows in 16-byte chunks, strided weight' },
+  { N: 4, C: 4, groups: 4, inner: 1, b: true, why: 'one element per group, bias only' },
+  { N: 37, C: 4, groups: 1, inner: 3, w: true, why: 'two row blocks in the backward, weight only' },
+];
+
+GROUPS.forEach((c) => test(`groupNorm [${c.N}, ${c.C}, ${c.inner}] / ${c.groups} on sim matches the CPU kernel, forward and backward (${c.why})`, () => {
+  const R = c.N * c.groups, D = (c.C / c.groups) * c.inner;
+  const inputs = (dtype: DType) => {
+    const g = new Generator(c.N * 1000 + c.C * 10 + c.inner);
+    const x = randn([R, D], { generator: g }).mul(2).add(0.5).to(dtype), gout = randn([R, D], { generator: g }).to(dtype);
+    const w = randn([c.C], { generator: g }).to(dtype), b = randn([c.C], { generator: g }).to(dtype);
+    return [{ t: x, layout: c.stridedX ? 'transposed' : undefined, grad: true }, { t: gout },
+      { t: w, layout: c.stridedW ? 'everyOther' : undefined, grad: true }, { t: b, grad: true }] as Input[];
+  };
+  checkKernel(`groupNorm ${JSON.stringify(c)}`, inputs, ([x, gout, w, b]) => {
+    const y = groupNormRows(x, { weight: c.w ? w : null, bias: c.b ? b : null, eps: 1e-5, groups: c.groups, inner: c.inner });
     y.mul(gout).sum().backward();
     return [y, x.grad!, ...(c.w ? [w.grad!] : []), ...(c.b ? [b.grad!] : [])];
   });
