@@ -16,6 +16,7 @@ import { attention } from '../src/tensor/ops/attention.ts';
 import { adamwStep } from '../src/tensor/ops/adamw.ts';
 import { groupNormRows, normRows } from '../src/tensor/ops/norm.ts';
 import { swiglu } from '../src/tensor/ops/swiglu.ts';
+import { siluGradMul } from '../src/tensor/ops/elementwise.ts';
 
 const arr = (t: Tensor): number[] => Array.from(t.data() as ArrayLike<number>, Number);
 
@@ -276,6 +277,39 @@ test('vectorised f32 exp: within 2 ulp of exp everywhere, and exact at the edges
     const ulp = Math.abs(want) * 2 ** -23;
     assert.ok(Math.abs(g - want) <= 2 * ulp, `exp(${x}) = ${g}, want ${want}`);
   });
+}));
+
+test('vectorised f32 sigmoid, silu and silu\'s gradient: within a few ulp of the f64 formulas, the scalar results at the edges, strided rows too', () => tidy(() => {
+  // Whole vectors of edges (each edge 16 times, so every vector width sees a vector made of it alone),
+  // then a sweep past exp's range both ways, then a tail.
+  const edges = [87.5, 88.8, 100, -87.5, -88.8, -100, -1e4, 1e4, Infinity, -Infinity, NaN, 0, -0, 1e-30, -1e-30];
+  const values = [...edges.flatMap((e) => Array(16).fill(e)), ...Array.from({ length: 4099 }, (_, i) => -95 + (190 * i) / 4098)].map(Math.fround);
+  const grads = values.map((_, i) => Math.fround(Math.sin(i) * 2));
+  const x = tensor(values), g = tensor(grads);
+  // Where |x| > 87 the kernel takes the scalar f32 formula, whose exp(-x) may overflow: the reference
+  // rounds as it does there; elsewhere it is the f64 formula.
+  const sig = (v: number) => (Math.abs(v) > 87 ? Math.fround(1 / Math.fround(1 + Math.fround(Math.exp(-v)))) : 1 / (1 + Math.exp(-v)));
+  const cases: [string, Tensor, (v: number, i: number) => number][] = [
+    ['sigmoid', x.sigmoid(), sig],
+    ['silu', F.silu(x), (v) => (Math.abs(v) > 87 ? Math.fround(v / Math.fround(1 + Math.fround(Math.exp(-v)))) : v * sig(v))],
+    ['siluGradMul', siluGradMul(x, g), (v, i) => grads[i] * sig(v) * (1 + v * (1 - sig(v)))],
+  ];
+  for (const [name, t, f] of cases) {
+    const got = t.data() as Float32Array;
+    values.forEach((v, i) => {
+      const want = f(v, i), w32 = Math.fround(want), r = got[i];
+      if (Number.isNaN(want)) return assert.ok(Number.isNaN(r), `${name}(${v}) = ${r}`);
+      if (!Number.isFinite(w32)) return assert.is(r, w32, `${name}(${v})`);
+      // Below f32's normal range the scalar formula itself flushes (exp(-x) overflows): an absolute bound.
+      if (Math.abs(want) < 1.2e-38) return assert.ok(Math.abs(r - want) <= 1.2e-38, `${name}(${v}) = ${r}, want ${want}`);
+      // Bounded by the inputs' magnitudes (silu's gradient cancels near x = -1.28).
+      const mag = name === 'siluGradMul' ? Math.abs(grads[i]) * (1 + Math.abs(v)) : Math.abs(want);
+      assert.ok(Math.abs(r - want) <= 8 * 2 ** -24 * mag, `${name}(${v}) = ${r}, want ${want}`);
+    });
+  }
+  // Strided rows take the scalar formula: the same values to within a few ulp.
+  const xs = tensor(values.slice(240, 1264)).reshape([32, 32]);
+  assert.ok(relErr(F.silu(xs.transpose(0, 1)), F.silu(xs.transpose(0, 1).contiguous())) < 1e-6, 'strided silu');
 }));
 
 test('vectorised f32 softmax and logSoftmax: close to f64, NaN lines as before, strided lines unchanged', () => tidy(() => {
