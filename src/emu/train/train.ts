@@ -24,7 +24,7 @@ import { readJsonl } from '../io/jsonl.ts';
 import { writeFileAtomic } from '../../nn/atomic_write.ts';
 import { METRICS_FILE, runStage, type BatchSource, type StageSpec, type StepRecord } from './loop.ts';
 import { RunDir, STAGES, type RunMeta, type StageName } from './run_dir.ts';
-import { applyOverrides, captionSources, instructSources, pairSources, pretrainSources, recipe as getRecipe, textOnly, type Recipe, type RecipeOverrides } from './recipe.ts';
+import { applyOverrides, captionSources, instructSources, pairSources, pretrainSources, vaeSources, recipe as getRecipe, textOnly, type Recipe, type RecipeOverrides } from './recipe.ts';
 import { sampleLength } from './samples.ts';
 import { checkStageOptions, phasedBatches, type StageContext, type StageOptions } from './stage.ts';
 import { CLIP_CONTEXT, clipStage, type Pair } from './stages/clip.ts';
@@ -106,7 +106,7 @@ function prepareMeta(run: RunDir, r: Recipe, opts: TrainRunOptions): RunMeta {
     if (opts.seed !== undefined && opts.seed !== meta.seed) throw new ValueError(`train: ${run.root} was trained with seed ${meta.seed}, not ${opts.seed}`);
     return meta;
   }
-  const meta: RunMeta = { config: preset(r.preset), seed: opts.seed ?? 0, lora: { rank: 4, alpha: 4, dropout: 0.05 }, recipe: r };
+  const meta: RunMeta = { config: preset(r.preset), seed: opts.seed ?? 0, lora: { rank: 16, alpha: 16, dropout: 0.05 }, recipe: r };
   run.writeMeta(meta);
   return meta;
 }
@@ -170,7 +170,7 @@ function buildStage(name: StageName, ctx: StageContext, r: Recipe): StageSpec<un
       return pretrainStage(ctx, phasedBatches(captions, mixture, Math.round(CAPTION_WARMUP * ctx.options.steps)), r.pretrainRatio) as StageSpec<unknown>;
     }
     case 'vae':
-      return vaeStage(ctx, loaderSource(ctx, pairSources(), 1, () => 1, (b) => b.map((s) => toPair(s).image))) as StageSpec<unknown>;
+      return vaeStage(ctx, loaderSource(ctx, vaeSources(), 1, () => 1, (b) => b.map((s) => toPair(s).image))) as StageSpec<unknown>;
     case 'decoder': {
       const pool = new DataLoader({ sources: pairSources(), batchSize: r.decoderPool, seed: ctx.seed, maxLen: 1, measure: () => 1 });
       return decoderStage(ctx, pool.next().samples.map(toPair)) as StageSpec<unknown>;
