@@ -7,11 +7,13 @@ import * as assert from 'uvu/assert';
 import { ValueError } from '../../src/tensor/errors.ts';
 import { interleavedDocument } from '../../src/emu/data/documents.ts';
 import {
-  dialogueSample, documentSample, imageTextSample, mnistPair, shapesPair, storyboardSample, videoPair,
+  dialogueSample, documentSample, imageTextSample, mnistPair, shapesPair, shapesTwins, storyboardSample, videoPair,
 } from '../../src/emu/data/layouts.ts';
 import { mnistEntries } from '../../src/emu/data/mnist.ts';
 import { EOS, appendText, imageCount, sampleText, type Sample, type SamplePart } from '../../src/emu/data/sample.ts';
-import { scene } from '../../src/emu/data/shapes.ts';
+import { GRID, KINDS, caption, kindTwin, readBack, scene } from '../../src/emu/data/shapes.ts';
+import { toPairs } from '../../src/emu/train/train.ts';
+import { rngFor } from '../../src/emu/data/splits.ts';
 import { mnistSource, pretrainMixture, seededSource } from '../../src/emu/data/sources.ts';
 import { SPLIT_SIZE, mix32, splitOf, splitSeed, subSeed } from '../../src/emu/data/splits.ts';
 
@@ -23,6 +25,48 @@ function layout(s: Sample): string {
 function plain(s: Sample): unknown {
   return s.parts.map((p: SamplePart) => ('image' in p ? Array.from(p.image) : 'video' in p ? p.video.map((f) => Array.from(f)) : p));
 }
+
+test('shapes centres lie on the GRID lattice, inside the image', () => {
+  for (let seed = 0; seed < 300; seed++) {
+    for (const s of scene(seed).shapes) {
+      assert.is(s.cx % GRID, 0);
+      assert.is(s.cy % GRID, 0);
+    }
+  }
+});
+
+test('kindTwin changes every kind and nothing else; shapesTwins pairs each image with its own caption', () => {
+  let differing = 0;
+  for (let seed = 0; seed < 200; seed++) {
+    const sc = scene(seed);
+    const twin = kindTwin(sc, rngFor(seed, 10)); // the stream shapesTwins draws the twin from
+    assert.is(twin.background, sc.background);
+    twin.shapes.forEach((t, i) => {
+      const s = sc.shapes[i];
+      assert.not.equal(t.kind, s.kind);
+      assert.ok(KINDS.includes(t.kind));
+      assert.equal({ ...t, kind: s.kind }, s);
+    });
+    const sample = shapesTwins(seed);
+    assert.is(layout(sample), 'ITITE');
+    const pairs = toPairs(sample);
+    assert.is(pairs.length, 2);
+    assert.is(pairs[0].caption, caption(sc, rngFor(seed, 5)));
+    // The twin's picture reads back as its own kinds, in the same places and colours.
+    const found = readBack(pairs[1].image).map((f) => `${f.kind} ${f.color}`).sort();
+    assert.equal(found, twin.shapes.map((s) => `${s.kind} ${s.color}`).sort());
+    // Same template: the two captions differ only in shape words.
+    const strip = (c: string) => c.replace(/\b(circle|square|triangle)s?\b/g, '#');
+    if (strip(pairs[0].caption) === strip(pairs[1].caption)) differing++;
+  }
+  assert.is(differing, 200);
+});
+
+test('toPairs: one pair per image from the text that follows it; an image without a caption is an error', () => {
+  const img = new Float32Array(12);
+  assert.equal(toPairs(imageTextSample(img, 'a red circle', true)), [{ image: img, caption: 'a red circle' }]);
+  assert.throws(() => toPairs(imageTextSample(img, 'a red circle', false)), (e: unknown) => e instanceof ValueError && /not followed by its caption/.test(e.message));
+});
 
 test('image-text pairs: I T E or T I E, both orders drawn about equally, for shapes and MNIST', () => {
   const orders = { IT: 0, TI: 0 };

@@ -13,7 +13,7 @@ import { documentParts, interleavedDocument } from './documents.ts';
 import { digitDialogue, formatDialogue, imageDialogue, videoDialogue } from './dialogue.ts';
 import { digitCaption, mnistImage, type DigitEntry } from './mnist.ts';
 import { EOS, type Sample, type SamplePart } from './sample.ts';
-import { caption, render, scene } from './shapes.ts';
+import { caption, kindTwin, render, scene } from './shapes.ts';
 import { rngFor } from './splits.ts';
 import { storyboard, storyboardParts } from './storyboard.ts';
 import { clip, motionCaption, renderClip } from './video.ts';
@@ -43,6 +43,17 @@ export function shapesPair(seed: number, opts: PairOptions = {}): Sample {
   const rng = rngFor(seed, 5);
   const text = caption(sc, rng);
   return imageTextSample(render(sc, opts.size ?? 32), text, opts.imageFirst ?? rng() < 0.5);
+}
+
+/**
+ * The scene of a seed and its kind twin (shapes.ts kindTwin), each image followed by its caption,
+ * both captions drawn with the same random stream so they share a template and differ only in the
+ * shape words: hard negatives for the clip stage (stages/clip.ts), which splits it into two pairs.
+ */
+export function shapesTwins(seed: number, opts: LayoutOptions = {}): Sample {
+  const sc = scene(seed);
+  const scenes = [sc, kindTwin(sc, rngFor(seed, 10))];
+  return pretraining('document', scenes.flatMap((s) => [{ image: render(s, opts.size ?? 32) }, { text: caption(s, rngFor(seed, 5)) }]));
 }
 
 /** An MNIST digit with a caption, in random order (both fixed per entry) unless `imageFirst` says. */

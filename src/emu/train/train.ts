@@ -17,14 +17,14 @@ import { trainBPE, type Tokenizer } from '../tokenizer.ts';
 import { DataLoader, type DataLoaderState } from '../data/loader.ts';
 import type { MixtureEntry } from '../data/sources.ts';
 import type { Sample } from '../data/sample.ts';
-import { sampleText } from '../data/sample.ts';
+import { EOS, sampleText } from '../data/sample.ts';
 import { IMAGE_SYSTEM_MESSAGE, VIDEO_SYSTEM_MESSAGE } from '../data/dialogue.ts';
 import { plotCurves, seriesFromRecords } from '../io/plot.ts';
 import { readJsonl } from '../io/jsonl.ts';
 import { writeFileAtomic } from '../../nn/atomic_write.ts';
 import { METRICS_FILE, runStage, type BatchSource, type StageSpec, type StepRecord } from './loop.ts';
 import { RunDir, STAGES, type RunMeta, type StageName } from './run_dir.ts';
-import { applyOverrides, captionSources, instructSources, pairSources, pretrainSources, vaeSources, recipe as getRecipe, textOnly, type Recipe, type RecipeOverrides } from './recipe.ts';
+import { applyOverrides, captionSources, clipSources, instructSources, pairSources, pretrainSources, vaeSources, recipe as getRecipe, textOnly, type Recipe, type RecipeOverrides } from './recipe.ts';
 import { sampleLength } from './samples.ts';
 import { checkStageOptions, phasedBatches, type StageContext, type StageOptions } from './stage.ts';
 import { CLIP_CONTEXT, clipStage, type Pair } from './stages/clip.ts';
@@ -143,6 +143,22 @@ function loaderSource<B>(ctx: StageContext, sources: MixtureEntry[], maxLen: num
   };
 }
 
+/**
+ * The (image, caption) pairs of a sample in which each image is directly followed by its text
+ * (image-first pairs, shapesTwins): the clip stage's view of its samples.
+ */
+export function toPairs(s: Sample): Pair[] {
+  const pairs: Pair[] = [];
+  s.parts.forEach((p, i) => {
+    if (!('image' in p)) return;
+    const next = s.parts[i + 1];
+    if (!next || !('text' in next) || next.text === EOS) throw new ValueError(`toPairs: an image of a ${s.kind} sample is not followed by its caption`);
+    pairs.push({ image: p.image, caption: next.text.trim() });
+  });
+  if (pairs.length === 0) throw new ValueError(`toPairs: a ${s.kind} sample has no image`);
+  return pairs;
+}
+
 /** An image-text pair sample as (image, caption). */
 export function toPair(s: Sample): Pair {
   const image = s.parts.find((p) => 'image' in p);
@@ -155,10 +171,10 @@ function buildStage(name: StageName, ctx: StageContext, r: Recipe): StageSpec<un
   const cfg = ctx.meta.config, tok = ctx.tok;
   const tokens = (s: Sample) => sampleLength(cfg, tok, s);
   const maxLen = cfg.llm.maxPositions;
-  const captionTokens = (s: Sample) => tok.encode(toPair(s).caption).length + 1;
+  const captionTokens = (s: Sample) => Math.max(...toPairs(s).map((p) => tok.encode(p.caption).length + 1));
   switch (name) {
     case 'clip':
-      return clipStage(ctx, loaderSource(ctx, pairSources(), CLIP_CONTEXT, captionTokens, (b) => b.map(toPair))) as StageSpec<unknown>;
+      return clipStage(ctx, loaderSource(ctx, clipSources(), CLIP_CONTEXT, captionTokens, (b) => b.flatMap(toPairs))) as StageSpec<unknown>;
     case 'lm': {
       const text = pretrainSources(r).map((e) => ({ source: textOnly(e.source), ratio: e.ratio }));
       return lmStage(ctx, loaderSource(ctx, text, maxLen, tokens, (b) => b)) as StageSpec<unknown>;

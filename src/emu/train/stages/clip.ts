@@ -3,6 +3,15 @@
 // learn a shared embedding from matching (image, caption) pairs with the symmetric contrastive
 // loss; the pretrain stage then takes the tower without its head and final norm, as Emu takes
 // EVA-CLIP's.
+//
+// Hard negatives. Each shapes sample is a scene and its kind twin (the same scene with every
+// shape's kind changed, data/layouts.ts shapesTwins), split into two pairs in the same batch,
+// so the loss can only separate them by shape. With random batches the tower gets by on colour,
+// background and position. Measured on shapes-only batches of 32 pairs, with a linear probe on
+// the tower's CLS and mean token (held-out single-shape scenes, chance 33%): the kind was
+// readable 47% of the time after 800 steps of random pairs, 54-58% with twins, 83% with twins for
+// 1600 steps at lr 1e-3, 93% for 3200 (colour 100% throughout). The recipe takes 1600: 3200 did
+// not change what the pretrained LLM reads (README, "What the tiny model learns").
 import { fromValues } from '../../../tensor/ops/creation.ts';
 import { stack } from '../../../tensor/ops/views.ts';
 import { ShapeError } from '../../../tensor/errors.ts';
