@@ -7,6 +7,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { ValueError } from '../../src/index.ts';
 import { describeScene, evaluate, evaluateRun, EVAL_SIZES, headline, wrongLabelIndex, type EvalOptions } from '../../src/emu/eval/index.ts';
+import { QUESTIONS_PER_SCENE } from '../../src/emu/eval/suite.ts';
 import { holds, scene } from '../../src/emu/data/shapes.ts';
 import { loadTrained } from '../../src/emu/train/run_dir.ts';
 import { writeMicroRun } from './infer_fixture.ts';
@@ -51,7 +52,12 @@ test('evaluate fills every table, and the chance rows do not depend on the model
   assert.equal(r.textToImage.length, 2);
   assert.equal(r.images.length, small.images + 10 * small.digitsPerLabel);
   assert.ok(r.images.every((x) => x.pixels.length === 32 * 32 * 3));
-  assert.equal(r.samples.answers.length, 2 * small.scenes);
+  assert.equal(r.samples.answers.length, r.vqaByType.reduce((n, t) => n + t.questions, 0));
+  assert.ok(r.samples.answers.length > 2 * small.scenes && r.samples.answers.length <= QUESTIONS_PER_SCENE * small.scenes);
+  // The per-type accuracies recombine into the overall one.
+  const correct = r.vqaByType.reduce((n, t) => n + t.accuracy * t.questions, 0);
+  assert.ok(Math.abs(correct / r.samples.answers.length - (emuI.results.vqa as number)) < 1e-9);
+  assert.ok(r.vqaByType.every((t) => t.majority >= 0 && t.majority <= 1 && t.questions > 0));
   const again = evaluate(trained, small);
   assert.equal(again.zeroShot[2], chance, 'chance rows are a function of the held-out data only');
   assert.equal(again.zeroShot[1], emuI, 'evaluation is deterministic');

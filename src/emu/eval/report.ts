@@ -34,6 +34,12 @@ export function writeReport(root: string, results: EvalResults, info: ReportInfo
   md.push('## Zero-shot (the shape of the paper\'s Table 1)', '',
     'Held-out scenes, clips and digits never seen in training. CIDEr-D x 100, accuracies in percent.', '',
     zeroShotTable(results.zeroShot, ZERO_SHOT_COLUMNS), '');
+  if (results.vqaByType.length) {
+    md.push('### VQA by question type (Emu-I)', '',
+      'A type answered no better than its majority answer is not grounded in the picture.', '',
+      '| question type | questions | Emu-I | majority answer |', '|---|---:|---:|---:|',
+      ...results.vqaByType.map((r) => `| ${r.type} ... | ${r.questions} | ${(100 * r.accuracy).toFixed(1)} | ${(100 * r.majority).toFixed(1)} |`), '');
+  }
   md.push('## Few-shot captioning with the pretrained model (the shape of Table 3)', '',
     'k in-context (image, caption) examples from the training split, then the held-out query image.', '',
     fewShotTable(results.fewShot, FEW_SHOT_CAPTION, [0, 2, 4, 8]), '');

@@ -4,7 +4,9 @@
 //   Table 1 (zero-shot)  Emu-I captioning (CIDEr-D on shapes scenes and on digits), VQA
 //                        accuracy, video QA accuracy; the pretrained Emu's captioning with no
 //                        examples; and the chance rows: a wrong scene's caption, the majority
-//                        training answer of each question type.
+//                        training answer of each question type; and VQA accuracy by question
+//                        type beside that type's majority answer (where grounding is missing,
+//                        a type sits at its majority).
 //   Table 3 (few-shot)   the pretrained Emu captioning after k = 2, 4, 8 in-context examples.
 //   Text-to-image        shapes generated from a description and read back (colour, shape,
 //                        size, position, count) against a wrong-scene baseline; digits generated
@@ -74,6 +76,8 @@ export interface EvalResults {
   textToImage: { name: string; results: Record<string, number | null> }[];
   samples: { captions: TextSample[]; answers: TextSample[]; videoAnswers: TextSample[]; digitCaptions: TextSample[]; fewShot: TextSample[] };
   images: ImageSample[];
+  /** Emu-I's VQA accuracy per question type ("what shape", "is there", ...), with the type's majority-answer accuracy. */
+  vqaByType: { type: string; questions: number; accuracy: number; majority: number }[];
   seconds: number;
 }
 
@@ -84,9 +88,13 @@ function references(sc: Scene, seed: number): string[] {
   return Array.from({ length: 5 }, (_, k) => sceneCaptions(sc, rngFor(seed, 100 + k)));
 }
 
-/** Two of a scene's questions, rotating through the list with the scene's index. */
-function pickTwo<T>(qs: T[], i: number): T[] {
-  return qs.length <= 2 ? qs : [qs[i % qs.length], qs[(i + 1 + Math.floor(qs.length / 2)) % qs.length]];
+/** Questions asked per held-out scene (a scene has 4-14; 2 gave too few per type to compare types). */
+export const QUESTIONS_PER_SCENE = 4;
+
+/** n of a scene's questions, evenly spread over the list and rotating with the scene's index. */
+function pickSpread<T>(qs: T[], i: number, n: number): T[] {
+  if (qs.length <= n) return qs;
+  return Array.from({ length: n }, (_, k) => qs[(i + Math.floor((k * qs.length) / n)) % qs.length]);
 }
 
 /** The kind of a question: its first two words ("what colour", "how many", "is there"). */
@@ -107,6 +115,20 @@ function majorityAnswers(questions: { question: string; answer: string }[]): Map
 function majorityAccuracy(train: { question: string; answer: string }[], test: { question: string; answer: string }[]): number {
   const major = majorityAnswers(train);
   return vqaCorpusAccuracy(test.map((q) => ({ prediction: major.get(questionType(q.question)) ?? '', answers: [q.answer] }))).accuracy;
+}
+
+/** Accuracy of `answers` per question type, beside the majority training answer's on the same questions. */
+function accuracyByType(train: { question: string; answer: string }[], test: { question: string; answer: string }[], answers: string[]): EvalResults['vqaByType'] {
+  const types = [...new Set(test.map((q) => questionType(q.question)))];
+  return types.map((type) => {
+    const idx = test.flatMap((q, i) => (questionType(q.question) === type ? [i] : []));
+    const qs = idx.map((i) => test[i]);
+    return {
+      type, questions: idx.length,
+      accuracy: vqaCorpusAccuracy(idx.map((i) => ({ prediction: answers[i], answers: [test[i].answer] }))).accuracy,
+      majority: majorityAccuracy(train, qs),
+    };
+  });
 }
 
 /** A description of a held-out scene in the training captions' words, and the relation it states. */
@@ -136,14 +158,15 @@ export function evaluate(trained: Trained, opts: EvalOptions): EvalResults {
   const text: Decoding = { strategy: 'beam', numBeams: opts.beams };
   const samples: EvalResults['samples'] = { captions: [], answers: [], videoAnswers: [], digitCaptions: [], fewShot: [] };
   const zero: Record<string, number | null> = {}, chance: Record<string, number | null> = {}, pretrainedRow: Record<string, number | null> = {};
+  let vqaByType: EvalResults['vqaByType'] = [];
 
   // Captioning and VQA on held-out scenes (Emu-I).
   const scenes = heldOutScenes(opts.scenes);
   const seeds = scenes.map((_, i) => splitSeed('heldOut', i));
   const refs = scenes.map((sc, i) => references(sc, seeds[i]));
   const images = scenes.map((sc) => render(sc));
-  // Two questions per scene, of different kinds across scenes (vqa() lists the count question first).
-  const asked = scenes.map((sc, i) => pickTwo(sceneQuestions(sc, rngFor(seeds[i], 7)), i));
+  // QUESTIONS_PER_SCENE per scene, of different kinds across scenes (vqa() lists the count question first).
+  const asked = scenes.map((sc, i) => pickSpread(sceneQuestions(sc, rngFor(seeds[i], 7)), i, QUESTIONS_PER_SCENE));
   const questions = asked.flat();
   const questionImage = asked.flatMap((qs, i) => qs.map(() => i));
   const trainQuestions = Array.from({ length: 400 }, (_, i) => sceneQuestions(scene(splitSeed('train', i)), rngFor(splitSeed('train', i), 7))).flat();
@@ -161,6 +184,7 @@ export function evaluate(trained: Trained, opts: EvalOptions): EvalResults {
       return vqa(trained, images[questionImage[i]], q.question, { decoding: { ...text, maxNewTokens: 8 } }).text;
     });
     zero.vqa = vqaCorpusAccuracy(answers.map((a, i) => ({ prediction: a, answers: [questions[i].answer] }))).accuracy;
+    vqaByType = accuracyByType(trainQuestions, questions, answers);
     answers.forEach((a, i) => samples.answers.push({ image: images[questionImage[i]], prompt: questions[i].question, generated: a, truth: questions[i].answer }));
   }
 
@@ -264,6 +288,7 @@ export function evaluate(trained: Trained, opts: EvalOptions): EvalResults {
     textToImage: t2i,
     samples,
     images: imagesOut,
+    vqaByType,
     seconds: (performance.now() - t0) / 1000,
   };
 }
