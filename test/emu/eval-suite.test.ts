@@ -14,7 +14,7 @@ import { writeMicroRun } from './infer_fixture.ts';
 
 const root = writeMicroRun();
 const small: EvalOptions = {
-  scenes: 2, clips: 2, digits: 2, fewShotQueries: 2, images: 2, digitsPerLabel: 1, steps: 2, guidance: 3, beams: 1,
+  scenes: 2, clips: 2, digits: 2, fewShotQueries: 2, images: 2, digitsPerLabel: 1, steps: 2, guidance: 3, beams: 1, probeScenes: 20, readScenes: 2,
   classifierPath: join(root, 'digits.safetensors'),
 };
 
@@ -61,6 +61,11 @@ test('evaluate fills every table, and the chance rows do not depend on the model
   const again = evaluate(trained, small);
   assert.equal(again.zeroShot[2], chance, 'chance rows are a function of the held-out data only');
   assert.equal(again.zeroShot[1], emuI, 'evaluation is deterministic');
+  assert.equal(again.visual, r.visual, 'the probes are deterministic');
+  const rows = [r.visual.flattened, r.visual.mean, r.visual.chance];
+  assert.ok(rows.every((row) => Object.values(row).every((x) => x >= 0 && x <= 1)), JSON.stringify(r.visual));
+  assert.equal(r.visual.counts.read, small.readScenes);
+  assert.is(r.visual.chance.kind, 1 / 3);
   assert.equal(headline(r).length, 3);
   assert.throws(() => evaluate(trained, { ...small, scenes: 0 }), (e: unknown) => e instanceof ValueError && /scenes must be a positive integer/.test((e as Error).message));
 });
@@ -71,7 +76,7 @@ test('evaluateRun writes report.md with its tables and pictures, and results.jso
   try {
     const { path } = evaluateRun(root, 'test' as 'quick');
     const md = readFileSync(path, 'utf8');
-    for (const heading of ['Zero-shot', 'Few-shot', 'Text-to-image', 'Sample captions', 'Sample answers', 'Sample video answers']) {
+    for (const heading of ['Zero-shot', 'Visual embeddings', 'Few-shot', 'Text-to-image', 'Sample captions', 'Sample answers', 'Sample video answers']) {
       assert.ok(md.includes(`## ${heading}`), heading);
     }
     for (const [, pic] of md.matchAll(/!\[[^\]]*\]\((report\/[^)]+)\)/g)) assert.ok(existsSync(join(root, pic)), pic);

@@ -40,6 +40,19 @@ export function writeReport(root: string, results: EvalResults, info: ReportInfo
       '| question type | questions | Emu-I | majority answer |', '|---|---:|---:|---:|',
       ...results.vqaByType.map((r) => `| ${r.type} ... | ${r.questions} | ${(100 * r.accuracy).toFixed(1)} | ${(100 * r.majority).toFixed(1)} |`), '');
   }
+  const v = results.visual;
+  const pc = (x: number) => (100 * x).toFixed(1);
+  md.push('## Visual embeddings (pretrained Emu)', '',
+    `Linear probes (ridge) of the N visual embeddings an image gives the LLM, fitted on training scenes and scored on ${v.counts.all} held-out ones ` +
+    `(kind, colour and size of the ${v.counts.single} with one shape; count of all), from the N flattened and from their mean; ` +
+    `and what the LLM reads: on ${v.counts.read} held-out scenes of one shape, whether the caption "a picture of a {size} {colour} {kind}" ` +
+    'has its lowest loss with the true kind (colour). Found by the flattened probe but not the mean: carried position-specifically. ' +
+    'Found by the probes but not read: lost between the embeddings and the LLM.', '',
+    '| | kind | colour | size | count |', '|---|---:|---:|---:|---:|',
+    `| probe, N embeddings flattened | ${pc(v.flattened.kind)} | ${pc(v.flattened.colour)} | ${pc(v.flattened.size)} | ${pc(v.flattened.count)} |`,
+    `| probe, mean of the N | ${pc(v.mean.kind)} | ${pc(v.mean.colour)} | ${pc(v.mean.size)} | ${pc(v.mean.count)} |`,
+    `| read by the LLM (caption loss) | ${pc(v.reading.kind)} | ${pc(v.reading.colour)} | - | - |`,
+    `| chance | ${pc(v.chance.kind)} | ${pc(v.chance.colour)} | ${pc(v.chance.size)} | ${pc(v.chance.count)} (majority) |`, '');
   md.push('## Few-shot captioning with the pretrained model (the shape of Table 3)', '',
     'k in-context (image, caption) examples from the training split, then the held-out query image.', '',
     fewShotTable(results.fewShot, FEW_SHOT_CAPTION, [0, 2, 4, 8]), '');

@@ -7,6 +7,9 @@
 //                        training answer of each question type; and VQA accuracy by question
 //                        type beside that type's majority answer (where grounding is missing,
 //                        a type sits at its majority).
+//   Visual embeddings    linear probes of the pretrained Emu's visual embeddings for a lone
+//                        shape's kind, colour and size and the shape count, and what its LLM
+//                        reads of kind and colour (probe.ts).
 //   Table 3 (few-shot)   the pretrained Emu captioning after k = 2, 4, 8 in-context examples.
 //   Text-to-image        shapes generated from a description and read back (colour, shape,
 //                        size, position, count) against a wrong-scene baseline; digits generated
@@ -25,6 +28,7 @@ import { ciderD } from './cider.ts';
 import { emuShortAnswer, vqaCorpusAccuracy } from './vqa.ts';
 import { attributeAccuracy, attributeBaseline, type AttributeAccuracy, type GeneratedScene } from './attributes.ts';
 import { digitAccuracy, digitFid, loadOrTrainDigitClassifier } from './digits.ts';
+import { probeVisualEmbeddings, type VisualProbes } from './probe.ts';
 
 export interface EvalOptions {
   /** Held-out scenes captioned and questioned. */
@@ -43,14 +47,18 @@ export interface EvalOptions {
   guidance: number;
   /** Beam width of text generation. */
   beams: number;
+  /** Held-out scenes the visual-embedding probes are scored on (fitted on 5x as many training scenes). */
+  probeScenes: number;
+  /** Held-out scenes of one shape whose captions are scored for what the LLM reads (probe.ts). */
+  readScenes: number;
   /** Where the digit classifier is cached (trained once, on MNIST's training split). */
   classifierPath: string;
   onProgress?: (task: string, done: number, total: number) => void;
 }
 
 export const EVAL_SIZES: Record<'quick' | 'full', Omit<EvalOptions, 'classifierPath' | 'onProgress'>> = {
-  quick: { scenes: 12, clips: 8, digits: 10, fewShotQueries: 6, images: 8, digitsPerLabel: 1, steps: 20, guidance: 3, beams: 2 },
-  full: { scenes: 60, clips: 32, digits: 40, fewShotQueries: 20, images: 36, digitsPerLabel: 3, steps: 25, guidance: 3, beams: 3 },
+  quick: { scenes: 12, clips: 8, digits: 10, fewShotQueries: 6, images: 8, digitsPerLabel: 1, steps: 20, guidance: 3, beams: 2, probeScenes: 100, readScenes: 12 },
+  full: { scenes: 60, clips: 32, digits: 40, fewShotQueries: 20, images: 36, digitsPerLabel: 3, steps: 25, guidance: 3, beams: 3, probeScenes: 600, readScenes: 60 },
 };
 
 /** One text answer beside the truth, for the report. */
@@ -78,6 +86,8 @@ export interface EvalResults {
   images: ImageSample[];
   /** Emu-I's VQA accuracy per question type ("what shape", "is there", ...), with the type's majority-answer accuracy. */
   vqaByType: { type: string; questions: number; accuracy: number; majority: number }[];
+  /** What the pretrained Emu's visual embeddings carry and what its LLM reads (probe.ts). */
+  visual: VisualProbes;
   seconds: number;
 }
 
@@ -151,7 +161,7 @@ export function wrongLabelIndex(labels: readonly number[], i: number): number {
 
 export function evaluate(trained: Trained, opts: EvalOptions): EvalResults {
   const t0 = performance.now();
-  for (const k of ['scenes', 'clips', 'digits', 'fewShotQueries', 'images', 'digitsPerLabel', 'steps', 'beams'] as const) {
+  for (const k of ['scenes', 'clips', 'digits', 'fewShotQueries', 'images', 'digitsPerLabel', 'steps', 'beams', 'probeScenes', 'readScenes'] as const) {
     if (!Number.isInteger(opts[k]) || opts[k] < 1) throw new ValueError(`evaluate: ${k} must be a positive integer, got ${String(opts[k])}`);
   }
   const progress = opts.onProgress ?? (() => {});
@@ -247,6 +257,10 @@ export function evaluate(trained: Trained, opts: EvalOptions): EvalResults {
   }
   pretrainedRow.caption = fewCaption[0];
 
+  // What the pretrained Emu's visual embeddings carry, and what its LLM reads of them.
+  progress('visual probes', 0, 1);
+  const visual = probeVisualEmbeddings(trained.emu, trained.tok, { train: 5 * opts.probeScenes, test: opts.probeScenes, read: opts.readScenes });
+
   // Text-to-image: descriptions of held-out scenes of one or two shapes, read back from the pixels.
   const imagesOut: ImageSample[] = [];
   const t2i: { name: string; results: Record<string, number | null> }[] = [];
@@ -289,6 +303,7 @@ export function evaluate(trained: Trained, opts: EvalOptions): EvalResults {
     samples,
     images: imagesOut,
     vqaByType,
+    visual,
     seconds: (performance.now() - t0) / 1000,
   };
 }
