@@ -25,9 +25,10 @@
 // 1200 -> 1500 held-out VQA went 45.0% -> 54.2% (majority 51.7%), few-shot captioning at k = 4 / 8
 // 71 / 35 -> 107 / 87, Emu-I captions 155 -> 165, but digit captions 59 -> 13 and the pretrained
 // model's zero-shot captions 188 -> 162. Measured with this recipe (`emu train --recipe tiny` then
-// `emu eval`, what `npm start` runs): 10 min 27 s on this 2-core machine with nothing else running
-// (stages: clip 24 s, lm 16 s, pretrain 118 s, vae 142 s, decoder 114 s, instruct 175 s; the
-// evaluation about 40 s).
+// `emu eval`, what `npm start` runs): 11 min 43 s on this 2-core machine with nothing else running
+// (stages: clip 67 s, lm 18 s, pretrain 116 s, vae 164 s, decoder 124 s, instruct 168 s; the
+// evaluation about 45 s). The unchanged vae and decoder stages took 142 s and 114 s in an earlier
+// idle run: expect about 10% between runs.
 import { ValueError } from '../../tensor/errors.ts';
 import type { DataSource, MixtureEntry } from '../data/sources.ts';
 import { mnistSource, seededSource } from '../data/sources.ts';
