@@ -48,6 +48,8 @@ export function pretrainStage(ctx: StageContext, data: BatchSource<Sample[]>, ra
   const emu = initialEmu(ctx).to(ctx.device);
   emu.train();
   const vision = [...emu.visual.parameters(), ...emu.ln_visual.parameters()];
+  // A vision share of 0 freezes the tower (and ln_visual) at the clip stage's weights (recipe.ts).
+  if (ratio[0] === 0) for (const p of vision) p.requiresGrad = false;
   const { optimizer: opt, scheduler } = optimizer([
     { params: vision, lrScale: ratio[0] / ratio[1] },
     { params: emu.lm.parameters(), lrScale: 1 },
