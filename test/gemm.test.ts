@@ -46,9 +46,9 @@ const SHAPES: [number, number, number, number, boolean, boolean, boolean][] = [
   [1, 1, 1, 1, false, false, false],
   [1, 13, 33, 1, false, false, false],         // k = 1
   [2, 15, 31, 17, true, false, false],         // one row past a 14-row tile, one column short of 32
-  [1, 29, 65, 390, false, true, false],        // depth past kKC = 384
+  [1, 29, 65, 1030, false, true, false],       // depth past kKC (1024 with AVX-512, 512 otherwise)
   [3, 30, 40, 50, true, true, true],           // both transposed, b broadcast (stride-0 batch)
-  [1, 350, 47, 20, false, false, false],       // rows past kMC = 336
+  [1, 350, 47, 20, false, false, false],       // rows past kMC (112 with AVX-512, 96 otherwise)
   [1, 3, 200, 9, false, false, false],         // few rows: the column panels are split instead
   [4, 16, 16, 16, false, true, false],         // a batch that runs one matrix per task
 ];
@@ -124,7 +124,7 @@ const absRef = (a: R.Ref): R.Ref => R.makeRef(a.shape, a.data.map(Math.abs));
 // x, w (stored transposed in H/W when `strided`), conv options
 const CONV_GRAD_CASES: [number[], number[], R.ConvArgs, boolean][] = [
   [[2, 20, 9, 11], [30, 20, 3, 3], { padding: 1 }, false],                    // stride 1: grad_in in place
-  [[1, 48, 7, 6], [17, 48, 3, 3], { stride: 2, padding: 1 }, false],          // phases; depth 432 > kKC
+  [[1, 120, 7, 6], [17, 120, 3, 3], { stride: 2, padding: 1 }, false],        // phases; depth 1080 > kKC
   [[2, 8, 9, 7], [6, 4, 3, 2], { groups: 2, stride: [2, 1], dilation: [1, 2], padding: [1, 0] }, true],
   [[3, 20, 5, 6], [16, 20, 1, 1], {}, true],                                  // 1x1, strided input
 ];
