@@ -23,9 +23,24 @@ import * as I from './ops/image.ts';
 import * as F from './format.ts';
 
 /** [dtype, ndim, offset, shape..., strides...] in elements: the layout native/addon.cpp reads. */
+// Descriptors are carved out of shared 4 KiB buffers instead of each owning its own: V8 keeps a
+// small typed array's bytes on its heap, and the addon's napi_get_typedarray_info then moves
+// them to a new off-heap backing store, on every first use (malloc, and later a sweep: about a
+// tenth of a small op's time). A chunk lives while any descriptor in it does, so a long-lived
+// tensor pins at most 4 KiB.
+const DESC_CHUNK = 512;  // doubles
+let descChunk = new ArrayBuffer(DESC_CHUNK * 8);
+let descUsed = 0;
+
 function encodeDesc(dtype: DType, shape: Shape, strides: Shape, offset: number): Desc {
   const n = shape.length;
-  const d = new Float64Array(3 + 2 * n);
+  const len = 3 + 2 * n;
+  if (descUsed + len > DESC_CHUNK) {
+    descChunk = new ArrayBuffer(DESC_CHUNK * 8);
+    descUsed = 0;
+  }
+  const d = new Float64Array(descChunk, descUsed * 8, len);
+  descUsed += len;
   d[0] = DTYPE_CODE[dtype];
   d[1] = n;
   d[2] = offset;
