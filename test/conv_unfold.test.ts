@@ -26,7 +26,7 @@ const CASES: [number[], number[], Conv2dOptions, Layout][] = [
   [[2, 8, 9, 9], [5, 8, 1, 1], { stride: 2, padding: 1 }, 'contiguous'],         // 1x1 with stride and padding: unfolded
   [[2, 5, 8, 11], [6, 5, 3, 3], { padding: 1 }, 'hw transposed'],               // columns a row apart: gathers
   [[2, 5, 8, 11], [6, 5, 3, 3], { padding: 1, stride: [2, 1] }, 'channels last'], // columns C apart
-  [[1, 48, 6, 7], [17, 48, 3, 3], { padding: 1 }, 'contiguous'],                // depth 432 past the GEMM's KC = 384
+  [[1, 120, 6, 7], [17, 120, 3, 3], { padding: 1 }, 'contiguous'],              // depth 1080 past the GEMM's KC (1024 or 512)
 ];
 
 function input(shape: number[], layout: Layout, dtype: 'f32' | 'f64' = 'f32'): Tensor {
