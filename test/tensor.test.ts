@@ -556,9 +556,11 @@ function assertClose(actual: number[], expected: number[], what: string): void {
 }
 
 test('random streams and kernels are independent of the thread count and the instruction set', async () => {
+  // The thread-count children run this process's instruction set, which EMU_CPU_ISA may have chosen.
+  const isa = runtimeInfo().cpuIsa;
   const children = Promise.all([
-    childReport({ EMU_NUM_THREADS: '1' }),
-    childReport({ EMU_NUM_THREADS: '3' }),
+    childReport({ EMU_NUM_THREADS: '1', EMU_CPU_ISA: isa }),
+    childReport({ EMU_NUM_THREADS: '3', EMU_CPU_ISA: isa }),
     childReport({ EMU_CPU_ISA: 'generic' }),
     childReport({ EMU_CPU_ISA: 'avx2' }),
   ]);
