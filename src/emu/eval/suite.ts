@@ -122,21 +122,26 @@ function majorityAnswers(questions: { question: string; answer: string }[]): Map
   return new Map([...counts].map(([t, m]) => [t, [...m].sort((a, b) => b[1] - a[1] || (a[0] < b[0] ? -1 : 1))[0][0]]));
 }
 
-function majorityAccuracy(train: { question: string; answer: string }[], test: { question: string; answer: string }[]): number {
-  const major = majorityAnswers(train);
+/** Accuracy on `test` of answering each question with its type's majority answer in `major`. */
+function majorityMapAccuracy(major: Map<string, string>, test: { question: string; answer: string }[]): number {
   return vqaCorpusAccuracy(test.map((q) => ({ prediction: major.get(questionType(q.question)) ?? '', answers: [q.answer] }))).accuracy;
+}
+
+function majorityAccuracy(train: { question: string; answer: string }[], test: { question: string; answer: string }[]): number {
+  return majorityMapAccuracy(majorityAnswers(train), test);
 }
 
 /** Accuracy of `answers` per question type, beside the majority training answer's on the same questions. */
 function accuracyByType(train: { question: string; answer: string }[], test: { question: string; answer: string }[], answers: string[]): EvalResults['vqaByType'] {
   const types = [...new Set(test.map((q) => questionType(q.question)))];
+  const major = majorityAnswers(train);
   return types.map((type) => {
     const idx = test.flatMap((q, i) => (questionType(q.question) === type ? [i] : []));
     const qs = idx.map((i) => test[i]);
     return {
       type, questions: idx.length,
       accuracy: vqaCorpusAccuracy(idx.map((i) => ({ prediction: answers[i], answers: [test[i].answer] }))).accuracy,
-      majority: majorityAccuracy(train, qs),
+      majority: majorityMapAccuracy(major, qs),
     };
   });
 }
