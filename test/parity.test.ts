@@ -536,9 +536,11 @@ const MATMUL_CFGS: [number[], number[], MatArgs][] = [
   [[3, 7, 13], [13, 5], {}], [[2, 1, 7, 13], [3, 13, 5], {}], [[2, 3, 13, 7], [3, 5, 13], { ta: true, tb: true }],
   [[0, 13], [13, 5], {}], [[7, 0], [0, 5], {}], [[7, 13], [13, 0], {}], [[0, 7, 13], [13, 5], {}], [[1, 1], [1, 1], {}],
   // Across the GEMM's blocks (gemm/gemm.h): rows past kMC (112 with AVX-512, 96 otherwise) and a
-  // partial 14-row tile, depth past kKC (1024 or 512), columns split between threads when rows are few.
+  // partial 14-row tile, columns split between threads when rows are few. Depth past kKC (1024 or
+  // 512) is test/gemm.test.ts's: here the broadcast variants' equal terms would make a 1000-deep
+  // sum's rounding errors grow like K, past this table's sqrt(K) allowance.
   [[65, 129], [129, 67], {}], [[300, 17], [19, 300], { ta: true, tb: true }], [[100, 260], [260, 40], {}], [[7, 13], [13, 530], {}],
-  [[345, 390], [390, 37], {}], [[390, 345], [37, 390], { ta: true, tb: true }], [[3, 1030], [70, 1030], { tb: true }],
+  [[345, 390], [390, 37], {}], [[390, 345], [37, 390], { ta: true, tb: true }], [[3, 400], [70, 400], { tb: true }],
 ];
 const matTol = ([a, b]: Ref[], m: MatArgs): Tol => {
   const A = trRef(a, m.ta), B = trRef(b, m.tb);
@@ -656,9 +658,9 @@ const CONV_CFGS: ConvCfg[] = [
   { x: [0, 3, 5, 5], w: [2, 3, 3, 3], bias: true, o: {} },
   { x: [1, 8, 17, 19], w: [16, 8, 3, 3], bias: true, o: { padding: 1 } },
   { x: [1, 3, 5, 5], w: [20, 3, 3, 3], bias: true, o: {} },  // few pixels, many channels: the channels are split
-  // On the GEMM driver (gemm/gemm.h): depth 1080 past kKC (1024 or 512) with a partial 14-row
-  // tile, and the 1x1 path that packs the image itself.
-  { x: [1, 120, 6, 7], w: [17, 120, 3, 3], bias: true, o: { padding: 1 } },
+  // On the GEMM driver (gemm/gemm.h): depth 432 with a partial 14-row tile, and the 1x1 path
+  // that packs the image itself (depth past kKC: conv_unfold.test.ts and gemm.test.ts).
+  { x: [2, 48, 6, 7], w: [17, 48, 3, 3], bias: true, o: { padding: 1 } },
   { x: [2, 20, 5, 9], w: [30, 20, 1, 1], bias: false, o: {} },
 ];
 add<ConvCfg>({
