@@ -22,7 +22,6 @@ import * as L from './ops/linalg.ts';
 import * as I from './ops/image.ts';
 import * as F from './format.ts';
 
-/** [dtype, ndim, offset, shape..., strides...] in elements: the layout native/addon.cpp reads. */
 // Descriptors are carved out of shared 4 KiB buffers instead of each owning its own: V8 keeps a
 // small typed array's bytes on its heap, and the addon's napi_get_typedarray_info then moves
 // them to a new off-heap backing store, on every first use (malloc, and later a sweep: about a
@@ -32,6 +31,7 @@ const DESC_CHUNK = 512;  // doubles
 let descChunk = new ArrayBuffer(DESC_CHUNK * 8);
 let descUsed = 0;
 
+/** [dtype, ndim, offset, shape..., strides...] in elements: the layout native/addon.cpp reads. */
 function encodeDesc(dtype: DType, shape: Shape, strides: Shape, offset: number): Desc {
   const n = shape.length;
   const len = 3 + 2 * n;
