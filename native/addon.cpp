@@ -240,6 +240,7 @@ Napi::Value FusedKernelNames(const Napi::CallbackInfo& info) {
         {"adamw", t.adamw != nullptr},                 {"swiglu", t.swiglu != nullptr},
         {"swigluBackward", t.swiglu_backward != nullptr},
         {"groupNormForward", t.group_norm_forward != nullptr}, {"groupNormBackward", t.group_norm_backward != nullptr},
+        {"linear", t.linear != nullptr},
     };
     auto names = Napi::Array::New(info.Env());
     uint32_t n = 0;
@@ -1138,6 +1139,19 @@ Napi::Value SwigluBackward(const Napi::CallbackInfo& info) {
   });
 }
 
+// linear(out, pre|null, x, w, bias|null, residual|null, act, version): out = act(x w^T + bias) +
+// residual in one GEMM with a fused epilogue (cpu/fused.h); act is a UnaryOp code or -1.
+Napi::Value Linear(const Napi::CallbackInfo& info) {
+  return guarded(info, [&]() -> Napi::Value {
+    Napi::Env env = info.Env();
+    View out = view_at(info, 0), x = view_at(info, 4), w = view_at(info, 6);
+    OptView pre = opt_view(info, 2), bias = opt_view(info, 8), residual = opt_view(info, 10);
+    fused_for(&cpu::FusedKernels::linear, "linear", {&out, pre.get(), &x, &w, bias.get(), residual.get()})(
+        out, pre.get(), x, w, bias.get(), residual.get(), int(num(info, 12)), int(num(info, 13)));
+    return env.Undefined();
+  });
+}
+
 Napi::Object Module(Napi::Env env, Napi::Object exports) {
   auto def = [&](const char* name, Napi::Value (*fn)(const Napi::CallbackInfo&)) {
     exports.Set(name, Napi::Function::New(env, fn, name));
@@ -1204,6 +1218,7 @@ Napi::Object Module(Napi::Env env, Napi::Object exports) {
   def("adamw", AdamW);
   def("swiglu", Swiglu);
   def("swigluBackward", SwigluBackward);
+  def("linear", Linear);
   return exports;
 }
 

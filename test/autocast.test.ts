@@ -34,6 +34,10 @@ for (const half of HALVES) test(`autocast(${half}): matmul, linear, conv2d and a
     assert.is(y.dtype, half);
     assert.ok(maxRelErr(y, a.matmul(b).to('f32')) < 1e-6, 'the same product either way inside autocast');
     assert.is(F.linear(a, b.transpose(0, 1)).dtype, half);
+    const bias = randn([3], { generator: g });
+    assert.is(F.linear(a, b.transpose(0, 1), bias).dtype, half, 'the bias is cast with x and W, as torch does');
+    assert.is(F.linear(a.to('sim'), b.transpose(0, 1).to('sim'), bias.to('sim'), { activation: 'gelu' }).dtype, half, 'the fused path too');
+    assert.is(F.linear(a, b.transpose(0, 1), bias, { residual: randn([5, 3], { generator: g }) }).dtype, 'f32', 'an f32 residual promotes, as x + linear(h) does');
     assert.is(F.conv2d(x, w, null, { padding: 1 }).dtype, half);
     assert.is(F.scaledDotProductAttention(q, k, v).dtype, half);
     assert.is(a64.matmul(b64).dtype, 'f64', 'f64 is never cast');

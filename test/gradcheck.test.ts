@@ -360,6 +360,13 @@ add_('crossEntropy fused ignore smoothing', [I([5, 6])], (x) =>
 // The fused SwiGLU gate (native/cpu/kernels/swiglu.cpp) behind F.swiglu, and its composed path when shapes broadcast.
 add_('swiglu fused', [I([3, 7]), I([3, 7])], (a, b) => F.swiglu(a, b));
 add_('swiglu composed broadcast', [I([3, 7]), I([7])], (a, b) => F.swiglu(a, b));
+// F.linear's activation and residual: on sim one GEMM with a fused epilogue (its backward reads the saved pre-activation),
+// on the CPU the composed ops; leading dims folded, a 1-d input, no bias.
+add_('linear gelu residual', [I([2, 3, 4]), I([5, 4]), I([5]), I([2, 3, 5])], (x, w, b, r) => F.linear(x, w, b, { activation: 'gelu', residual: r }));
+add_('linear geluTanh', [I([3, 4]), I([5, 4]), I([5])], (x, w, b) => F.linear(x, w, b, { activation: 'geluTanh' }));
+add_('linear silu no bias', [I([3, 4]), I([5, 4])], (x, w) => F.linear(x, w, null, { activation: 'silu' }));
+add_('linear relu', [I([3, 4]), I([5, 4]), I([5])], (x, w, b) => F.linear(x, w, b, { activation: 'relu' }));
+add_('linear 1-d residual', [I([4]), I([5, 4]), I([5])], (x, w, r) => F.linear(x, w, null, { residual: r }));
 
 // ---- running -------------------------------------------------------------------------------
 

@@ -9,6 +9,10 @@
 // Large cases are checked on a sample of output rows (every 67th row of the first and last
 // batch entries, computed by the CPU kernel through a strided view of A), small odd cases on
 // every element; B is also given as a transposed view (strides, no copy). FLOPs: 2 B M N K.
+//
+// Then the GEMM's fused epilogue (FusedKernels::linear, gemm/gemm.cuh): a linear layer's
+// gelu(x W^T + b) as one kernel, beside the same three passes unfused (matmul, a broadcast bias
+// add, gelu), both checked against the CPU; their time ratio is what the epilogue saves.
 #include "bench.h"
 
 using namespace emu;
@@ -108,6 +112,73 @@ void run_shape(Bench& bench, const std::vector<int>& versions, DType dtype, cons
   }
 }
 
+// gelu(x w^T + b) for x [R, K], w [N, K] (linear's weight layout): the fused epilogue and the
+// unfused passes. The CPU reference is its matmul on the sampled rows, then the bias and gelu in
+// f64 on the host.
+void run_linear(Bench& bench, DType dtype, int64_t R, int64_t K, int64_t N, bool timed) {
+  if (!bench.wants(timed)) return;
+  HostTensor x = HostTensor::uniform({R, K}, 21), w = HostTensor::uniform({N, K}, 22), bias = HostTensor::uniform({N}, 23);
+  DeviceTensor dx = bench.upload(x, dtype), dw = bench.upload(w, dtype), db = bench.upload(bias, dtype);
+  DeviceTensor out = bench.tensor({R, N}, dtype), tmp = bench.tensor({R, N}, dtype);
+  const int64_t step = timed ? 67 : 1, rows = (R + step - 1) / step;
+  HostTensor want({rows, N});
+  {
+    View xv = make_view(x.data.data(), DType::F32, {1, rows, K}, DeviceKind::Cpu);
+    xv.strides[1] = step * K;
+    View wt = make_view(w.data.data(), DType::F32, {1, K, N}, DeviceKind::Cpu);  // w^T: [K, N] read from [N, K]
+    wt.strides[1] = 1;
+    wt.strides[2] = K;
+    cpu::kernels().matmul(make_view(want.data.data(), DType::F32, {1, rows, N}, DeviceKind::Cpu), xv, wt);
+    for (int64_t r = 0; r < rows; r++)
+      for (int64_t n = 0; n < N; n++) {
+        const double v = double(want.data[r * N + n]) + bias.data[n];
+        want.data[r * N + n] = float(0.5 * v * (1 + std::erf(v / std::sqrt(2.0))));
+      }
+    want.round_to(dtype);
+  }
+  auto check = [&](Measure& m) {
+    const HostTensor got = out.download();
+    HostTensor sampled(want.shape);
+    for (int64_t r = 0; r < rows; r++) std::copy_n(got.data.begin() + r * step * N, N, sampled.data.begin() + r * N);
+    m.check("out", sampled, want);
+  };
+  // Device views: 2-d for linear; for the unfused passes, matmul's [1, R, K] x [1, K, N] (w^T by
+  // strides) and the bias broadcast over the rows (stride 0).
+  const View xv = dx.view(), wv = dw.view(), bv = db.view(), ov = out.view(), tv = tmp.view();
+  View x3 = make_view(xv.data, dtype, {1, R, K}, xv.device), w3 = make_view(wv.data, dtype, {1, K, N}, wv.device);
+  w3.strides[1] = 1;
+  w3.strides[2] = K;
+  View t3 = make_view(tv.data, dtype, {1, R, N}, tv.device), b2 = make_view(bv.data, dtype, {R, N}, bv.device);
+  b2.strides[0] = 0;
+  const double elem = dtype_size(dtype);
+  Case c{"", dtype, shape_name({R, K, N}) + " gelu(x W^T + b)",
+         format("{\"op\":\"linear_gelu\",\"R\":%lld,\"K\":%lld,\"N\":%lld,\"dtype\":\"%s\"}", (long long)R, (long long)K,
+                (long long)N, dtype_name(dtype)),
+         2.0 * R * N * K, elem * (R * K + N * K + N + R * N), timed};
+  const cpu::FusedKernels& f = bench.fused();
+  const int gelu = int(cpu::UnaryOp::GeluErf);
+  c.kernel = "linear bias+gelu (fused epilogue)";
+  bench.run(c, f.linear != nullptr, [&](Measure& m) {
+    out.poison();
+    f.linear(ov, nullptr, xv, wv, &bv, nullptr, gelu, 0);
+    check(m);
+    m.time([&] { f.linear(ov, nullptr, xv, wv, &bv, nullptr, gelu, 0); });
+  });
+  c.kernel = "matmul, bias add, gelu (3 kernels)";
+  const cpu::KernelTable& t = bench.table();
+  auto unfused = [&] {
+    t.matmul(t3, x3, w3);
+    t.binary(cpu::BinaryOp::Add, tv, tv, b2);
+    t.unary(cpu::UnaryOp::GeluErf, ov, tv, 0, 0);
+  };
+  bench.run(c, t.matmul && t.binary && t.unary, [&](Measure& m) {
+    out.poison();
+    unfused();
+    check(m);
+    m.time(unfused);
+  });
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -125,5 +196,8 @@ int main(int argc, char** argv) {
     run_shape(bench, versions, DType::BF16, {1, 2048, 2048, 2048, false, true});
     run_shape(bench, versions, DType::BF16, {1, 4095, 4097, 4093, false, true});  // no tile divides it
     run_shape(bench, versions, DType::F32, {1, 4096, 4096, 4096, false, true});
+    for (DType dtype : {DType::F32, DType::BF16}) run_linear(bench, dtype, 37, 29, 45, false);
+    run_linear(bench, DType::BF16, 8192, 4096, 11008, true);  // LLaMA-7B's MLP up projection over 8192 tokens
+    run_linear(bench, DType::BF16, 8192, 1024, 4096, true);   // a skinny one, where the extra passes weigh more
   });
 }

@@ -128,6 +128,11 @@ def main():
         out = torch.empty(B, M, N, dtype=dt, device=dev)
         return "torch.matmul (cuBLAS)", lambda: torch.matmul(a, b, out=out)
 
+    def linear_gelu(s):  # cuBLAS GEMM, then PyTorch's own bias and gelu passes
+        dt = dtypes[s["dtype"]]
+        x, w, b = rand(s["R"], s["K"], dtype=dt), rand(s["N"], s["K"], dtype=dt), rand(s["N"], dtype=dt)
+        return "gelu(F.linear) (cuBLAS)", lambda: torch.nn.functional.gelu(torch.nn.functional.linear(x, w, b))
+
     def conv2d(s):
         dt = dtypes[s["dtype"]]
         N, C, H, W, O, k, st, pad = s["N"], s["C"], s["H"], s["W"], s["O"], s["k"], s["stride"], s["pad"]
@@ -180,7 +185,7 @@ def main():
         opt = torch.optim.AdamW([p], lr=1e-3, weight_decay=0.01, fused=True)
         return "torch.optim.AdamW(fused=True)", opt.step
 
-    builders = {"matmul": matmul, "conv2d": conv2d, "attention": attention, "rmsnorm": norm, "layernorm": norm,
+    builders = {"matmul": matmul, "linear_gelu": linear_gelu, "conv2d": conv2d, "attention": attention, "rmsnorm": norm, "layernorm": norm,
                 "cross_entropy": cross_entropy, "adamw": adamw}
     specs = {} if on_cpu else {spec_key(COMPUTE_REFERENCE): COMPUTE_REFERENCE}  # a GPU figure
     with open(sys.argv[1]) as rows:

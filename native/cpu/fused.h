@@ -59,6 +59,14 @@ struct FusedKernels {
                              const View* b, double eps, int64_t inner);
   void (*group_norm_backward)(const View& dx, const View* dw, const View* db, const View& dy, const View& x,
                               const View* w, const View& mean, const View& rstd, int64_t inner);
+  // Linear with the GEMM's fused epilogue (sim and cuda: cuda/matmul.cu): out [R, N] =
+  // act(x [R, K] w^T + bias) + residual, w [N, K], bias [N] and residual [R, N] optional, act a
+  // UnaryOp (Relu, GeluErf, GeluTanh, Silu) or -1 for none; pre [R, N], when not null, receives
+  // x w^T + bias, the activation's input for the backward. One dtype throughout; out and pre
+  // contiguous. version 0 is the GEMM dispatcher's choice, 1-5 force one (as matmul_version).
+  // The CPU leaves it null: there the ops compose (F.linear), each pass staying in cache.
+  void (*linear)(const View& out, const View* pre, const View& x, const View& w, const View* bias, const View* residual,
+                 int act, int version);
 };
 
 namespace avx512 { const FusedKernels& fused_table(); }

@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <string>
 
+#include "cuda/activation.cuh"
 #include "cuda/strided.cuh"
 #include "cpu/kernels.h"
 
@@ -115,13 +116,10 @@ __device__ V unary_float(UnaryOp op, V x, double a, double b) {
     case UnaryOp::Cos: return m_cos(x);
     case UnaryOp::Tanh: return m_tanh(x);
     case UnaryOp::Sigmoid: return V(1) / (V(1) + m_exp(-x));
-    case UnaryOp::Relu: return x > V(0) ? x : V(0);
-    case UnaryOp::GeluErf: return V(0.5) * x * (V(1) + m_erf(x * V(0.70710678118654752440)));
-    case UnaryOp::GeluTanh: {
-      const V k = V(0.79788456080286535588);  // sqrt(2/pi)
-      return V(0.5) * x * (V(1) + m_tanh(k * (x + V(0.044715) * x * x * x)));
-    }
-    case UnaryOp::Silu: return x / (V(1) + m_exp(-x));
+    case UnaryOp::Relu:
+    case UnaryOp::GeluErf:
+    case UnaryOp::GeluTanh:
+    case UnaryOp::Silu: return activation(op, x);
     case UnaryOp::Softplus: return x > V(20) ? x : m_log1p(m_exp(x));
     case UnaryOp::Clamp: {
       V r = x;

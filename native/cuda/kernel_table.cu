@@ -49,11 +49,12 @@ void rand_uniform(const View& out, uint64_t seed, uint64_t offset, double low, d
 void rand_normal(const View& out, uint64_t seed, uint64_t offset, double mean, double stddev);
 void rand_int(const View& out, uint64_t seed, uint64_t offset, int64_t low, int64_t high);
 void randperm(const View& out, uint64_t seed, uint64_t offset);
-// norm.cu, cross_entropy.cu, adamw.cu, swiglu.cu, attention/attention.cu: the fused kernels,
+// norm.cu, cross_entropy.cu, adamw.cu, swiglu.cu, attention/attention.cu, matmul.cu (linear): the fused kernels,
 // declared by the types of their table entries (cpu/fused.h spells out each signature once).
 template <class Entry>
 using FusedFn = std::remove_pointer_t<Entry>;
 FusedFn<decltype(cpu::FusedKernels::norm_forward)> norm_forward;
+FusedFn<decltype(cpu::FusedKernels::linear)> linear;
 FusedFn<decltype(cpu::FusedKernels::norm_backward)> norm_backward;
 FusedFn<decltype(cpu::FusedKernels::group_norm_forward)> group_norm_forward;
 FusedFn<decltype(cpu::FusedKernels::group_norm_backward)> group_norm_backward;
@@ -123,6 +124,7 @@ const cpu::FusedKernels& fused_table() {
     t.attention = attention_forward;
     t.attention_backward = attention_backward;
     t.attention_version = attention_version;
+    t.linear = linear;
     return t;
   }();
   return table;

@@ -19,6 +19,11 @@
 //
 // a and b may have any strides (a transposed view, a stride-0 broadcast batch: the TypeScript op
 // layer has already broadcast the batch dims); out is contiguous. No version copies an operand.
+//
+// linear (a fused entry, cpu/fused.h) is F.linear's forward in one launch: out = act(x w^T + bias)
+// + residual, the product read from w's strides as matmul reads a transposed view, and bias,
+// activation and residual applied by the version's fused epilogue (gemm.cuh) as the output tile
+// is stored. It dispatches as matmul does; a nonzero version forces one, for the tests.
 #include <string>
 
 #include "cuda/gemm/gemm.cuh"
@@ -69,39 +74,76 @@ bool large_tile(const Problem& p, const DeviceTraits& d) {
   return ((p.M + 127) / 128) * ((p.N + 127) / 128) * p.batch >= d.multiprocessors;
 }
 
+// The dispatcher's choice: bf16 and f16 on the tensor cores from sm_80 on, else the CUDA cores;
+// the 128x128 tile when the problem has one per multiprocessor.
+void dispatch(const Problem& p, DType dtype, void* out, const void* a, const void* b, const Epilogue* e) {
+  const DeviceTraits d = device_traits();
+  const bool large = large_tile(p, d);
+  if ((dtype == DType::BF16 || dtype == DType::F16) && d.sm >= 80) {
+    v3::run(p, large ? v3::Tile::Large : v3::Tile::Small, dtype, out, a, b, e);
+  } else {
+    v2::run(p, large ? v2::Tile::Large : v2::Tile::Small, dtype, out, a, b, e);
+  }
+}
+
+// Version `version` (1-5) whatever the dispatcher would pick; `op` names the caller in errors.
+void run_version(int version, const Problem& p, DType dtype, void* out, const void* a, const void* b, const Epilogue* e, const char* op) {
+  if (version < 1 || version > 5) fail(ErrorKind::Value, std::string(op) + ": no version " + std::to_string(version) + " (there are 1 to 5)");
+  if ((version == 3 || version == 5) && dtype != DType::BF16 && dtype != DType::F16)
+    fail(ErrorKind::Value, std::string(op) + ": version " + std::to_string(version) + " (bf16/f16 tensor cores) does not take " +
+                               dtype_name(dtype) + " operands");
+  if ((version == 3 || version == 5) && device_traits().sm < 80)
+    fail(ErrorKind::Device, std::string(op) + ": version " + std::to_string(version) + " needs sm_80 or newer (mma.sync bf16/f16)");
+  if (empty(p)) return;
+  switch (version) {
+    case 1: v1::run(p, dtype, out, a, b, e); return;
+    case 2: v2::run(p, v2::Tile::Large, dtype, out, a, b, e); return;
+    case 3: v3::run(p, v3::Tile::Large, dtype, out, a, b, e); return;
+    case 4: v2::run(p, v2::Tile::Small, dtype, out, a, b, e); return;
+    case 5: v3::run(p, v3::Tile::Small, dtype, out, a, b, e); return;
+  }
+}
+
 }  // namespace
 }  // namespace gemm
 
 void matmul(const View& out, const View& a, const View& b) {
   using namespace gemm;
   const Problem p = problem_of(out, a, b, "matmul");
-  if (empty(p)) return;
-  const DeviceTraits d = device_traits();
-  const bool large = large_tile(p, d);
-  if ((out.dtype == DType::BF16 || out.dtype == DType::F16) && d.sm >= 80) {
-    v3::run(p, large ? v3::Tile::Large : v3::Tile::Small, out.dtype, out.data, a.data, b.data);
-  } else {
-    v2::run(p, large ? v2::Tile::Large : v2::Tile::Small, out.dtype, out.data, a.data, b.data);
-  }
+  if (!empty(p)) dispatch(p, out.dtype, out.data, a.data, b.data, nullptr);
 }
 
 void matmul_version(int version, const View& out, const View& a, const View& b) {
   using namespace gemm;
-  const Problem p = problem_of(out, a, b, "matmulVersion");
-  if (version < 1 || version > 5)
-    fail(ErrorKind::Value, "matmulVersion: no version " + std::to_string(version) + " (there are 1 to 5)");
-  if ((version == 3 || version == 5) && out.dtype != DType::BF16 && out.dtype != DType::F16)
-    fail(ErrorKind::Value, "matmulVersion: version " + std::to_string(version) + " (bf16/f16 tensor cores) does not take " +
-                               dtype_name(out.dtype) + " operands");
-  if ((version == 3 || version == 5) && device_traits().sm < 80)
-    fail(ErrorKind::Device, "matmulVersion: version " + std::to_string(version) + " needs sm_80 or newer (mma.sync bf16/f16)");
-  if (empty(p)) return;
-  switch (version) {
-    case 1: v1::run(p, out.dtype, out.data, a.data, b.data); return;
-    case 2: v2::run(p, v2::Tile::Large, out.dtype, out.data, a.data, b.data); return;
-    case 3: v3::run(p, v3::Tile::Large, out.dtype, out.data, a.data, b.data); return;
-    case 4: v2::run(p, v2::Tile::Small, out.dtype, out.data, a.data, b.data); return;
-    case 5: v3::run(p, v3::Tile::Small, out.dtype, out.data, a.data, b.data); return;
+  run_version(version, problem_of(out, a, b, "matmulVersion"), out.dtype, out.data, a.data, b.data, nullptr, "matmulVersion");
+}
+
+void linear(const View& out, const View* pre, const View& x, const View& w, const View* bias, const View* residual, int act,
+            int version) {
+  using namespace gemm;
+  const char* op = "linear";
+  if (x.ndim != 2 || w.ndim != 2 || out.ndim != 2) fail(ErrorKind::Shape, "linear: expected 2-d x, weight and output");
+  const long long R = x.shape[0], K = x.shape[1], N = w.shape[0];
+  if (w.shape[1] != K || out.shape[0] != R || out.shape[1] != N)
+    fail(ErrorKind::Shape, "linear: x [" + std::to_string(R) + "," + std::to_string(K) + "], weight [" + std::to_string(N) + "," +
+                               std::to_string(w.shape[1]) + "] and the output do not match");
+  if (!out.contiguous()) fail(ErrorKind::Shape, "linear: output must be contiguous");
+  for (const View* v : {&x, &w, bias, residual, pre})
+    if (v && v->dtype != out.dtype) fail(ErrorKind::DType, "linear: operand dtypes differ");
+  if (bias && (bias->ndim != 1 || bias->shape[0] != N)) fail(ErrorKind::Shape, "linear: bias must have shape [" + std::to_string(N) + "]");
+  for (const View* v : {residual, pre})
+    if (v && (v->ndim != 2 || v->shape[0] != R || v->shape[1] != N)) fail(ErrorKind::Shape, "linear: residual and pre must have the output's shape");
+  if (pre && !pre->contiguous()) fail(ErrorKind::Shape, "linear: pre must be contiguous");
+  if (act != -1 && !is_activation(act)) fail(ErrorKind::Value, "linear: activation " + std::to_string(act) + " is not relu, gelu or silu");
+  // out = x w^T: a = x [1, R, K], b = w^T [1, K, N] read through w's strides.
+  const Problem p{1, R, N, K, {0, x.strides[0], x.strides[1]}, {0, w.strides[1], w.strides[0]}};
+  const Epilogue e{bias ? bias->data : nullptr, bias ? bias->strides[0] : 0,
+                   residual ? residual->data : nullptr, {0, residual ? residual->strides[0] : 0, residual ? residual->strides[1] : 0},
+                   pre ? pre->data : nullptr, act};
+  if (version != 0) {
+    run_version(version, p, out.dtype, out.data, x.data, w.data, &e, op);
+  } else if (!empty(p)) {
+    dispatch(p, out.dtype, out.data, x.data, w.data, &e);
   }
 }
 

@@ -184,7 +184,7 @@ export class T5DenseReluDense extends Module {
     this.dropout = this.module('dropout', new Dropout(cfg.dropout, { generator: o.generator }));
   }
   forward(x: Tensor): Tensor {
-    return tidy(() => this.wo.forward(this.dropout.forward(F.relu(this.wi.forward(x)))));
+    return tidy(() => this.wo.forward(this.dropout.forward(this.wi.forward(x, { activation: 'relu' }))));
   }
 }
 

@@ -25,7 +25,7 @@ import type { DType } from '../tensor/dtype.ts';
 import type { Device } from '../tensor/device.ts';
 import { Tensor } from '../tensor/tensor.ts';
 import { arange, empty, full, tensor, zeros } from '../tensor/ops/creation.ts';
-import { add, clamp, div, exp, gelu, mul, sqrt } from '../tensor/ops/elementwise.ts';
+import { add, clamp, div, exp, mul, sqrt } from '../tensor/ops/elementwise.ts';
 import { argmax, sum } from '../tensor/ops/reduce.ts';
 import { indexSelect, matmul } from '../tensor/ops/linalg.ts';
 import { permute, reshape, select, transpose } from '../tensor/ops/views.ts';
@@ -108,7 +108,7 @@ export class TextMlp extends Module {
     zeros_(this.c_proj.bias!);
   }
   forward(x: Tensor): Tensor {
-    return tidy(() => this.c_proj.forward(gelu(this.c_fc.forward(x))));
+    return tidy(() => this.c_proj.forward(this.c_fc.forward(x, { activation: 'gelu' })));
   }
 }
 

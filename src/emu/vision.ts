@@ -29,7 +29,7 @@ import type { DType } from '../tensor/dtype.ts';
 import type { Device } from '../tensor/device.ts';
 import { Tensor } from '../tensor/tensor.ts';
 import { empty, fromValues, zeros } from '../tensor/ops/creation.ts';
-import { add, gelu } from '../tensor/ops/elementwise.ts';
+import { add } from '../tensor/ops/elementwise.ts';
 import { cat, expand, permute, reshape, select, transpose } from '../tensor/ops/views.ts';
 import * as F from '../nn/functional.ts';
 import { truncNormal_, zeros_ } from '../nn/init.ts';
@@ -130,7 +130,7 @@ export class EvaMlp extends Module {
     this.fc2 = this.module('fc2', evaLinear(hidden, width, opts, true, 0.02 / Math.sqrt(2 * layerId)));
   }
   forward(x: Tensor): Tensor {
-    return tidy(() => this.fc2.forward(gelu(this.fc1.forward(x))));
+    return tidy(() => this.fc2.forward(this.fc1.forward(x, { activation: 'gelu' })));
   }
 }
 

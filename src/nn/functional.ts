@@ -16,7 +16,7 @@ import { broadcastShapes, sameShape, shapeStr } from '../tensor/shape.ts';
 import { Tensor } from '../tensor/tensor.ts';
 import { arange } from '../tensor/ops/creation.ts';
 import { checkTensor } from '../tensor/ops/dispatch.ts';
-import { add, eq, ge, logicalAnd, logicalNot, mul, ne, neg, rsqrt, silu, square, sub, where } from '../tensor/ops/elementwise.ts';
+import { add, eq, ge, gelu, logicalAnd, logicalNot, mul, ne, neg, relu, rsqrt, silu, square, sub, where } from '../tensor/ops/elementwise.ts';
 import { embedding as lookup, gather, matmul } from '../tensor/ops/linalg.ts';
 import { logSoftmax, max, mean, softmax, sum, variance } from '../tensor/ops/reduce.ts';
 import { expand, reshape, to, transpose, unsqueeze } from '../tensor/ops/views.ts';
@@ -24,7 +24,8 @@ import { attention, attentionTakesHalf } from '../tensor/ops/attention.ts';
 import { groupNormRows, normRows } from '../tensor/ops/norm.ts';
 import { crossEntropyRows } from '../tensor/ops/cross_entropy.ts';
 import { swiglu as fusedSwiglu } from '../tensor/ops/swiglu.ts';
-import { noGrad } from '../autograd/grad_mode.ts';
+import { isGradEnabled, noGrad } from '../autograd/grad_mode.ts';
+import { checkActivation, fusedLinear, type Activation } from '../tensor/ops/linear.ts';
 
 export { relu, gelu, silu, rope, type GeluOptions } from '../tensor/ops/elementwise.ts';
 export { conv2d, upsampleNearest2d, type Conv2dOptions } from '../tensor/ops/image.ts';
@@ -69,23 +70,59 @@ function reduceLoss(loss: Tensor, reduction: Reduction): Tensor {
   return reduction === 'none' ? loss : reduction === 'sum' ? sum(loss) : mean(loss);
 }
 
-/** y = x W^T + b, with x [..., in], weight [out, in], bias [out]. */
-export function linear(x: Tensor, weight: Tensor, bias?: Tensor | null): Tensor {
+const ACTIVATIONS: Record<Activation, (x: Tensor) => Tensor> = {
+  relu, silu, gelu: (x) => gelu(x), geluTanh: (x) => gelu(x, { approximate: 'tanh' }),
+};
+
+export interface LinearOptions {
+  /** Applied to x W^T + b: relu, gelu (erf), geluTanh or silu (default none). */
+  activation?: Activation | null;
+  /** Added last, after the activation: a tensor of the output's shape (a transformer block's skip path). */
+  residual?: Tensor | null;
+}
+
+/**
+ * y = act(x W^T + b) + residual, with x [..., in], weight [out, in], bias [out] and residual of
+ * y's shape; act and residual optional (plain x W^T + b by default). Where the device has the
+ * fused kernel (sim, cuda: src/tensor/ops/linear.ts) and the operands share a dtype, it is one
+ * GEMM whose epilogue adds the bias, applies the activation and adds the residual; elsewhere
+ * (the CPU) matmul, add and the activation compose, giving the same values up to rounding (the
+ * fused epilogue rounds once). Under autocast the bias is cast with x and W, as torch does.
+ */
+export function linear(x: Tensor, weight: Tensor, bias?: Tensor | null, opts: LinearOptions = {}): Tensor {
   checkFloat(x, 'linear');
   checkFloat(weight, 'linear', 'weight');
-  const b = checkOptional(bias, 'linear', 'bias');
+  const b0 = checkOptional(bias, 'linear', 'bias');
+  const residual = checkOptional(opts.residual, 'linear', 'residual');
+  const activation = checkActivation(opts.activation, 'linear');
   if (weight.ndim !== 2) throw new ShapeError(`linear: weight must be 2-d [out, in], got ${shapeStr(weight.shape)}`);
   const [out, inF] = weight.shape;
   if (x.ndim === 0 || x.shape[x.ndim - 1] !== inF) {
     throw new ShapeError(`linear: input ${shapeStr(x.shape)} does not end in ${inF} features (weight ${shapeStr(weight.shape)})`);
   }
-  if (b && (b.ndim !== 1 || b.shape[0] !== out)) throw new ShapeError(`linear: bias must have shape [${out}], got ${shapeStr(b.shape)}`);
+  if (b0 && (b0.ndim !== 1 || b0.shape[0] !== out)) throw new ShapeError(`linear: bias must have shape [${out}], got ${shapeStr(b0.shape)}`);
+  const shape = [...x.shape.slice(0, -1), out];
+  if (residual && !sameShape(residual.shape, shape)) {
+    throw new ShapeError(`linear: residual must have the output's shape ${shapeStr(shape)}, got ${shapeStr(residual.shape)}`);
+  }
   return tidy(() => {
+    const [cx, cw, b] = autocastOperands(x, weight, b0);
     // Leading dims are folded into one so the weight's gradient is one matmul, not a batch of them.
-    const x2 = x.ndim > 2 ? reshape(x, [-1, inF]) : x;
-    let y = matmul(x2, transpose(weight, 0, 1));
+    const x2 = cx.ndim > 2 ? reshape(cx, [-1, inF]) : cx;
+    const operands = [x2, cw, b, residual].filter((t): t is Tensor => t != null);
+    const fused = (b || activation || residual) && hasFusedKernel(x2.device, 'linear') &&
+      operands.every((t) => t.device === x2.device && t.dtype === x2.dtype);
+    if (fused) {
+      const rows = (t: Tensor) => (t.ndim === 2 ? t : reshape(t, [-1, t.shape[t.ndim - 1]]));
+      const savePre = activation !== null && isGradEnabled() && operands.some((t) => t.requiresGrad);
+      const y = fusedLinear(rows(x2), cw, { bias: b, residual: residual && rows(residual), activation, savePre });
+      return y.ndim === shape.length ? y : reshape(y, shape);
+    }
+    let y = matmul(x2, transpose(cw, 0, 1));
     if (b) y = add(y, b);
-    return x.ndim > 2 ? reshape(y, [...x.shape.slice(0, -1), out]) : y;
+    if (activation) y = ACTIVATIONS[activation](y);
+    if (x.ndim > 2) y = reshape(y, shape);
+    return residual ? add(residual, y) : y;
   });
 }
 

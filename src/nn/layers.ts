@@ -30,7 +30,7 @@ function resetAffine(weight: Tensor, bias: Tensor | null, fanIn: number, generat
   if (bias) uniform_(bias, -1 / Math.sqrt(fanIn), 1 / Math.sqrt(fanIn), { generator });
 }
 
-/** y = x W^T + b; weight [out, in]. */
+/** y = x W^T + b; weight [out, in]. forward's options fuse an activation and a residual (F.linear). */
 export class Linear extends Module implements Layer {
   weight: Parameter;
   bias: Parameter | null;
@@ -43,8 +43,8 @@ export class Linear extends Module implements Layer {
     this.bias = opts.bias === false ? null : this.param('bias', empty([outFeatures], t));
     resetAffine(this.weight, this.bias, inFeatures, opts.generator);
   }
-  forward(x: Tensor): Tensor {
-    return F.linear(x, this.weight, this.bias);
+  forward(x: Tensor, opts?: F.LinearOptions): Tensor {
+    return F.linear(x, this.weight, this.bias, opts);
   }
 }
 

@@ -31,6 +31,7 @@ const FusedKernels& fused_table() {
       swiglu, swiglu_backward,
       nullptr,  // attention_version: the CPU has one attention version
       group_norm_forward, group_norm_backward,
+      nullptr,  // linear: the CPU composes matmul, bias, activation and residual (F.linear)
   };
   return table;
 }

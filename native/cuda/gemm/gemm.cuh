@@ -8,9 +8,14 @@
 // (v3: in 16-deep tensor-core steps, in order), in f32 for f32, bf16 and f16 (the 16-bit ones
 // rounded once, at the end) and in f64 for f64, as the CPU reference (cpu/kernels/matmul.cpp) does; results are
 // deterministic and do not depend on the tile a version runs with.
+//
+// Each version also takes an optional fused epilogue (Epilogue, below: bias, activation,
+// residual), applied to the accumulator where the tile is stored. The kernels are templated on
+// whether there is one, so a plain product compiles to the same code as without this feature.
 #pragma once
 #include <cstdint>
 
+#include "cuda/activation.cuh"
 #include "cuda/strided.cuh"
 
 namespace emu::EMU_DEVICE_NS::gemm {
@@ -20,6 +25,35 @@ struct Problem {
   long long batch, M, N, K;
   long long sa[3], sb[3];
 };
+
+// A fused epilogue (matmul.cu's linear): instead of out = a b, each version stores
+// out = act(a b + bias) + residual, computed on the accumulator (f32, f64 for f64) and rounded to
+// the element type once, where the unfused ops would round after each of the three steps. bias
+// [N] (stride sbias) is broadcast over rows and batches; residual [batch, M, N] is read through
+// its strides sr; pre, when not null, receives a b + bias (contiguous like out), the activation's
+// input that the backward needs. Every pointer holds out's dtype; act is a UnaryOp that
+// is_activation accepts, or -1 for none. What it saves on a GPU: the bias add, the activation and
+// the residual add each read and write the whole output once more when run as separate kernels;
+// fused, the output is written once (twice with pre) and the residual read once.
+struct Epilogue {
+  const void* bias;
+  long long sbias;
+  const void* residual;
+  long long sr[3];
+  void* pre;
+  int act;
+};
+
+// The epilogue's value for output element (n, row, col) from the accumulated product `acc`;
+// writes pre's element on the way.
+template <class T, class V>
+__device__ __forceinline__ V epilogue_value(const Epilogue& e, const Problem& p, V acc, long long n, long long row, long long col) {
+  if (e.bias) acc += load(static_cast<const T*>(e.bias)[col * e.sbias]);
+  if (e.pre) static_cast<T*>(e.pre)[(n * p.M + row) * p.N + col] = cvt<T>(acc);
+  if (e.act >= 0) acc = activation(cpu::UnaryOp(e.act), acc);
+  if (e.residual) acc += load(static_cast<const T*>(e.residual)[n * e.sr[0] + row * e.sr[1] + col * e.sr[2]]);
+  return acc;
+}
 
 // An operand as the tiled versions see it: element (x, k) of matrix n, with x < X the row of a
 // (X = M) or the column of b (X = N), is at base[n * sn + x * sx + k * sk]. `chunked` says whether
@@ -79,17 +113,17 @@ inline int tile_count(const Problem& p, int tm, int tn, int* tiles_m, int* tiles
 }
 
 // The versions' launchers (matmul.cu's header lists them). Each takes a checked, non-empty problem
-// (batch, M, N > 0; K may be 0).
+// (batch, M, N > 0; K may be 0) and an optional epilogue (null: out = a b).
 namespace v1 {
-void run(const Problem& p, DType dtype, void* out, const void* a, const void* b);
+void run(const Problem& p, DType dtype, void* out, const void* a, const void* b, const Epilogue* e);
 }
 namespace v2 {
 enum class Tile { Large, Small };  // 128x128, 8x8 per thread / 64x64, 4x4 per thread
-void run(const Problem& p, Tile tile, DType dtype, void* out, const void* a, const void* b);
+void run(const Problem& p, Tile tile, DType dtype, void* out, const void* a, const void* b, const Epilogue* e);
 }
 namespace v3 {
 enum class Tile { Large, Small };  // 128x128x32 / 64x64x32, both 4 warps and 3 cp.async stages
-void run(const Problem& p, Tile tile, DType dtype, void* out, const void* a, const void* b);  // bf16 and f16 only
+void run(const Problem& p, Tile tile, DType dtype, void* out, const void* a, const void* b, const Epilogue* e);  // bf16 and f16 only
 }
 
 }  // namespace emu::EMU_DEVICE_NS::gemm

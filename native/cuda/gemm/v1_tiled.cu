@@ -20,8 +20,8 @@ constexpr int kTile = 16;
 __device__ __forceinline__ float m_fma(float a, float b, float c) { return ::fmaf(a, b, c); }
 __device__ __forceinline__ double m_fma(double a, double b, double c) { return ::fma(a, b, c); }
 
-template <class T>
-__global__ void tiled_kernel(Problem p, const T* a, const T* b, T* out) {
+template <class T, bool kEpilogue>
+__global__ void tiled_kernel(Problem p, Epilogue e, const T* a, const T* b, T* out) {
   using V = C<T>;
   EMU_SHARED(V, as, [kTile][kTile + 1]);  // +1: no bank conflicts on the column reads
   EMU_SHARED(V, bs, [kTile][kTile + 1]);
@@ -39,18 +39,25 @@ __global__ void tiled_kernel(Problem p, const T* a, const T* b, T* out) {
       for (int k = 0; k < depth; k++) acc = m_fma(as[ty][k], bs[k][tx], acc);
       __syncthreads();
     }
-    if (row < p.M && col < p.N) out[(n * p.M + row) * p.N + col] = cvt<T>(acc);
+    if (row < p.M && col < p.N) {
+      if constexpr (kEpilogue) acc = epilogue_value<T>(e, p, acc, n, row, col);
+      out[(n * p.M + row) * p.N + col] = cvt<T>(acc);
+    }
   }
 }
 
-void run(const Problem& p, DType dtype, void* out, const void* a, const void* b) {
+void run(const Problem& p, DType dtype, void* out, const void* a, const void* b, const Epilogue* e) {
   const long long tiles_m = (p.M + kTile - 1) / kTile, tiles_n = (p.N + kTile - 1) / kTile;
   if (tiles_m > 65535) fail(ErrorKind::Shape, "matmul: version 1 takes at most 65535 tiles of 16 rows");
   const dim3 grid(unsigned(tiles_n), unsigned(tiles_m), batch_blocks(p.batch));
   dispatch_float(dtype, "matmul", [&](auto t) {
     using T = decltype(t);
-    launch<tiled_kernel<T>>(grid, dim3(kTile, kTile), 0, Stream{}, p, static_cast<const T*>(a), static_cast<const T*>(b),
-                            static_cast<T*>(out));
+    const T *ta = static_cast<const T*>(a), *tb = static_cast<const T*>(b);
+    if (e) {
+      launch<tiled_kernel<T, true>>(grid, dim3(kTile, kTile), 0, Stream{}, p, *e, ta, tb, static_cast<T*>(out));
+    } else {
+      launch<tiled_kernel<T, false>>(grid, dim3(kTile, kTile), 0, Stream{}, p, Epilogue{}, ta, tb, static_cast<T*>(out));
+    }
   });
 }
 

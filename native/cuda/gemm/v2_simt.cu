@@ -113,9 +113,10 @@ __device__ __forceinline__ void store(V (*tile)[BX + 4], const Operand& o, int t
 // ---- the kernel ----------------------------------------------------------------------------------
 
 // A block computes a BM x BN tile of out with (BM / TM) x (BN / TN) threads, each TM x TN outputs.
-template <class T, int BM, int BN, int BK, int TM, int TN>
+template <class T, int BM, int BN, int BK, int TM, int TN, bool kEpilogue>
 __global__ void __launch_bounds__((BM / TM) * (BN / TN))
-    simt_kernel(Problem p, Operand oa, Operand ob, bool vector_out, int tiles_m, int tiles_n, const T* a, const T* b, T* out) {
+    simt_kernel(Problem p, Epilogue e, Operand oa, Operand ob, bool vector_out, int tiles_m, int tiles_n, const T* a, const T* b,
+                T* out) {
   using V = C<T>;
   constexpr int kThreads = (BM / TM) * (BN / TN);
   static_assert(BM * BK == 4 * kThreads && BN * BK == 4 * kThreads, "each thread moves one run of 4 per operand");
@@ -177,12 +178,20 @@ __global__ void __launch_bounds__((BM / TM) * (BN / TN))
         for (int j = 0; j < TN; j += 4) {
           const long long col = n0 + j / 4 * (BN / TN) * 4 + tx * 4;
           T* o = on + row * p.N + col;
+          V v[4];
+#pragma unroll
+          for (int c = 0; c < 4; c++) {
+            v[c] = acc[i + r][j + c];
+            if constexpr (kEpilogue) {
+              if (col + c < p.N) v[c] = epilogue_value<T>(e, p, v[c], n, row, col + c);
+            }
+          }
           if (vector_out && col + 3 < p.N) {
-            store4_global(o, &acc[i + r][j]);
+            store4_global(o, v);
           } else {
 #pragma unroll
             for (int c = 0; c < 4; c++)
-              if (col + c < p.N) o[c] = cvt<T>(acc[i + r][j + c]);
+              if (col + c < p.N) o[c] = cvt<T>(v[c]);
           }
         }
       }
@@ -191,24 +200,30 @@ __global__ void __launch_bounds__((BM / TM) * (BN / TN))
 }
 
 template <class T, int BM, int BN, int BK, int TM, int TN>
-void launch_tile(const Problem& p, void* out, const void* a, const void* b) {
+void launch_tile(const Problem& p, void* out, const void* a, const void* b, const Epilogue* e) {
   constexpr int align = 4 * sizeof(T) < 16 ? 4 * int(sizeof(T)) : 16;
   const Operand oa = operand_a(p, a, 4, align), ob = operand_b(p, b, 4, align);
   const bool vector_out = p.N % 4 == 0 && reinterpret_cast<uintptr_t>(out) % align == 0;
   int tiles_m, tiles_n;
   const int tiles = tile_count(p, BM, BN, &tiles_m, &tiles_n);
-  launch<simt_kernel<T, BM, BN, BK, TM, TN>>(dim3(unsigned(tiles), 1, batch_blocks(p.batch)), dim3((BM / TM) * (BN / TN)), 0,
-                                              Stream{}, p, oa, ob, vector_out, tiles_m, tiles_n, static_cast<const T*>(a),
-                                              static_cast<const T*>(b), static_cast<T*>(out));
+  const dim3 grid(unsigned(tiles), 1, batch_blocks(p.batch)), block((BM / TM) * (BN / TN));
+  const T *ta = static_cast<const T*>(a), *tb = static_cast<const T*>(b);
+  if (e) {
+    launch<simt_kernel<T, BM, BN, BK, TM, TN, true>>(grid, block, 0, Stream{}, p, *e, oa, ob, vector_out, tiles_m, tiles_n, ta, tb,
+                                                     static_cast<T*>(out));
+  } else {
+    launch<simt_kernel<T, BM, BN, BK, TM, TN, false>>(grid, block, 0, Stream{}, p, Epilogue{}, oa, ob, vector_out, tiles_m, tiles_n,
+                                                      ta, tb, static_cast<T*>(out));
+  }
 }
 
-void run(const Problem& p, Tile tile, DType dtype, void* out, const void* a, const void* b) {
+void run(const Problem& p, Tile tile, DType dtype, void* out, const void* a, const void* b, const Epilogue* e) {
   dispatch_float(dtype, "matmul", [&](auto t) {
     using T = decltype(t);
     if (tile == Tile::Large) {
-      launch_tile<T, 128, 128, 8, 8, 8>(p, out, a, b);
+      launch_tile<T, 128, 128, 8, 8, 8>(p, out, a, b, e);
     } else {
-      launch_tile<T, 64, 64, 16, 4, 4>(p, out, a, b);
+      launch_tile<T, 64, 64, 16, 4, 4>(p, out, a, b, e);
     }
   });
 }

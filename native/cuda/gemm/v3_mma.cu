@@ -24,8 +24,8 @@
 //    scalar bounds-checked loads and stored to the same place (zeros outside), in the same
 //    pipeline; only the full, aligned chunks take cp.async.
 //  - Blocks walk the output tiles in grouped order (gemm.cuh) for L2 reuse.
-// Epilogue: the f32 accumulators are rounded once to T and stored as pairs (4 bytes) when the
-// row length is even, one element otherwise.
+// Epilogue: the f32 accumulators (after the fused epilogue, if any: gemm.cuh) are rounded once to
+// T and stored as pairs (4 bytes) when the row length is even, one element otherwise.
 //
 // What it should buy on an H100/H200: the dense bf16 rate is ~4096 FLOP/clock/SM (989 TFLOP/s at
 // 1.83 GHz boost over 132 SMs; f16 the same), reached in full only by wgmma; mma.sync on Hopper is reported at
@@ -116,9 +116,10 @@ __device__ __forceinline__ void load_b(uint32_t r[4], const T* tile, int n, int 
   }
 }
 
-template <class T, int BM, int BN, bool kAKInner, bool kBKInner>
+template <class T, int BM, int BN, bool kAKInner, bool kBKInner, bool kEpilogue>
 __global__ void __launch_bounds__(kThreads)
-    mma_kernel(Problem p, Operand oa, Operand ob, bool pair_out, int tiles_m, int tiles_n, const T* a, const T* b, T* out) {
+    mma_kernel(Problem p, Epilogue e, Operand oa, Operand ob, bool pair_out, int tiles_m, int tiles_n, const T* a, const T* b,
+               T* out) {
   constexpr int kWarpM = BM / 2, kWarpN = BN / 2, kTilesM = kWarpM / 16, kTilesN = kWarpN / 8;
   constexpr int kStageElems = (BM + BN) * kBK;
   static_assert(kTilesN % 2 == 0, "B fragments come in pairs of n8 tiles");
@@ -178,11 +179,16 @@ __global__ void __launch_bounds__(kThreads)
           const long long row = m0 + wm + i * 16 + g + h * 8;
           if (row >= p.M || col >= p.N) continue;
           T* o = on + row * p.N + col;
+          float v0 = acc[i][j][2 * h], v1 = acc[i][j][2 * h + 1];
+          if constexpr (kEpilogue) {
+            v0 = epilogue_value<T>(e, p, v0, n, row, col);
+            if (col + 1 < p.N) v1 = epilogue_value<T>(e, p, v1, n, row, col + 1);
+          }
           if (pair_out && col + 1 < p.N) {
-            *reinterpret_cast<uint32_t*>(o) = pack_half2<T>(acc[i][j][2 * h], acc[i][j][2 * h + 1]);
+            *reinterpret_cast<uint32_t*>(o) = pack_half2<T>(v0, v1);
           } else {
-            o[0] = cvt<T>(acc[i][j][2 * h]);
-            if (col + 1 < p.N) o[1] = cvt<T>(acc[i][j][2 * h + 1]);
+            o[0] = cvt<T>(v0);
+            if (col + 1 < p.N) o[1] = cvt<T>(v1);
           }
         }
       }
@@ -191,44 +197,50 @@ __global__ void __launch_bounds__(kThreads)
 }
 
 template <class T, int BM, int BN, bool kAKInner, bool kBKInner>
-void launch_layout(const Problem& p, const Operand& oa, const Operand& ob, void* out, const void* a, const void* b) {
+void launch_layout(const Problem& p, const Operand& oa, const Operand& ob, void* out, const void* a, const void* b, const Epilogue* e) {
   int tiles_m, tiles_n;
   const int tiles = tile_count(p, BM, BN, &tiles_m, &tiles_n);
   const bool pair_out = p.N % 2 == 0 && reinterpret_cast<uintptr_t>(out) % 4 == 0;
   const size_t shared_bytes = size_t(kStages) * (BM + BN) * kBK * sizeof(T);
-  launch<mma_kernel<T, BM, BN, kAKInner, kBKInner>>(dim3(unsigned(tiles), 1, batch_blocks(p.batch)), dim3(kThreads), shared_bytes,
-                                                    Stream{}, p, oa, ob, pair_out, tiles_m, tiles_n, static_cast<const T*>(a),
-                                                    static_cast<const T*>(b), static_cast<T*>(out));
+  const dim3 grid(unsigned(tiles), 1, batch_blocks(p.batch));
+  const T *ta = static_cast<const T*>(a), *tb = static_cast<const T*>(b);
+  if (e) {
+    launch<mma_kernel<T, BM, BN, kAKInner, kBKInner, true>>(grid, dim3(kThreads), shared_bytes, Stream{}, p, *e, oa, ob, pair_out,
+                                                            tiles_m, tiles_n, ta, tb, static_cast<T*>(out));
+  } else {
+    launch<mma_kernel<T, BM, BN, kAKInner, kBKInner, false>>(grid, dim3(kThreads), shared_bytes, Stream{}, p, Epilogue{}, oa, ob,
+                                                             pair_out, tiles_m, tiles_n, ta, tb, static_cast<T*>(out));
+  }
 }
 
 template <class T, int BM, int BN>
-void launch_tile(const Problem& p, void* out, const void* a, const void* b) {
+void launch_tile(const Problem& p, void* out, const void* a, const void* b, const Epilogue* e) {
   const Operand oa = operand_a(p, a, 8, 16), ob = operand_b(p, b, 8, 16);
   if (oa.k_inner && ob.k_inner) {
-    launch_layout<T, BM, BN, true, true>(p, oa, ob, out, a, b);
+    launch_layout<T, BM, BN, true, true>(p, oa, ob, out, a, b, e);
   } else if (oa.k_inner) {
-    launch_layout<T, BM, BN, true, false>(p, oa, ob, out, a, b);
+    launch_layout<T, BM, BN, true, false>(p, oa, ob, out, a, b, e);
   } else if (ob.k_inner) {
-    launch_layout<T, BM, BN, false, true>(p, oa, ob, out, a, b);
+    launch_layout<T, BM, BN, false, true>(p, oa, ob, out, a, b, e);
   } else {
-    launch_layout<T, BM, BN, false, false>(p, oa, ob, out, a, b);
+    launch_layout<T, BM, BN, false, false>(p, oa, ob, out, a, b, e);
   }
 }
 
 template <class T>
-void run_typed(const Problem& p, Tile tile, void* out, const void* a, const void* b) {
+void run_typed(const Problem& p, Tile tile, void* out, const void* a, const void* b, const Epilogue* e) {
   if (tile == Tile::Large) {
-    launch_tile<T, 128, 128>(p, out, a, b);
+    launch_tile<T, 128, 128>(p, out, a, b, e);
   } else {
-    launch_tile<T, 64, 64>(p, out, a, b);
+    launch_tile<T, 64, 64>(p, out, a, b, e);
   }
 }
 
-void run(const Problem& p, Tile tile, DType dtype, void* out, const void* a, const void* b) {
+void run(const Problem& p, Tile tile, DType dtype, void* out, const void* a, const void* b, const Epilogue* e) {
   if (dtype == DType::BF16) {
-    run_typed<bf16>(p, tile, out, a, b);
+    run_typed<bf16>(p, tile, out, a, b, e);
   } else if (dtype == DType::F16) {
-    run_typed<f16>(p, tile, out, a, b);
+    run_typed<f16>(p, tile, out, a, b, e);
   } else {
     fail(ErrorKind::DType, std::string("matmul: the tensor-core GEMM takes bf16 or f16, got ") + dtype_name(dtype));
   }

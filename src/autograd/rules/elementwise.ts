@@ -15,6 +15,29 @@ const T = (x: unknown) => x as Tensor;
 const rule = (name: string, f: (g: Tensor, x: Tensor, y: unknown, out: Tensor, attrs: Record<string, unknown>) => (Tensor | null)[]) =>
   defineBackward(name, (g, ctx) => tidy(() => f(g, T(ctx.inputs[0]), ctx.inputs[1], ctx.output, ctx.attrs)));
 
+/**
+ * g times the derivative of an activation at x: the backward of the element-wise op and of the
+ * fused linear op's epilogue (linalg.ts), which saves x, its pre-activation.
+ */
+export const activationGrad = {
+  relu: (g: Tensor, x: Tensor) => E.mul(g, to(E.gt(x, 0), g.dtype)),
+  silu: (g: Tensor, x: Tensor) => E.siluGradMul(x, g),
+  geluErf: (g: Tensor, x: Tensor) => {
+    // d/dx x Phi(x) = Phi(x) + x phi(x)
+    const cdf = E.mul(E.add(E.erf(E.mul(x, Math.SQRT1_2)), 1), 0.5);
+    const pdf = E.mul(E.exp(E.mul(E.square(x), -0.5)), 1 / Math.sqrt(2 * Math.PI));
+    return E.mul(g, E.add(cdf, E.mul(x, pdf)));
+  },
+  geluTanh: (g: Tensor, x: Tensor) => {
+    const k = Math.sqrt(2 / Math.PI);
+    const inner = E.mul(E.add(x, E.mul(E.pow(x, 3), 0.044715)), k);
+    const t = E.tanh(inner);
+    const dinner = E.mul(E.add(E.mul(E.square(x), 3 * 0.044715), 1), k);
+    const d = E.add(E.mul(E.add(t, 1), 0.5), E.mul(E.mul(E.mul(x, 0.5), E.sub(1, E.square(t))), dinner));
+    return E.mul(g, d);
+  },
+};
+
 rule('add', (g, x, y) => [gradFor(x, g), gradFor(y, g)]);
 rule('sub', (g, x, y) => [gradFor(x, g), gradFor(y, E.neg(g))]);
 rule('mul', (g, x, y) => [gradFor(x, E.mul(g, y as Tensor | number)), gradFor(y, E.mul(g, x))]);
@@ -67,23 +90,11 @@ rule('sin', (g, x) => [E.mul(g, E.cos(x))]);
 rule('cos', (g, x) => [E.neg(E.mul(g, E.sin(x)))]);
 rule('tanh', (g, _x, _y, out) => [E.mul(g, E.sub(1, E.square(out)))]);
 rule('sigmoid', (g, _x, _y, out) => [E.mul(g, E.mul(out, E.sub(1, out)))]);
-rule('relu', (g, x) => [E.mul(g, to(E.gt(x, 0), g.dtype))]);
-rule('silu', (g, x) => [E.siluGradMul(x, g)]);
+rule('relu', (g, x) => [activationGrad.relu(g, x)]);
+rule('silu', (g, x) => [activationGrad.silu(g, x)]);
 rule('softplus', (g, x) => [E.where(E.gt(x, 20), g, E.mul(g, E.sigmoid(x)))]);
-rule('geluErf', (g, x) => {
-  // d/dx x Phi(x) = Phi(x) + x phi(x)
-  const cdf = E.mul(E.add(E.erf(E.mul(x, Math.SQRT1_2)), 1), 0.5);
-  const pdf = E.mul(E.exp(E.mul(E.square(x), -0.5)), 1 / Math.sqrt(2 * Math.PI));
-  return [E.mul(g, E.add(cdf, E.mul(x, pdf)))];
-});
-rule('geluTanh', (g, x) => {
-  const k = Math.sqrt(2 / Math.PI);
-  const inner = E.mul(E.add(x, E.mul(E.pow(x, 3), 0.044715)), k);
-  const t = E.tanh(inner);
-  const dinner = E.mul(E.add(E.mul(E.square(x), 3 * 0.044715), 1), k);
-  const d = E.add(E.mul(E.add(t, 1), 0.5), E.mul(E.mul(E.mul(x, 0.5), E.sub(1, E.square(t))), dinner));
-  return [E.mul(g, d)];
-});
+rule('geluErf', (g, x) => [activationGrad.geluErf(g, x)]);
+rule('geluTanh', (g, x) => [activationGrad.geluTanh(g, x)]);
 rule('square', (g, x) => [E.mul(g, E.mul(x, 2))]);
 rule('reciprocal', (g, _x, _y, out) => [E.neg(E.mul(g, E.square(out)))]);
 rule('erf', (g, x) => [E.mul(g, E.mul(E.exp(E.neg(E.square(x))), 2 / Math.sqrt(Math.PI)))]);
