@@ -1,12 +1,16 @@
 // elementwise.cu: fill, copy/cast, unary and binary math, where, on any strided Views; one kernel
 // family per arity (candle's way): a grid-stride loop over the output's flat indices, each thread
 // turning its index into every operand's offset through Strided<N> (broadcast dims have stride 0).
+// fill, copy/cast, unary and binary also have a vector path, taken when every operand is
+// contiguous and aligned: 16-byte packs of the widest operand per thread, no offset arithmetic
+// (below, "the vector path").
 //
 // The CPU kernels (cpu/kernels/elementwise.cpp) are the reference: the same op codes, the same
 // formulas in the same compute types (f32 for bf16), so on `sim`, where the math library is the
 // CPU's, results are bit-identical; on `cuda` the device math library rounds its own way.
 // Integer division by zero cannot throw on a GPU: the kernel raises a DeviceFlag and the launcher
 // throws the CPU's ValueError.
+#include <algorithm>
 #include <cstdint>
 #include <string>
 
@@ -60,6 +64,75 @@ __global__ void where_kernel(Strided<4> s, int64_t n, T* out, const bool* cond, 
   }
 }
 
+// ---- the vector path ------------------------------------------------------------------------------
+// When every operand is contiguous (so element i sits at offset i in each) and aligned, a thread
+// moves L elements per operand with one load or store: L is chosen so the widest operand's pack
+// is 16 bytes (LDG.128 / STG.128: 4 f32, 8 bf16 or f16, 2 f64), the narrower operands' packs then
+// 8, 4 or 2 bytes. That cuts the memory instructions 2-8x and drops the per-element offset
+// arithmetic of the strided kernels above, which matters most for 2-byte types, whose scalar
+// accesses move half the bytes per instruction. The values are computed by the same f, so the
+// results are the same bits as the strided path's.
+
+// L elements of T, aligned to their size, so one access moves them.
+template <class T, int L>
+struct alignas(sizeof(T) * L) Pack {
+  T v[L];
+};
+
+template <class... Ts>
+constexpr int pack_length() {
+  constexpr size_t widest = std::max({sizeof(Ts)...});
+  return widest >= 16 ? 1 : int(16 / widest);
+}
+
+// Whether out and the inputs take the vector path with packs of L.
+template <int L, class... Ts>
+bool vectorisable(const View& out, const Ts&... in) {
+  for (const View* v : {&out, &in...})
+    if (!v->contiguous() || v->numel() != out.numel() || reinterpret_cast<uintptr_t>(v->data) % (L * dtype_size(v->dtype)) != 0)
+      return false;
+  return true;
+}
+
+// Chunks of L, then the n % L tail one element per thread.
+template <class TO, class TA, class F, int L>
+__global__ void map1_vec_kernel(int64_t n, TO* out, const TA* a, F f) {
+  const int64_t chunks = n / L;
+  EMU_GRID_STRIDE(c, chunks) {
+    const Pack<TA, L> x = reinterpret_cast<const Pack<TA, L>*>(a)[c];
+    Pack<TO, L> y;
+#pragma unroll
+    for (int k = 0; k < L; k++) y.v[k] = f(x.v[k]);
+    reinterpret_cast<Pack<TO, L>*>(out)[c] = y;
+  }
+  EMU_GRID_STRIDE(i, n - chunks * L) out[chunks * L + i] = f(a[chunks * L + i]);
+}
+
+template <class TO, class TA, class TB, class F, int L>
+__global__ void map2_vec_kernel(int64_t n, TO* out, const TA* a, const TB* b, F f) {
+  const int64_t chunks = n / L;
+  EMU_GRID_STRIDE(c, chunks) {
+    const Pack<TA, L> x = reinterpret_cast<const Pack<TA, L>*>(a)[c];
+    const Pack<TB, L> y = reinterpret_cast<const Pack<TB, L>*>(b)[c];
+    Pack<TO, L> z;
+#pragma unroll
+    for (int k = 0; k < L; k++) z.v[k] = f(x.v[k], y.v[k]);
+    reinterpret_cast<Pack<TO, L>*>(out)[c] = z;
+  }
+  EMU_GRID_STRIDE(i, n - chunks * L) out[chunks * L + i] = f(a[chunks * L + i], b[chunks * L + i]);
+}
+
+template <class T, int L>
+__global__ void fill_vec_kernel(int64_t n, T* out, double value) {
+  const T v = cvt<T>(value);
+  Pack<T, L> p;
+#pragma unroll
+  for (int k = 0; k < L; k++) p.v[k] = v;
+  const int64_t chunks = n / L;
+  EMU_GRID_STRIDE(c, chunks) reinterpret_cast<Pack<T, L>*>(out)[c] = p;
+  EMU_GRID_STRIDE(i, n - chunks * L) out[chunks * L + i] = v;
+}
+
 // Rotary embedding over the half-views (cpu::KernelTable::rope): element i of [..., D/2] reads
 // both halves of x, cos and sin and writes both halves of out.
 template <class T>
@@ -80,6 +153,12 @@ template <class TO, class TA, class F>
 void map1(const View& out, const View& a, F f) {
   const int64_t n = out.numel();
   if (n == 0) return;
+  constexpr int L = pack_length<TO, TA>();
+  if (vectorisable<L>(out, a)) {
+    launch<map1_vec_kernel<TO, TA, F, L>>(dim3(blocks_for((n + L - 1) / L)), dim3(kThreads), 0, Stream{}, n,
+                                          static_cast<TO*>(out.data), static_cast<const TA*>(a.data), f);
+    return;
+  }
   const View* v[2] = {&out, &a};
   launch<map1_kernel<TO, TA, F>>(dim3(blocks_for(n)), dim3(kThreads), 0, Stream{}, Strided<2>::make(v), n,
                                  static_cast<TO*>(out.data), static_cast<const TA*>(a.data), f);
@@ -89,6 +168,13 @@ template <class TO, class TA, class TB, class F>
 void map2(const View& out, const View& a, const View& b, F f) {
   const int64_t n = out.numel();
   if (n == 0) return;
+  constexpr int L = pack_length<TO, TA, TB>();
+  if (vectorisable<L>(out, a, b)) {
+    launch<map2_vec_kernel<TO, TA, TB, F, L>>(dim3(blocks_for((n + L - 1) / L)), dim3(kThreads), 0, Stream{}, n,
+                                              static_cast<TO*>(out.data), static_cast<const TA*>(a.data),
+                                              static_cast<const TB*>(b.data), f);
+    return;
+  }
   const View* v[3] = {&out, &a, &b};
   launch<map2_kernel<TO, TA, TB, F>>(dim3(blocks_for(n)), dim3(kThreads), 0, Stream{}, Strided<3>::make(v), n,
                                      static_cast<TO*>(out.data), static_cast<const TA*>(a.data),
@@ -293,6 +379,12 @@ void fill(const View& out, double value) {
   if (n == 0) return;
   dispatch(out.dtype, [&](auto t) {
     using T = decltype(t);
+    constexpr int L = elementwise::pack_length<T>();
+    if (elementwise::vectorisable<L>(out)) {
+      launch<elementwise::fill_vec_kernel<T, L>>(dim3(blocks_for((n + L - 1) / L)), dim3(kThreads), 0, Stream{}, n,
+                                                 static_cast<T*>(out.data), value);
+      return;
+    }
     const View* v[1] = {&out};
     launch<elementwise::fill_kernel<T>>(dim3(blocks_for(n)), dim3(kThreads), 0, Stream{}, Strided<1>::make(v), n,
                                         static_cast<T*>(out.data), value);
