@@ -2,15 +2,16 @@
 // One decoder layer of src/emu/llama.ts (RMSNorm, RoPE attention, SwiGLU MLP, untied LM head)
 // from one seed, next-token cross-entropy with padded (ignored) targets, AdamW with weight decay:
 // on sim every fused training kernel of native/cuda runs (norm.cu for the RMSNorms, swiglu.cu
-// for the MLP gate, cross_entropy.cu for the loss, adamw.cu for the step) beside the emulated op
-// kernels, on cpu the CPU's. The two curves are compared step by step.
+// for the MLP gate, attention/ for the attention, cross_entropy.cu for the loss, adamw.cu for
+// the step) beside the emulated op kernels, on cpu the CPU's. The two curves are compared step
+// by step.
 //
 // Tolerance: |loss_sim - loss_cpu| <= 1e-5 x loss_cpu at every step. Both runs are f32 with the
 // same arithmetic in a different summation order (per-op differences of a few ulp, ~1e-7
 // relative); AdamW divides by sqrt(v), which magnifies them for near-zero gradient entries, so
 // the parameters drift apart a little more each step. Measured: the curves agree to within
 // 1.1e-7 relative (one ulp) at every one of the 10 steps; 1e-5 leaves 100x room for that growth
-// and for kernels still to come (fused attention on sim) while any kernel bug (a wrong gradient,
+// while any kernel bug (a wrong gradient,
 // a missed row, a bad step) moves the loss by far more than that within a step or two (the loss
 // falls by 10-30% per step here).
 import { test } from 'uvu';
