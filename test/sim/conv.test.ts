@@ -17,7 +17,7 @@ import { conv2dBackwardInput, conv2dBackwardWeight } from '../../src/tensor/ops/
 
 const SIM = DEVICE_CODE.sim;
 const ORDERS = ['sequential', 'reverse', 'random:11'];
-const DTYPES: DType[] = ['f32', 'f64', 'bf16'];
+const DTYPES: DType[] = ['f32', 'f64', 'bf16', 'f16'];
 
 interface Case {
   name: string;
@@ -157,10 +157,8 @@ function check(c: Case, dtype: DType, version: number): void {
 // forces v2 as well.
 const FORCED: Record<string, number> = { sequential: 1, reverse: 3, 'random:11': 3 };
 
-// f16 shares the mma kernel with bf16 (the element type is its template parameter), so it runs in
-// one order: the one that forces v3 besides the dispatcher's v2 paths.
 for (const order of ORDERS) {
-  for (const dtype of order === 'reverse' ? [...DTYPES, 'f16' as DType] : DTYPES) {
+  for (const dtype of DTYPES) {
     test(`conv2d on sim[${order}] ${dtype}: the dispatcher's kernels and v${FORCED[order]} forced match the CPU`, () => tidy(() => {
       setSimOrder(order);
       try {
