@@ -240,7 +240,7 @@ Napi::Value FusedKernelNames(const Napi::CallbackInfo& info) {
         {"adamw", t.adamw != nullptr},                 {"swiglu", t.swiglu != nullptr},
         {"swigluBackward", t.swiglu_backward != nullptr},
         {"groupNormForward", t.group_norm_forward != nullptr}, {"groupNormBackward", t.group_norm_backward != nullptr},
-        {"linear", t.linear != nullptr},
+        {"linear", t.linear != nullptr},                {"adamwMixed", t.adamw_mixed != nullptr},
     };
     auto names = Napi::Array::New(info.Env());
     uint32_t n = 0;
@@ -1115,6 +1115,23 @@ Napi::Value AdamW(const Napi::CallbackInfo& info) {
   });
 }
 
+// adamwMixed(p16, master, g16, m, v, lr, beta1, beta2, eps, weightDecay, bias2, stepSize): AdamW for
+// a bf16 or f16 parameter through its f32 master copy, in one pass (cpu/fused.h).
+Napi::Value AdamWMixed(const Napi::CallbackInfo& info) {
+  return guarded(info, [&]() -> Napi::Value {
+    Napi::Env env = info.Env();
+    View p16 = view_at(info, 0), master = view_at(info, 2), g16 = view_at(info, 4), m = view_at(info, 6), v = view_at(info, 8);
+    if (p16.dtype != DType::BF16 && p16.dtype != DType::F16) throw_js(env, ErrorKind::DType, "adamwMixed: the parameter must be bf16 or f16");
+    check_like(env, "adamwMixed", p16, g16, p16.dtype);
+    for (const View* o : {&master, &m, &v}) check_like(env, "adamwMixed", p16, *o, DType::F32);
+    cpu::AdamWHyper h;
+    double* fields[7] = {&h.lr, &h.beta1, &h.beta2, &h.eps, &h.weight_decay, &h.bias2, &h.step_size};
+    for (int k = 0; k < 7; k++) *fields[k] = num(info, 10 + k);
+    fused_for(&cpu::FusedKernels::adamw_mixed, "adamwMixed", {&p16, &master, &g16, &m, &v})(p16, master, g16, m, v, h);
+    return env.Undefined();
+  });
+}
+
 // swiglu(out, a, b): out = silu(a) * b; a, b and out of one shape and dtype (f32 or f64).
 Napi::Value Swiglu(const Napi::CallbackInfo& info) {
   return guarded(info, [&]() -> Napi::Value {
@@ -1219,6 +1236,7 @@ Napi::Object Module(Napi::Env env, Napi::Object exports) {
   def("swiglu", Swiglu);
   def("swigluBackward", SwigluBackward);
   def("linear", Linear);
+  def("adamwMixed", AdamWMixed);
   return exports;
 }
 

@@ -67,6 +67,13 @@ struct FusedKernels {
   // The CPU leaves it null: there the ops compose (F.linear), each pass staying in cache.
   void (*linear)(const View& out, const View* pre, const View& x, const View& w, const View* bias, const View* residual,
                  int act, int version);
+  // AdamW for a bf16 or f16 parameter p16 through its f32 master copy, in one pass (sim and cuda:
+  // adamw.cu): g16 is p16's gradient (p16's dtype), master, m and v f32, all of one shape. master,
+  // m and v are stepped exactly as adamw steps them (the gradient widened exactly), and p16
+  // receives the new master rounded to its dtype. The CPU leaves it null: the optimizer then
+  // widens the gradient, runs adamw on the master and rounds it back, three passes.
+  void (*adamw_mixed)(const View& p16, const View& master, const View& g16, const View& m, const View& v,
+                      const AdamWHyper& h);
 };
 
 namespace avx512 { const FusedKernels& fused_table(); }

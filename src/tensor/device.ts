@@ -55,7 +55,7 @@ export function simOrder(): string {
 
 /** The fused kernels of native/cpu/fused.h and their device versions (native/cuda/kernel_table.cu). */
 export type FusedKernel = 'attention' | 'attentionBackward' | 'normForward' | 'normBackward' | 'crossEntropy' |
-  'crossEntropyBackward' | 'adamw' | 'swiglu' | 'swigluBackward' | 'groupNormForward' | 'groupNormBackward' | 'linear';
+  'crossEntropyBackward' | 'adamw' | 'swiglu' | 'swigluBackward' | 'groupNormForward' | 'groupNormBackward' | 'linear' | 'adamwMixed';
 
 const fusedByDevice = new Map<Device, ReadonlySet<string>>();
 

@@ -130,6 +130,9 @@ export interface Native {
     weightDecay: number, bias2: number, stepSize: number): void;
   swiglu(oh: H, od: D, ah: H, ad: D, bh: H, bd: D): void;
   swigluBackward(dah: H, dad: D, dbh: H, dbd: D, gh: H, gd: D, ah: H, ad: D, bh: H, bd: D): void;
+  /** AdamW for a bf16/f16 parameter through its f32 master copy, one pass (native/cpu/fused.h). */
+  adamwMixed(ph: H, pd: D, mah: H, mad: D, gh: H, gd: D, mh: H, md: D, vh: H, vd: D, lr: number, beta1: number, beta2: number,
+    eps: number, weightDecay: number, bias2: number, stepSize: number): void;
   /** act(x w^T + bias) + residual in one GEMM with a fused epilogue; pre gets x w^T + bias (native/cpu/fused.h). */
   linear(oh: H, od: D, ph: H | null, pd: D | null, xh: H, xd: D, wh: H, wd: D, bh: H | null, bd: D | null, rh: H | null,
     rd: D | null, act: number, version: number): void;

@@ -17,6 +17,7 @@ import { groupNormRows, normRows } from '../../src/tensor/ops/norm.ts';
 import { crossEntropyRows } from '../../src/tensor/ops/cross_entropy.ts';
 import { adamwStep } from '../../src/tensor/ops/adamw.ts';
 import { swiglu } from '../../src/tensor/ops/swiglu.ts';
+import { AdamW } from '../../src/nn/optim/adamw.ts';
 
 const ORDERS = ['sequential', 'reverse', 'random:11'];
 const arr = (t: Tensor): number[] => Array.from(t.to('cpu').to('f64').data() as ArrayLike<number>, Number);
@@ -188,6 +189,45 @@ for (const [shape, layout] of [[[37, 5], 'contiguous'], [[9, 7], 'transposed']] 
       return [p, m, v];
     });
   });
+}
+
+// AdamW of bf16 and f16 parameters through their f32 master copies: on sim the optimizer takes
+// the one-pass kernel (adamw_mixed); the general path (widen the gradient, adamw on the master,
+// round back: three passes) must give the same bits, and the CPU (which has only the general
+// path) the same values up to its own f32 kernel's rounding. Shapes: a vector-path length with a
+// tail (37 x 5 = 185), a transposed (strided) parameter, one element.
+class ThreePassAdamW extends AdamW {
+  protected override updateMixed(): boolean {
+    return false;
+  }
+}
+for (const dtype of ['bf16', 'f16'] as const) {
+  test(`AdamW on ${dtype} parameters on sim: the one-pass mixed-precision step equals the three-pass one, bit for bit, in every order`, () => tidy(() => {
+    assert.ok(hasFusedKernel('sim', 'adamwMixed') && !hasFusedKernel('cpu', 'adamwMixed'));
+    const run = (device: 'cpu' | 'sim', Opt: typeof AdamW, order: string): number[][] => {
+      setSimOrder(order);
+      try {
+        const g = new Generator(3);
+        const params = [randn([37, 5], { generator: g }), randn([7, 9], { generator: g }), randn([1], { generator: g })]
+          .map((t, i) => (i === 1 ? t.to(dtype).to(device).transpose(0, 1) : t.to(dtype).to(device)).requiresGrad_());
+        assert.ok(!params[1].isContiguous);
+        const opt = new Opt(params, { lr: 1e-2, betas: [0.9, 0.95], weightDecay: 0.1 });
+        for (let step = 0; step < 3; step++) {
+          for (const p of params) p.grad = randn(p.shape as number[], { generator: g }).to(dtype).to(device);
+          opt.step();
+        }
+        return params.flatMap((p) => [arr(p), ...['master', 'expAvg', 'expAvgSq'].map((b) => arr(opt.state.get(p)!.buffers[b]))]);
+      } finally {
+        setSimOrder('sequential');
+      }
+    };
+    const want = run('sim', ThreePassAdamW, 'sequential'), cpu = run('cpu', AdamW, 'sequential');
+    for (const order of ORDERS) assert.equal(run('sim', AdamW, order), want, `one pass vs three, ${order}`);
+    want.forEach((w, i) => {
+      const { err, scale } = maxErr(w, cpu[i]);
+      assert.ok(err <= (i % 4 === 0 ? 2 ** -7 : 1e-6) * Math.max(1, scale), `buffer ${i}: sim vs cpu ${err}`);
+    });
+  }));
 }
 
 for (const [shape, layout] of [[[37, 5], 'contiguous'], [[9, 7], 'transposed'], [[3], 'contiguous']] as const) {

@@ -32,6 +32,7 @@ const FusedKernels& fused_table() {
       nullptr,  // attention_version: the CPU has one attention version
       group_norm_forward, group_norm_backward,
       nullptr,  // linear: the CPU composes matmul, bias, activation and residual (F.linear)
+      nullptr,  // adamw_mixed: the optimizer composes it from adamw and two casts
   };
   return table;
 }

@@ -5,13 +5,14 @@
 //   v = b2 * v + (1 - b2) * g^2                 second moment
 //   p = p - lr / (1 - b1^t) * m / (sqrt(v) / sqrt(1 - b2^t) + eps)
 // computed in the parameter's dtype (f32 for bf16 and f16 parameters, through their master copy). On the
-// CPU the four lines are one fused native pass (src/tensor/ops/adamw.ts); elsewhere they are
-// composed from tensor ops, as below.
+// CPU the four lines are one fused native pass (src/tensor/ops/adamw.ts), and so on sim and cuda,
+// where a 16-bit parameter's step (gradient widened, master stepped, rounded back) is one pass
+// too (updateMixed); elsewhere they are composed from tensor ops, as below.
 import type { Tensor } from '../../tensor/tensor.ts';
 import { ValueError } from '../../tensor/errors.ts';
 import { add, div, mul, sqrt, sub } from '../../tensor/ops/elementwise.ts';
 import { copyInto } from '../../tensor/ops/views.ts';
-import { adamwStep, adamwStepApplies } from '../../tensor/ops/adamw.ts';
+import { adamwMixedApplies, adamwMixedStep, adamwStep, adamwStepApplies } from '../../tensor/ops/adamw.ts';
 import { Optimizer, type ParamGroup, type ParamGroupSpec, type ParamState } from './optimizer.ts';
 
 export type AdamWOptions = {
@@ -38,6 +39,15 @@ export class AdamW extends Optimizer<AdamWOptions> {
     }
     if (!(g.eps >= 0 && Number.isFinite(g.eps))) throw new ValueError(`AdamW: group ${i} eps must be a finite number >= 0, got ${g.eps}`);
     if (!(g.weightDecay >= 0 && Number.isFinite(g.weightDecay))) throw new ValueError(`AdamW: group ${i} weightDecay must be a finite number >= 0, got ${g.weightDecay}`);
+  }
+
+  protected override updateMixed(p16: Tensor, master: Tensor, g16: Tensor, st: ParamState, group: ParamGroup<AdamWOptions>): boolean {
+    const { expAvg: m, expAvgSq: v } = st.buffers;
+    if (!adamwMixedApplies(p16, master, g16, m, v)) return false;
+    // sim and cuda: the master, m and v stepped and p16 rounded from the master in one pass (native/cuda/adamw.cu).
+    const { lr, betas: [beta1, beta2], eps, weightDecay } = group;
+    adamwMixedStep(p16, master, g16, m, v, { lr, beta1, beta2, eps, weightDecay, step: st.step });
+    return true;
   }
 
   protected override update(p: Tensor, g: Tensor, st: ParamState, group: ParamGroup<AdamWOptions>): void {

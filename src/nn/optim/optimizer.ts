@@ -99,6 +99,16 @@ export abstract class Optimizer<H extends Hyper> {
    */
   protected abstract update(param: Tensor, grad: Tensor, st: ParamState, group: ParamGroup<H>): void;
 
+  /**
+   * The update of a 16-bit parameter and its f32 master copy in one fused pass, where the
+   * optimizer and the device have one (the same arithmetic as update on the master, then the
+   * rounding back); false to take the general path: widen the gradient, update the master, round
+   * it into the parameter.
+   */
+  protected updateMixed(_param: Tensor, _master: Tensor, _grad: Tensor, _st: ParamState, _group: ParamGroup<H>): boolean {
+    return false;
+  }
+
   /** Drops every parameter's gradient (torch's zero_grad(set_to_none=True)). */
   zeroGrad(): void {
     for (const g of this.paramGroups) for (const p of g.params) p.zeroGrad();
@@ -115,6 +125,7 @@ export abstract class Optimizer<H extends Hyper> {
         st.step++;
         noGrad(() => tidy(() => {
           const master = st.buffers.master;
+          if (master && this.updateMixed(p, master, p.grad!, st, group)) return;
           const work = master ?? p;
           const grad = p.grad!.dtype === work.dtype ? p.grad! : copyAs(p.grad!, work.dtype);
           this.update(work, grad, st, group);
