@@ -73,12 +73,6 @@ __global__ void where_kernel(Strided<4> s, int64_t n, T* out, const bool* cond, 
 // accesses move half the bytes per instruction. The values are computed by the same f, so the
 // results are the same bits as the strided path's.
 
-// L elements of T, aligned to their size, so one access moves them.
-template <class T, int L>
-struct alignas(sizeof(T) * L) Pack {
-  T v[L];
-};
-
 template <class... Ts>
 constexpr int pack_length() {
   constexpr size_t widest = std::max({sizeof(Ts)...});

@@ -3,7 +3,9 @@
 //
 // One block per output (a grid-stride loop over outputs): thread t folds the reduced elements
 // t, t + blockDim, ... in order into its state, then the block combines the states in a fixed
-// tree (block_reduce.cuh: warp shuffles, then the warps' results in shared memory).
+// tree (block_reduce.cuh: warp shuffles, then the warps' results in shared memory). When the
+// reduced elements of each output are contiguous and aligned (a reduction over the last dims of a
+// contiguous tensor), thread t takes 16-byte packs t, t + blockDim, ... instead (fold).
 // The summation order depends only on the shapes, never on timing or thread order: results are
 // deterministic, and the emulator's thread orders all give the same bits. The reducers mirror
 // cpu/kernels/reduce.cpp, the reference: float sums, products, means, variances and logsumexp
@@ -159,14 +161,34 @@ struct LogSumExpR {
   __device__ double finish(const S& s, long long) const { return ::log(s.acc) + s.m; }
 };
 
-// The kept dims (outputs, row-major) and the reduced dims of the input, each collapsed.
+// The kept dims (outputs, row-major) and the reduced dims of the input, each collapsed. vec: the
+// reduced elements of every output are contiguous and start 16-byte aligned (fold's vector path).
 struct Plan {
   Strided<1> kept, reduced;
   long long nout, rnumel;
+  bool vec;
 };
 
+// Elements per 16-byte pack of the vector path.
+template <class T> constexpr int kPack = int(16 / sizeof(T));
+
+// Thread t folds its elements into s in rising index order. The vector path gives it whole packs
+// t, t + blockDim, ... (one 16-byte load each), then the tail after the last pack one element at a
+// time; the strided path elements t, t + blockDim, ... through the reduced dims' strides. Either
+// way the assignment depends only on the shape, so the result does not depend on timing.
 template <int P, class R, class T>
 __device__ void fold(const R& r, const Plan& pl, const T* x, typename R::S& s) {
+  if (pl.vec) {
+    constexpr int L = kPack<T>;
+    const long long packs = pl.rnumel / L;
+    for (long long c = threadIdx.x; c < packs; c += blockDim.x) {
+      const Pack<T, L> p = reinterpret_cast<const Pack<T, L>*>(x)[c];
+#pragma unroll
+      for (int k = 0; k < L; k++) r.template step<P>(s, load(p.v[k]), c * L + k);
+    }
+    for (long long j = packs * L + threadIdx.x; j < pl.rnumel; j += blockDim.x) r.template step<P>(s, load(x[j]), j);
+    return;
+  }
   for (long long j = threadIdx.x; j < pl.rnumel; j += blockDim.x) {
     int64_t off[1];
     pl.reduced.offsets(j, off);
@@ -293,6 +315,8 @@ void reduce(cpu::ReduceOp op, const View& out, const View& in, int nkeep, double
   dispatch(in.dtype, [&](auto t) {
     using T = decltype(t);
     using V = C<T>;
+    pl.vec = pl.reduced.ndim == 1 && pl.reduced.strides[0][0] == 1 && reinterpret_cast<uintptr_t>(in.data) % 16 == 0;
+    for (int d = 0; d < pl.kept.ndim; d++) pl.vec = pl.vec && pl.kept.strides[0][d] % kPack<T> == 0;
     if (op == ReduceOp::All) return run<LogicR<true>, T, bool>({}, pl, in, out);
     if (op == ReduceOp::Any) return run<LogicR<false>, T, bool>({}, pl, in, out);
     if constexpr (!std::is_same_v<T, bool>) {  // supported() let only all/any through for bool

@@ -83,6 +83,15 @@ __device__ __forceinline__ uint32_t pack_half2(float lo, float hi) {
   return uint32_t(cvt<T>(lo).bits) | uint32_t(cvt<T>(hi).bits) << 16;
 }
 
+// ---- vector accesses ---------------------------------------------------------------------------
+
+// L elements of T, aligned to their size, so one load or store moves them (L sizeof(T) = 16: one
+// 128-bit access). The vector paths of elementwise.cu and reduce.cu read and write through it.
+template <class T, int L>
+struct alignas(sizeof(T) * L) Pack {
+  T v[L];
+};
+
 // ---- math by overload (float and double) --------------------------------------------------------
 
 #define EMU_MATH1(NAME, F32, F64)                                              \

@@ -7,6 +7,12 @@
 // pack sizes (4 f32, 8 bf16/f16, 2 f64; the tail after the last whole pack); widths mix (a cast, a
 // comparison writing bool, i32 arithmetic); three thread orders. test/parity.test.ts compares
 // every op on sim with the CPU kernels.
+//
+// Reductions (reduce.cu) take a vector path too, when each output's reduced elements are
+// contiguous and aligned: thread t then folds 16-byte packs t, t + blockDim, ... instead of
+// elements t, t + blockDim, ..., a different summation order. Extremes, arg reductions and
+// all/any must still equal the strided path's bits; sums, means, variances and log-sum-exps
+// (accumulated in double) agree within a few units of the dtype; every order gives the same bits.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { full, randn, setSimOrder, simOrder, stack, Tensor, tidy, zerosLike, type DType } from '../../src/index.ts';
@@ -53,6 +59,48 @@ for (const dtype of ['f32', 'bf16', 'f16', 'f64'] as DType[]) {
                 assert.equal(bits(f(vx, vy)), want, `${name}, n ${n}, shift ${shift}, ${order}`);
               }
             }
+          }
+        }
+      });
+    } finally {
+      setSimOrder(before);
+    }
+  });
+}
+
+const REDUCTIONS: [string, (x: Tensor) => Tensor, boolean][] = [
+  ['max', (x) => x.max(-1), true],
+  ['argmin', (x) => x.argmin(-1), true],
+  ['any', (x) => x.gt(0.5).any(-1), true],
+  ['sum', (x) => x.sum(-1), false],
+  ['mean', (x) => x.mean(-1), false],
+  ['var', (x) => x.var(-1), false],
+  ['logsumexp', (x) => x.logsumexp(-1), false],
+];
+const UNIT: Record<string, number> = { f32: 2 ** -22, bf16: 2 ** -6, f16: 2 ** -9, f64: 2 ** -50 };
+
+for (const dtype of ['f32', 'bf16', 'f16', 'f64'] as DType[]) {
+  test(`sim reductions over the last dim (${dtype}): the vector path agrees with the strided one, in every thread order`, () => {
+    const before = simOrder();
+    try {
+      tidy(() => {
+        for (const [rows, n] of [[3, 1029], [5, 8], [2, 19], [1, 300]]) {
+          const base = randn([rows, n], { dtype: 'f32' }).to(dtype).to('sim');
+          // The same values with the last dim at stride 2: the strided path.
+          const strided = stack([base, zerosLike(base)], -1).select(-1, 0);
+          assert.ok(!strided.isContiguous);
+          for (const [name, f, exact] of REDUCTIONS) {
+            setSimOrder(ORDERS[0]);
+            const want = bits(f(strided));
+            let first: number[] | undefined;
+            for (const order of ORDERS) {
+              setSimOrder(order);
+              const got = bits(f(base));
+              first ??= got;
+              assert.equal(got, first, `${name} [${rows},${n}], ${order}: the bits depend on the order`);
+            }
+            if (exact) assert.equal(first, want, `${name} [${rows},${n}]`);
+            else first!.forEach((g, i) => assert.ok(Math.abs(g - want[i]) <= UNIT[dtype] * Math.max(1, Math.abs(want[i])), `${name} [${rows},${n}] row ${i}: ${g} vs ${want[i]}`));
           }
         }
       });
