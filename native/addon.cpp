@@ -847,6 +847,24 @@ void expect(Napi::Env env, const char* op, const char* arg, const View& v, DType
 
 bool present(const Napi::CallbackInfo& info, size_t i) { return !info[i].IsNull() && !info[i].IsUndefined(); }
 
+DType float_dtype(Napi::Env env, const char* op, const View& x) {
+  if (x.dtype != DType::F32 && x.dtype != DType::F64) throw_js(env, ErrorKind::DType, std::string(op) + ": f32 or f64 only");
+  return x.dtype;
+}
+
+// The row kernels (norms, cross-entropy, SwiGLU) take any float dtype here; a device whose kernel
+// does not take bf16 or f16 (the CPU's) raises its own DTypeError.
+DType any_float_dtype(Napi::Env env, const char* op, const View& x) {
+  if (x.dtype != DType::F32 && x.dtype != DType::F64 && x.dtype != DType::BF16 && x.dtype != DType::F16)
+    throw_js(env, ErrorKind::DType, std::string(op) + ": expected a float dtype, got " + dtype_name(x.dtype));
+  return x.dtype;
+}
+
+// The dtype of saved row statistics (attention's and cross-entropy's log-sum-exp, the norms' mean
+// and rstd, cross-entropy's per-row loss): f32 for bf16 and f16 operands (a 16-bit lse would be
+// too coarse to recompute the probabilities from), the operands' own otherwise.
+DType stat_dtype(DType dt) { return dt == DType::BF16 || dt == DType::F16 ? DType::F32 : dt; }
+
 // The attention operands at info[first..]: q, k, v, bias|null, kpm|null, then scale, causal.
 struct AttentionOperands {
   View q, k, v, bias, kpm;
@@ -866,8 +884,7 @@ AttentionOperands attention_operands(const Napi::CallbackInfo& info, size_t firs
   a.B = a.q.shape[0], a.H = a.q.shape[1], a.Lq = a.q.shape[2], a.D = a.q.shape[3];
   a.Lk = a.k.shape[2], a.Dv = a.v.shape[3];
   const DType dt = a.q.dtype;
-  if (dt != DType::F32 && dt != DType::F64 && dt != DType::BF16 && dt != DType::F16)
-    throw_js(env, ErrorKind::DType, "attention: f32, f64, bf16 or f16 only");
+  any_float_dtype(env, "attention", a.q);
   expect(env, "attention", "k", a.k, dt, {a.B, a.H, a.Lk, a.D});
   expect(env, "attention", "v", a.v, dt, {a.B, a.H, a.Lk, a.Dv});
   a.has_bias = present(info, first + 6);
@@ -879,10 +896,6 @@ AttentionOperands attention_operands(const Napi::CallbackInfo& info, size_t firs
   return a;
 }
 
-// The saved log-sum-exp's dtype: f32 for bf16 and f16 operands (a 16-bit lse would be too coarse
-// to recompute the probabilities from), the operands' own otherwise.
-DType lse_dtype(DType dt) { return dt == DType::BF16 || dt == DType::F16 ? DType::F32 : dt; }
-
 // attention(out, lse, q, k, v, bias|null, kpm|null, scale, causal)
 Napi::Value Attention(const Napi::CallbackInfo& info) {
   return guarded(info, [&]() -> Napi::Value {
@@ -890,7 +903,7 @@ Napi::Value Attention(const Napi::CallbackInfo& info) {
     const AttentionOperands a = attention_operands(info, 4);
     View out = view_at(info, 0), lse = view_at(info, 2);
     expect(env, "attention", "out", out, a.q.dtype, {a.B, a.H, a.Lq, a.Dv});
-    expect(env, "attention", "lse", lse, lse_dtype(a.q.dtype), {a.B, a.H, a.Lq});
+    expect(env, "attention", "lse", lse, stat_dtype(a.q.dtype), {a.B, a.H, a.Lq});
     fused_for(&cpu::FusedKernels::attention, "attention",
               {&out, &lse, &a.q, &a.k, &a.v, a.has_bias ? &a.bias : nullptr, a.has_kpm ? &a.kpm : nullptr})(
         out, lse, a.q, a.k, a.v, a.has_bias ? &a.bias : nullptr, a.has_kpm ? &a.kpm : nullptr,
@@ -912,7 +925,7 @@ Napi::Value AttentionBackward(const Napi::CallbackInfo& info) {
     expect(env, "attentionBackward", "dv", dv, dt, {a.B, a.H, a.Lk, a.Dv});
     expect(env, "attentionBackward", "dout", dout, dt, {a.B, a.H, a.Lq, a.Dv});
     expect(env, "attentionBackward", "out", out, dt, {a.B, a.H, a.Lq, a.Dv});
-    expect(env, "attentionBackward", "lse", lse, lse_dtype(dt), {a.B, a.H, a.Lq});
+    expect(env, "attentionBackward", "lse", lse, stat_dtype(dt), {a.B, a.H, a.Lq});
     const bool has_dbias = present(info, 6);
     if (has_dbias) expect(env, "attentionBackward", "dbias", dbias = view_at(info, 6), dt, {a.B, a.H, a.Lq, a.Lk});
     fused_for(&cpu::FusedKernels::attention_backward, "attentionBackward",
@@ -951,10 +964,6 @@ OptView opt_view(const Napi::CallbackInfo& info, size_t i) {
   return o;
 }
 
-DType float_dtype(Napi::Env env, const char* op, const View& x) {
-  if (x.dtype != DType::F32 && x.dtype != DType::F64) throw_js(env, ErrorKind::DType, std::string(op) + ": f32 or f64 only");
-  return x.dtype;
-}
 
 // normForward(y, mean|null, rstd, x, w|null, b|null, eps): LayerNorm, or RMSNorm without mean.
 Napi::Value NormForward(const Napi::CallbackInfo& info) {
@@ -963,13 +972,13 @@ Napi::Value NormForward(const Napi::CallbackInfo& info) {
     const char* op = "norm";
     View x = view_at(info, 6);
     if (x.ndim != 2) throw_js(env, ErrorKind::Shape, "norm: x must be a 2-d native view");
-    const DType dt = float_dtype(env, op, x);
+    const DType dt = any_float_dtype(env, op, x), st = stat_dtype(dt);
     const int64_t N = x.shape[0], D = x.shape[1];
     View y = view_at(info, 0), rstd = view_at(info, 4);
     OptView mean = opt_view(info, 2), w = opt_view(info, 8), b = opt_view(info, 10);
     expect(env, op, "y", y, dt, {N, D});
-    expect(env, op, "rstd", rstd, dt, {N});
-    if (mean.present) expect(env, op, "mean", mean.v, dt, {N});
+    expect(env, op, "rstd", rstd, st, {N});
+    if (mean.present) expect(env, op, "mean", mean.v, st, {N});
     if (w.present) expect(env, op, "weight", w.v, dt, {D});
     if (b.present) expect(env, op, "bias", b.v, dt, {D});
     fused_for(&cpu::FusedKernels::norm_forward, op, {&y, mean.get(), &rstd, &x, w.get(), b.get()})(y, mean.get(), rstd, x, w.get(), b.get(), num(info, 12));
@@ -984,16 +993,16 @@ Napi::Value NormBackward(const Napi::CallbackInfo& info) {
     const char* op = "normBackward";
     View x = view_at(info, 8);
     if (x.ndim != 2) throw_js(env, ErrorKind::Shape, "normBackward: x must be a 2-d native view");
-    const DType dt = float_dtype(env, op, x);
+    const DType dt = any_float_dtype(env, op, x), st = stat_dtype(dt);
     const int64_t N = x.shape[0], D = x.shape[1];
     View dx = view_at(info, 0), dy = view_at(info, 6), rstd = view_at(info, 14);
     OptView dw = opt_view(info, 2), db = opt_view(info, 4), w = opt_view(info, 10), mean = opt_view(info, 12);
     expect(env, op, "dx", dx, dt, {N, D});
     expect(env, op, "dy", dy, dt, {N, D});
-    expect(env, op, "rstd", rstd, dt, {N});
+    expect(env, op, "rstd", rstd, st, {N});
     for (const OptView* o : {&dw, &db, &w})
       if (o->present) expect(env, op, "weight", o->v, dt, {D});
-    if (mean.present) expect(env, op, "mean", mean.v, dt, {N});
+    if (mean.present) expect(env, op, "mean", mean.v, st, {N});
     fused_for(&cpu::FusedKernels::norm_backward, op, {&dx, dw.get(), db.get(), &dy, &x, w.get(), mean.get(), &rstd})(dx, dw.get(), db.get(), dy, x, w.get(), mean.get(), rstd);
     return env.Undefined();
   });
@@ -1024,15 +1033,15 @@ Napi::Value GroupNormForward(const Napi::CallbackInfo& info) {
     const char* op = "groupNorm";
     View x = view_at(info, 6);
     if (x.ndim != 2) throw_js(env, ErrorKind::Shape, "groupNorm: x must be a 2-d native view");
-    const DType dt = float_dtype(env, op, x);
+    const DType dt = any_float_dtype(env, op, x), st = stat_dtype(dt);
     const int64_t N = x.shape[0], D = x.shape[1];
     View y = view_at(info, 0), mean = view_at(info, 2), rstd = view_at(info, 4);
     OptView w = opt_view(info, 8), b = opt_view(info, 10);
     const int64_t inner = int64_t(num(info, 13));
     const int64_t C = group_channels(env, op, x, inner, {&w, &b});
     expect(env, op, "y", y, dt, {N, D});
-    expect(env, op, "mean", mean, dt, {N});
-    expect(env, op, "rstd", rstd, dt, {N});
+    expect(env, op, "mean", mean, st, {N});
+    expect(env, op, "rstd", rstd, st, {N});
     if (w.present) expect(env, op, "weight", w.v, dt, {C});
     if (b.present) expect(env, op, "bias", b.v, dt, {C});
     fused_for(&cpu::FusedKernels::group_norm_forward, op, {&y, &mean, &rstd, &x, w.get(), b.get()})(y, mean, rstd, x, w.get(), b.get(), num(info, 12), inner);
@@ -1047,7 +1056,7 @@ Napi::Value GroupNormBackward(const Napi::CallbackInfo& info) {
     const char* op = "groupNormBackward";
     View x = view_at(info, 8);
     if (x.ndim != 2) throw_js(env, ErrorKind::Shape, "groupNormBackward: x must be a 2-d native view");
-    const DType dt = float_dtype(env, op, x);
+    const DType dt = any_float_dtype(env, op, x), st = stat_dtype(dt);
     const int64_t N = x.shape[0], D = x.shape[1];
     View dx = view_at(info, 0), dy = view_at(info, 6), mean = view_at(info, 12), rstd = view_at(info, 14);
     OptView dw = opt_view(info, 2), db = opt_view(info, 4), w = opt_view(info, 10);
@@ -1055,8 +1064,8 @@ Napi::Value GroupNormBackward(const Napi::CallbackInfo& info) {
     const int64_t C = group_channels(env, op, x, inner, {&w, &dw, &db});
     expect(env, op, "dx", dx, dt, {N, D});
     expect(env, op, "dy", dy, dt, {N, D});
-    expect(env, op, "mean", mean, dt, {N});
-    expect(env, op, "rstd", rstd, dt, {N});
+    expect(env, op, "mean", mean, st, {N});
+    expect(env, op, "rstd", rstd, st, {N});
     for (const OptView* o : {&dw, &db, &w})
       if (o->present) expect(env, op, "weight", o->v, dt, {C});
     fused_for(&cpu::FusedKernels::group_norm_backward, op, {&dx, dw.get(), db.get(), &dy, &x, w.get(), &mean, &rstd})(dx, dw.get(), db.get(), dy, x, w.get(), mean, rstd, inner);
@@ -1067,7 +1076,7 @@ Napi::Value GroupNormBackward(const Napi::CallbackInfo& info) {
 // The cross-entropy operands: logits [N, V] at info[i], targets i32 [N] at info[i + 2].
 void check_logits(Napi::Env env, const View& logits, const View& targets) {
   if (logits.ndim != 2) throw_js(env, ErrorKind::Shape, "crossEntropy: logits must be a 2-d native view");
-  float_dtype(env, "crossEntropy", logits);
+  any_float_dtype(env, "crossEntropy", logits);
   expect(env, "crossEntropy", "targets", targets, DType::I32, {logits.shape[0]});
 }
 
@@ -1077,8 +1086,8 @@ Napi::Value CrossEntropy(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     View loss = view_at(info, 0), lse = view_at(info, 2), logits = view_at(info, 4), targets = view_at(info, 6);
     check_logits(env, logits, targets);
-    expect(env, "crossEntropy", "loss", loss, logits.dtype, {logits.shape[0]});
-    expect(env, "crossEntropy", "lse", lse, logits.dtype, {logits.shape[0]});
+    expect(env, "crossEntropy", "loss", loss, stat_dtype(logits.dtype), {logits.shape[0]});
+    expect(env, "crossEntropy", "lse", lse, stat_dtype(logits.dtype), {logits.shape[0]});
     fused_for(&cpu::FusedKernels::cross_entropy, "crossEntropy", {&loss, &lse, &logits, &targets})(loss, lse, logits, targets, int64_t(num(info, 8)), num(info, 9));
     return env.Undefined();
   });
@@ -1092,8 +1101,8 @@ Napi::Value CrossEntropyBackward(const Napi::CallbackInfo& info) {
     View targets = view_at(info, 8);
     check_logits(env, logits, targets);
     expect(env, "crossEntropy", "dlogits", dlogits, logits.dtype, {logits.shape[0], logits.shape[1]});
-    expect(env, "crossEntropy", "dloss", dloss, logits.dtype, {logits.shape[0]});
-    expect(env, "crossEntropy", "lse", lse, logits.dtype, {logits.shape[0]});
+    expect(env, "crossEntropy", "dloss", dloss, stat_dtype(logits.dtype), {logits.shape[0]});
+    expect(env, "crossEntropy", "lse", lse, stat_dtype(logits.dtype), {logits.shape[0]});
     fused_for(&cpu::FusedKernels::cross_entropy_backward, "crossEntropyBackward", {&dlogits, &dloss, &logits, &lse, &targets})(
         dlogits, dloss, logits, lse, targets, int64_t(num(info, 10)), num(info, 11));
     return env.Undefined();
@@ -1132,12 +1141,12 @@ Napi::Value AdamWMixed(const Napi::CallbackInfo& info) {
   });
 }
 
-// swiglu(out, a, b): out = silu(a) * b; a, b and out of one shape and dtype (f32 or f64).
+// swiglu(out, a, b): out = silu(a) * b; a, b and out of one shape and float dtype.
 Napi::Value Swiglu(const Napi::CallbackInfo& info) {
   return guarded(info, [&]() -> Napi::Value {
     Napi::Env env = info.Env();
     View out = view_at(info, 0), a = view_at(info, 2), b = view_at(info, 4);
-    const DType dt = float_dtype(env, "swiglu", a);
+    const DType dt = any_float_dtype(env, "swiglu", a);
     for (const View* o : {&out, &b}) check_like(env, "swiglu", a, *o, dt);
     fused_for(&cpu::FusedKernels::swiglu, "swiglu", {&out, &a, &b})(out, a, b);
     return env.Undefined();
@@ -1149,7 +1158,7 @@ Napi::Value SwigluBackward(const Napi::CallbackInfo& info) {
   return guarded(info, [&]() -> Napi::Value {
     Napi::Env env = info.Env();
     View da = view_at(info, 0), db = view_at(info, 2), dout = view_at(info, 4), a = view_at(info, 6), b = view_at(info, 8);
-    const DType dt = float_dtype(env, "swigluBackward", a);
+    const DType dt = any_float_dtype(env, "swigluBackward", a);
     for (const View* o : {&da, &db, &dout, &b}) check_like(env, "swigluBackward", a, *o, dt);
     fused_for(&cpu::FusedKernels::swiglu_backward, "swigluBackward", {&da, &db, &dout, &a, &b})(da, db, dout, a, b);
     return env.Undefined();

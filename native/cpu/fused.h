@@ -29,13 +29,15 @@ struct FusedKernels {
                              const View* bias, const View* kpm, double scale, bool causal);
   // LayerNorm (mean given) or RMSNorm (mean null) over the rows of x [N, D] (norm.cpp); w, b
   // [D] optional; mean and rstd [N] are written by the forward and read by the backward, which
-  // fully overwrites dx and, when not null, dw and db.
+  // fully overwrites dx and, when not null, dw and db. f32 or f64; sim and cuda also take bf16
+  // and f16 (computed in f32), with mean and rstd in f32.
   void (*norm_forward)(const View& y, const View* mean, const View& rstd, const View& x, const View* w, const View* b,
                        double eps);
   void (*norm_backward)(const View& dx, const View* dw, const View* db, const View& dy, const View& x, const View* w,
                         const View* mean, const View& rstd);
   // Softmax cross-entropy of logits [N, V] against i32 targets [N] (cross_entropy.cpp): loss and
   // lse [N]; targets equal to `ignore` give 0. The backward writes dlogits [N, V] from dloss [N].
+  // f32 or f64; sim and cuda also take bf16 and f16 logits, with loss, lse and dloss in f32.
   void (*cross_entropy)(const View& loss, const View& lse, const View& logits, const View& targets, int64_t ignore,
                         double smoothing);
   void (*cross_entropy_backward)(const View& dlogits, const View& dloss, const View& logits, const View& lse,
@@ -43,8 +45,9 @@ struct FusedKernels {
   // One AdamW step of p in place, with m and v (adamw.cpp); p, g, m, v of one shape and dtype.
   void (*adamw)(const View& p, const View& g, const View& m, const View& v, const AdamWHyper& h);
   // SwiGLU (swiglu.cpp): out = silu(a) b elementwise, silu(a) = a / (1 + exp(-a)) (the unary op's
-  // formula); a, b and out of one shape and dtype, any strides. The backward overwrites
-  // da = dout b silu'(a) and db = dout silu(a), silu'(a) = s (1 + a (1 - s)), s = 1 / (1 + exp(-a)).
+  // formula); a, b and out of one shape and dtype (f32, f64; sim and cuda also bf16 and f16), any
+  // strides. The backward overwrites da = dout b silu'(a) and db = dout silu(a), with
+  // silu'(a) = s (1 + a (1 - s)), s = 1 / (1 + exp(-a)).
   void (*swiglu)(const View& out, const View& a, const View& b);
   void (*swiglu_backward)(const View& da, const View& db, const View& dout, const View& a, const View& b);
   // Forces attention version `version` for every later call on the device (0: the dispatcher's

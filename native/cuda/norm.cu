@@ -9,9 +9,9 @@
 //     dw = sum over rows of dy xhat,  db = sum over rows of dy.
 //
 // Forward: one block per row (grid-stride over rows), threads_for(D / 4) threads. The row is
-// walked in 16-byte chunks (float4 / double2, rows.cuh) when every operand allows it. Two block
+// walked in 16-byte chunks (4 f32, 2 f64 or 8 bf16 / f16; rows.cuh) when every operand allows it. Two block
 // reductions (block_reduce.cuh: warp shuffles, then shared memory) give the mean and then the
-// sum of squared deviations, in T (f32 for f32, f64 for f64), exactly the CPU's two-pass
+// sum of squared deviations, in A = C<T> (f64 for f64, f32 otherwise), exactly the CPU's two-pass
 // statistics, so there is no E[x^2] - E[x]^2 cancellation; mean and rstd are saved per row.
 // The three passes over a row read x from HBM once: the second and third hit L1/L2 (a row of
 // 4096 f32 is 16 KiB).
@@ -43,6 +43,12 @@
 // bytes x D per block against 12 x D per row, at most 4% more (R >= 32 rows per block); expect
 // 75-85% of copy bandwidth (each block walks its 32 rows in turn with two block reductions per
 // row: fewer bytes in flight than the forward). f64 doubles the bytes and the time.
+//
+// bf16 and f16: x, y, w, b, dy, dx, dw and db are stored in the 16-bit type and widened on load;
+// everything is computed in f32, and mean, rstd and the partial column sums are kept in f32 (the
+// op's saved statistics are f32 tensors), so each output is rounded once, as the CPU's path (cast
+// to f32, normalise, cast back) rounds it, but with half the bytes: forward 4 per element,
+// backward 6, against 20 and 24 for that cast-compute-cast chain (each cast a pass of its own).
 #include <algorithm>
 #include <string>
 
@@ -54,16 +60,16 @@
 namespace emu::EMU_DEVICE_NS {
 namespace norm {
 
-template <class T>
+template <class A>
 struct Two {
-  T a, b;
+  A a, b;
 };
 
 // Sums a pair in one block reduction (the backward's two row constants; the forward uses .a).
-template <class T>
+template <class A>
 struct SumTwoR {
-  using S = Two<T>;
-  __device__ S init() const { return {T(0), T(0)}; }
+  using S = Two<A>;
+  __device__ S init() const { return {A(0), A(0)}; }
   __device__ S shfl(S s, unsigned d) const { return {shfl_down(s.a, d), shfl_down(s.b, d)}; }
   template <int P> __device__ void combine(S& x, const S& y) const {
     x.a += y.a;
@@ -74,40 +80,43 @@ struct SumTwoR {
 // Loads the weight (or bias) values of the n columns from j of row r: w[j + k] for LayerNorm
 // (inner 0; a whole chunk in one load), or GroupNorm's per-channel w[(r % groups) (D / inner) +
 // (j + k) / inner]. Absent: the values are left as they are.
-template <int n, class T>
+template <int n, class T, class A>
 __device__ __forceinline__ void load_affine(Rows<const T> w, int64_t r, int64_t j, int64_t D, int64_t inner,
-                                            int64_t groups, T (&v)[n]) {
+                                            int64_t groups, A (&v)[n]) {
   if (!w.data) return;
   if (!inner) return load_n<n>(w.data, j, w.col, v);
   const int64_t c0 = (r % groups) * (D / inner);
-  for (int k = 0; k < n; k++) v[k] = w.data[(c0 + (j + k) / inner) * w.col];
+  for (int k = 0; k < n; k++) v[k] = A(load(w.data[(c0 + (j + k) / inner) * w.col]));
 }
 
+// T is the storage type of x, y, w, b, dy, dx, dw and db; A = C<T> the type everything is
+// computed and the row statistics (mean, rstd) and partial column sums are kept in.
 template <class T>
-__global__ void forward_kernel(Rows<T> y, Rows<T> mean, Rows<T> rstd, Rows<const T> x, Rows<const T> w,
-                               Rows<const T> b, int64_t N, int64_t D, T eps, bool vec, int64_t inner, int64_t groups) {
-  const SumTwoR<T> sum_r;
+__global__ void forward_kernel(Rows<T> y, Rows<C<T>> mean, Rows<C<T>> rstd, Rows<const T> x, Rows<const T> w,
+                               Rows<const T> b, int64_t N, int64_t D, C<T> eps, bool vec, int64_t inner, int64_t groups) {
+  using A = C<T>;
+  const SumTwoR<A> sum_r;
   for (int64_t r = blockIdx.x; r < N; r += gridDim.x) {
     const T* xr = x.at(r);
-    T mu = T(0);
+    A mu = A(0);
     if (mean.data) {
-      Two<T> s = sum_r.init();
+      Two<A> s = sum_r.init();
       for_chunks<T>(D, vec, [&](int64_t j, auto chunk) {
         constexpr int n = decltype(chunk)::value;
-        T v[n];
+        A v[n];
         load_n<n>(xr, j, x.col, v);
         for (int k = 0; k < n; k++) s.a += v[k];
       });
-      mu = block_reduce<0>(sum_r, s).a / T(D);
+      mu = block_reduce<0>(sum_r, s).a / A(D);
     }
-    Two<T> s = sum_r.init();
+    Two<A> s = sum_r.init();
     for_chunks<T>(D, vec, [&](int64_t j, auto chunk) {
       constexpr int n = decltype(chunk)::value;
-      T v[n];
+      A v[n];
       load_n<n>(xr, j, x.col, v);
       for (int k = 0; k < n; k++) s.a += (v[k] - mu) * (v[k] - mu);
     });
-    const T rs = T(1) / m_sqrt(block_reduce<0>(sum_r, s).a / T(D) + eps);
+    const A rs = A(1) / m_sqrt(block_reduce<0>(sum_r, s).a / A(D) + eps);
     if (threadIdx.x == 0) {
       rstd.data[r * rstd.col] = rs;
       if (mean.data) mean.data[r * mean.col] = mu;
@@ -115,13 +124,13 @@ __global__ void forward_kernel(Rows<T> y, Rows<T> mean, Rows<T> rstd, Rows<const
     T* yr = y.at(r);
     for_chunks<T>(D, vec, [&](int64_t j, auto chunk) {
       constexpr int n = decltype(chunk)::value;
-      T v[n], wv[n]{}, bv[n]{};
+      A v[n], wv[n]{}, bv[n]{};
       load_n<n>(xr, j, x.col, v);
       load_affine<n>(w, r, j, D, inner, groups, wv);
       load_affine<n>(b, r, j, D, inner, groups, bv);
       for (int k = 0; k < n; k++) {
         // GroupNorm: (x - mean) (rstd w) + b, the CPU kernel's grouping.
-        T o = inner ? (v[k] - mu) * (w.data ? rs * wv[k] : rs) : (v[k] - mu) * rs;
+        A o = inner ? (v[k] - mu) * (w.data ? rs * wv[k] : rs) : (v[k] - mu) * rs;
         if (!inner && w.data) o *= wv[k];
         if (b.data) o += bv[k];
         v[k] = o;
@@ -134,31 +143,32 @@ __global__ void forward_kernel(Rows<T> y, Rows<T> mean, Rows<T> rstd, Rows<const
 // The backward's row pass for the rows of block blockIdx.x. The block's column sums (dw, then db,
 // `sums` of them) end in partial[blockIdx.x * sums * D ...], accumulated there or in shared memory.
 template <class T>
-__global__ void backward_kernel(Rows<T> dx, Rows<const T> dy, Rows<const T> x, Rows<const T> w, Rows<const T> mean,
-                                Rows<const T> rstd, T* partial, int64_t N, int64_t D, int64_t rows_per_block,
+__global__ void backward_kernel(Rows<T> dx, Rows<const T> dy, Rows<const T> x, Rows<const T> w, Rows<const C<T>> mean,
+                                Rows<const C<T>> rstd, C<T>* partial, int64_t N, int64_t D, int64_t rows_per_block,
                                 bool has_dw, bool has_db, bool in_shared, bool vec, int64_t inner, int64_t groups) {
-  EMU_DYNAMIC_SHARED(T, shared_sums);
-  const SumTwoR<T> sum_r;
+  using A = C<T>;
+  EMU_DYNAMIC_SHARED(A, shared_sums);
+  const SumTwoR<A> sum_r;
   const int sums = int(has_dw) + int(has_db);
-  T* block_sums = partial + int64_t(blockIdx.x) * sums * D;
-  T* acc_w = in_shared ? shared_sums : block_sums;
-  T* acc_b = acc_w + (has_dw ? D : 0);
+  A* block_sums = partial + int64_t(blockIdx.x) * sums * D;
+  A* acc_w = in_shared ? shared_sums : block_sums;
+  A* acc_b = acc_w + (has_dw ? D : 0);
   // Only this thread ever touches its columns of the accumulators: no barrier needed.
   for_chunks<T>(D, vec, [&](int64_t j, auto chunk) {
     for (int k = 0; k < decltype(chunk)::value; k++) {
-      if (has_dw) acc_w[j + k] = T(0);
-      if (has_db) acc_b[j + k] = T(0);
+      if (has_dw) acc_w[j + k] = A(0);
+      if (has_db) acc_b[j + k] = A(0);
     }
   });
   const int64_t r0 = int64_t(blockIdx.x) * rows_per_block, r1 = r0 + rows_per_block < N ? r0 + rows_per_block : N;
   for (int64_t r = r0; r < r1; r++) {
     const T* xr = x.at(r);
     const T* gr = dy.at(r);
-    const T mu = mean.data ? mean.data[r * mean.col] : T(0), rs = rstd.data[r * rstd.col];
+    const A mu = mean.data ? mean.data[r * mean.col] : A(0), rs = rstd.data[r * rstd.col];
     // xhat and gx of a chunk, recomputed by both passes from x, dy and w (L1/L2 hits the second time).
-    auto xhat_gx = [&](int64_t j, auto chunk, T* h, T* g, T* d) {
+    auto xhat_gx = [&](int64_t j, auto chunk, A* h, A* g, A* d) {
       constexpr int n = decltype(chunk)::value;
-      T xv[n], dv[n], wv[n]{};
+      A xv[n], dv[n], wv[n]{};
       load_n<n>(xr, j, x.col, xv);
       load_n<n>(gr, j, dy.col, dv);
       load_affine<n>(w, r, j, D, inner, groups, wv);
@@ -168,10 +178,10 @@ __global__ void backward_kernel(Rows<T> dx, Rows<const T> dy, Rows<const T> x, R
         d[k] = dv[k];
       }
     };
-    Two<T> s = sum_r.init();
+    Two<A> s = sum_r.init();
     for_chunks<T>(D, vec, [&](int64_t j, auto chunk) {
       constexpr int n = decltype(chunk)::value;
-      T h[n], g[n], d[n];
+      A h[n], g[n], d[n];
       xhat_gx(j, chunk, h, g, d);
       for (int k = 0; k < n; k++) {
         s.a += g[k] * h[k];
@@ -179,11 +189,11 @@ __global__ void backward_kernel(Rows<T> dx, Rows<const T> dy, Rows<const T> x, R
       }
     });
     s = block_reduce<0>(sum_r, s);
-    const T c1 = s.a / T(D), c2 = mean.data ? s.b / T(D) : T(0);
+    const A c1 = s.a / A(D), c2 = mean.data ? s.b / A(D) : A(0);
     T* dxr = dx.at(r);
     for_chunks<T>(D, vec, [&](int64_t j, auto chunk) {
       constexpr int n = decltype(chunk)::value;
-      T h[n], g[n], d[n], out[n];
+      A h[n], g[n], d[n], out[n];
       xhat_gx(j, chunk, h, g, d);
       for (int k = 0; k < n; k++) {
         out[k] = rs * (g[k] - c2 - h[k] * c1);
@@ -202,19 +212,20 @@ __global__ void backward_kernel(Rows<T> dx, Rows<const T> dy, Rows<const T> x, R
   });
 }
 
-// dw[j] and db[j]: the blocks' partial sums of column j added in block order.
+// dw[j] and db[j]: the blocks' partial sums of column j added in block order, rounded to T once.
 template <class T>
-__global__ void column_sums_kernel(const T* partial, int64_t blocks, int64_t D, Rows<T> dw, Rows<T> db) {
+__global__ void column_sums_kernel(const C<T>* partial, int64_t blocks, int64_t D, Rows<T> dw, Rows<T> db) {
+  using A = C<T>;
   const int sums = int(dw.data != nullptr) + int(db.data != nullptr);
   for (int64_t j = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; j < D; j += int64_t(gridDim.x) * blockDim.x) {
-    T sw = T(0), sb = T(0);
+    A sw = A(0), sb = A(0);
     for (int64_t k = 0; k < blocks; k++) {
-      const T* p = partial + k * sums * D;
+      const A* p = partial + k * sums * D;
       if (dw.data) sw += p[j];
       if (db.data) sb += p[(dw.data ? D : 0) + j];
     }
-    if (dw.data) dw.data[j * dw.col] = sw;
-    if (db.data) db.data[j * db.col] = sb;
+    if (dw.data) dw.data[j * dw.col] = cvt<T>(sw);
+    if (db.data) db.data[j * db.col] = cvt<T>(sb);
   }
 }
 
@@ -222,23 +233,24 @@ __global__ void column_sums_kernel(const T* partial, int64_t blocks, int64_t D, 
 // every sample, one block per channel (grid-stride), each thread a fixed share of the elements
 // and one block reduction: the same bits in every thread order.
 template <class T>
-__global__ void channel_sums_kernel(Rows<const T> dy, Rows<const T> x, Rows<const T> mean, Rows<const T> rstd, int64_t N,
-                                    int64_t D, int64_t inner, int64_t groups, Rows<T> dw, Rows<T> db) {
-  const SumTwoR<T> sum_r;
+__global__ void channel_sums_kernel(Rows<const T> dy, Rows<const T> x, Rows<const C<T>> mean, Rows<const C<T>> rstd,
+                                    int64_t N, int64_t D, int64_t inner, int64_t groups, Rows<T> dw, Rows<T> db) {
+  using A = C<T>;
+  const SumTwoR<A> sum_r;
   const int64_t K = D / inner, samples = N / groups;
   for (int64_t c = blockIdx.x; c < groups * K; c += gridDim.x) {
     const int64_t g = c / K, j0 = (c % K) * inner;
-    Two<T> s = sum_r.init();
+    Two<A> s = sum_r.init();
     for (int64_t e = threadIdx.x; e < samples * inner; e += blockDim.x) {
       const int64_t r = (e / inner) * groups + g, j = j0 + e % inner;
-      const T d = dy.at(r)[j * dy.col];
-      s.a += d * ((x.at(r)[j * x.col] - mean.data[r * mean.col]) * rstd.data[r * rstd.col]);
+      const A d = load(dy.at(r)[j * dy.col]);
+      s.a += d * ((A(load(x.at(r)[j * x.col])) - mean.data[r * mean.col]) * rstd.data[r * rstd.col]);
       s.b += d;
     }
     s = block_reduce<0>(sum_r, s);
     if (threadIdx.x == 0) {
-      if (dw.data) dw.data[c * dw.col] = s.a;
-      if (db.data) db.data[c * db.col] = s.b;
+      if (dw.data) dw.data[c * dw.col] = cvt<T>(s.a);
+      if (db.data) db.data[c * db.col] = cvt<T>(s.b);
     }
   }
 }
@@ -251,33 +263,35 @@ unsigned row_threads(int64_t D, bool vec, int64_t esize) { return threads_for(ve
 template <class T>
 void forward(const View& y, const View* mean, const View& rstd, const View& x, const View* w, const View* b, double eps,
              int64_t inner = 0, int64_t groups = 1) {
+  using A = C<T>;
   const int64_t N = x.shape[0], D = x.shape[1];
   if (N == 0) return;
   // GroupNorm's per-channel w and b are read element by element; only x and y decide the chunks.
   const bool vec = inner ? vectorizable({&y, &x}, sizeof(T)) : vectorizable({&y, &x, w, b}, sizeof(T));
   launch<forward_kernel<T>>(dim3(grid_for(N)), dim3(row_threads(D, vec, sizeof(T))), 0, Stream{}, rows_of<T>(&y),
-                            rows_of<T>(mean), rows_of<T>(&rstd), rows_of<const T>(&x), rows_of<const T>(w),
-                            rows_of<const T>(b), N, D, T(eps), vec, inner, groups);
+                            rows_of<A>(mean), rows_of<A>(&rstd), rows_of<const T>(&x), rows_of<const T>(w),
+                            rows_of<const T>(b), N, D, A(eps), vec, inner, groups);
 }
 
 template <class T>
 void backward(const View& dx, const View* dw, const View* db, const View& dy, const View& x, const View* w,
               const View* mean, const View& rstd) {
+  using A = C<T>;
   const int64_t N = x.shape[0], D = x.shape[1];
   const int64_t rows_per_block = std::max<int64_t>(32, (N + 1023) / 1024);
   const int64_t blocks = std::max<int64_t>(1, (N + rows_per_block - 1) / rows_per_block);
   const int sums = int(dw != nullptr) + int(db != nullptr);
   const bool vec = vectorizable({&dx, &dy, &x, w}, sizeof(T));
-  const size_t shared_bytes = size_t(sums * D) * sizeof(T);
+  const size_t shared_bytes = size_t(sums * D) * sizeof(A);
   const bool in_shared = shared_bytes <= kSharedSums;
-  Scratch<T> partial(std::max<int64_t>(1, blocks * sums * D));
+  Scratch<A> partial(std::max<int64_t>(1, blocks * sums * D));
   if (N > 0) {
     launch<backward_kernel<T>>(dim3(unsigned(blocks)), dim3(row_threads(D, vec, sizeof(T))), in_shared ? shared_bytes : 0,
                                Stream{}, rows_of<T>(&dx), rows_of<const T>(&dy), rows_of<const T>(&x), rows_of<const T>(w),
-                               rows_of<const T>(mean), rows_of<const T>(&rstd), partial.get(), N, D, rows_per_block,
+                               rows_of<const A>(mean), rows_of<const A>(&rstd), partial.get(), N, D, rows_per_block,
                                dw != nullptr, db != nullptr, in_shared, vec, int64_t(0), int64_t(1));
   } else if (sums) {  // no rows: the sums are zeros
-    runtime().fill_bytes(partial.get(), 0, size_t(sums * D) * sizeof(T), Stream{});
+    runtime().fill_bytes(partial.get(), 0, size_t(sums * D) * sizeof(A), Stream{});
   }
   if (sums && D > 0)
     launch<column_sums_kernel<T>>(dim3(blocks_for(D)), dim3(kThreads), 0, Stream{}, partial.get(), N > 0 ? blocks : 1, D,
@@ -288,6 +302,7 @@ void backward(const View& dx, const View* dw, const View* db, const View& dy, co
 template <class T>
 void group_backward(const View& dx, const View* dw, const View* db, const View& dy, const View& x, const View* w,
                     const View& mean, const View& rstd, int64_t inner) {
+  using A = C<T>;
   const int64_t N = x.shape[0], D = x.shape[1], K = D / inner;
   int64_t groups = 1;
   for (const View* v : {w, dw, db})
@@ -297,13 +312,13 @@ void group_backward(const View& dx, const View* dw, const View* db, const View& 
   const bool vec = vectorizable({&dx, &dy, &x}, sizeof(T));
   if (N > 0) {
     launch<backward_kernel<T>>(dim3(unsigned(blocks)), dim3(row_threads(D, vec, sizeof(T))), 0, Stream{}, rows_of<T>(&dx),
-                               rows_of<const T>(&dy), rows_of<const T>(&x), rows_of<const T>(w), rows_of<const T>(&mean),
-                               rows_of<const T>(&rstd), static_cast<T*>(nullptr), N, D, rows_per_block, false, false, false,
+                               rows_of<const T>(&dy), rows_of<const T>(&x), rows_of<const T>(w), rows_of<const A>(&mean),
+                               rows_of<const A>(&rstd), static_cast<A*>(nullptr), N, D, rows_per_block, false, false, false,
                                vec, inner, groups);
   }
   if ((dw || db) && groups * K > 0)
     launch<channel_sums_kernel<T>>(dim3(grid_for(groups * K)), dim3(kThreads), 0, Stream{}, rows_of<const T>(&dy),
-                                   rows_of<const T>(&x), rows_of<const T>(&mean), rows_of<const T>(&rstd), N, D, inner,
+                                   rows_of<const T>(&x), rows_of<const A>(&mean), rows_of<const A>(&rstd), N, D, inner,
                                    groups, rows_of<T>(dw), rows_of<T>(db));
 }
 
@@ -311,16 +326,12 @@ void group_backward(const View& dx, const View* dw, const View* db, const View& 
 
 void norm_forward(const View& y, const View* mean, const View& rstd, const View& x, const View* w, const View* b,
                   double eps) {
-  if (x.dtype == DType::F32) norm::forward<float>(y, mean, rstd, x, w, b, eps);
-  else if (x.dtype == DType::F64) norm::forward<double>(y, mean, rstd, x, w, b, eps);
-  else fail(ErrorKind::DType, std::string("norm: f32 or f64 only, got ") + dtype_name(x.dtype));
+  dispatch_float(x.dtype, "norm", [&](auto t) { norm::forward<decltype(t)>(y, mean, rstd, x, w, b, eps); });
 }
 
 void norm_backward(const View& dx, const View* dw, const View* db, const View& dy, const View& x, const View* w,
                    const View* mean, const View& rstd) {
-  if (x.dtype == DType::F32) norm::backward<float>(dx, dw, db, dy, x, w, mean, rstd);
-  else if (x.dtype == DType::F64) norm::backward<double>(dx, dw, db, dy, x, w, mean, rstd);
-  else fail(ErrorKind::DType, std::string("norm: f32 or f64 only, got ") + dtype_name(x.dtype));
+  dispatch_float(x.dtype, "normBackward", [&](auto t) { norm::backward<decltype(t)>(dx, dw, db, dy, x, w, mean, rstd); });
 }
 
 void group_norm_forward(const View& y, const View& mean, const View& rstd, const View& x, const View* w, const View* b,
@@ -329,16 +340,13 @@ void group_norm_forward(const View& y, const View& mean, const View& rstd, const
   int64_t groups = 1;
   for (const View* v : {w, b})
     if (v) groups = v->shape[0] / K;
-  if (x.dtype == DType::F32) norm::forward<float>(y, &mean, rstd, x, w, b, eps, inner, groups);
-  else if (x.dtype == DType::F64) norm::forward<double>(y, &mean, rstd, x, w, b, eps, inner, groups);
-  else fail(ErrorKind::DType, std::string("groupNorm: f32 or f64 only, got ") + dtype_name(x.dtype));
+  dispatch_float(x.dtype, "groupNorm", [&](auto t) { norm::forward<decltype(t)>(y, &mean, rstd, x, w, b, eps, inner, groups); });
 }
 
 void group_norm_backward(const View& dx, const View* dw, const View* db, const View& dy, const View& x, const View* w,
                          const View& mean, const View& rstd, int64_t inner) {
-  if (x.dtype == DType::F32) norm::group_backward<float>(dx, dw, db, dy, x, w, mean, rstd, inner);
-  else if (x.dtype == DType::F64) norm::group_backward<double>(dx, dw, db, dy, x, w, mean, rstd, inner);
-  else fail(ErrorKind::DType, std::string("groupNorm: f32 or f64 only, got ") + dtype_name(x.dtype));
+  dispatch_float(x.dtype, "groupNormBackward",
+                 [&](auto t) { norm::group_backward<decltype(t)>(dx, dw, db, dy, x, w, mean, rstd, inner); });
 }
 
 }  // namespace emu::EMU_DEVICE_NS

@@ -3,7 +3,7 @@
 // thread its chunks of a row or of an element-wise pass, and device scratch memory owned for one
 // call.
 //
-// 128-bit loads: a row is walked in chunks of 16 bytes (float4 for f32, double2 for f64) when the
+// 128-bit loads: a row is walked in chunks of 16 bytes (4 f32, 2 f64 or 8 bf16 / f16) when the
 // host has checked that every operand of the launch is contiguous along the row, 16-byte aligned
 // at its start and has a row stride that keeps every row aligned (vectorizable()); the elements
 // after the last whole chunk, and every element of a launch that fails the check, go one at a
@@ -61,33 +61,28 @@ __device__ __forceinline__ void for_chunks(int64_t D, bool vec, F&& f) {
   for (int64_t j = whole + threadIdx.x; j < D; j += blockDim.x) f(j, Chunk<1>{});
 }
 
-// N elements of row p from column j: one 16-byte load when N is a whole chunk (the row then has
-// unit stride), else element by element through the column stride.
-template <int N, class T>
-__device__ __forceinline__ void load_n(const T* p, int64_t j, int64_t col, T (&v)[N]) {
+// N elements of row p from column j, widened to the compute type A (C<T>: f32 for bf16 and f16,
+// T itself otherwise): one 16-byte load when N is a whole chunk (the row then has unit stride),
+// else element by element through the column stride.
+template <int N, class T, class A>
+__device__ __forceinline__ void load_n(const T* p, int64_t j, int64_t col, A (&v)[N]) {
   if constexpr (N == kVec<T>) {
-    if constexpr (std::is_same_v<T, float>) {
-      const float4 q = *reinterpret_cast<const float4*>(p + j);
-      v[0] = q.x, v[1] = q.y, v[2] = q.z, v[3] = q.w;
-    } else {
-      const double2 q = *reinterpret_cast<const double2*>(p + j);
-      v[0] = q.x, v[1] = q.y;
-    }
+    const Pack<T, N> q = *reinterpret_cast<const Pack<T, N>*>(p + j);
+    for (int k = 0; k < N; k++) v[k] = A(load(q.v[k]));
   } else {
-    for (int k = 0; k < N; k++) v[k] = p[(j + k) * col];
+    for (int k = 0; k < N; k++) v[k] = A(load(p[(j + k) * col]));
   }
 }
 
-template <int N, class T>
-__device__ __forceinline__ void store_n(T* p, int64_t j, int64_t col, const T (&v)[N]) {
+// The inverse of load_n: N values of A rounded to T (once, to nearest even) and stored.
+template <int N, class T, class A>
+__device__ __forceinline__ void store_n(T* p, int64_t j, int64_t col, const A (&v)[N]) {
   if constexpr (N == kVec<T>) {
-    if constexpr (std::is_same_v<T, float>) {
-      *reinterpret_cast<float4*>(p + j) = float4{v[0], v[1], v[2], v[3]};
-    } else {
-      *reinterpret_cast<double2*>(p + j) = double2{v[0], v[1]};
-    }
+    Pack<T, N> q;
+    for (int k = 0; k < N; k++) q.v[k] = cvt<T>(v[k]);
+    *reinterpret_cast<Pack<T, N>*>(p + j) = q;
   } else {
-    for (int k = 0; k < N; k++) p[(j + k) * col] = v[k];
+    for (int k = 0; k < N; k++) p[(j + k) * col] = cvt<T>(v[k]);
   }
 }
 

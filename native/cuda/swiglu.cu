@@ -3,7 +3,8 @@
 //   out = a / (1 + exp(-a)) * b
 //   da = dout b s (1 + a (1 - s)),  db = dout silu(a),  s = 1 / (1 + exp(-a))
 // A grid-stride loop (rows.cuh's for_elements, 256 threads): 16-byte chunks (float4 / double2)
-// when every operand is contiguous and aligned, else any strides through Strided<N>. f32, f64.
+// when every operand is contiguous and aligned, else any strides through Strided<N>. f32, f64,
+// and bf16 / f16 computed in f32 and rounded once (8 elements per 16-byte chunk).
 //
 // What bounds it on an H100/H200: memory. Forward: 12 bytes per f32 element (read a, b; write
 // out) and one exp, against 20 for the composed silu then mul (read a, write s, read s and b,
@@ -23,10 +24,11 @@ template <class T>
 __global__ void forward_kernel(T* out, const T* a, const T* b, Strided<3> layout, int64_t n, bool vec) {
   for_elements<T, 3>(n, vec, layout, [&](const int64_t* off, auto chunk) {
     constexpr int c = decltype(chunk)::value;
-    T av[c], bv[c];
+    using A = C<T>;
+    A av[c], bv[c];
     load_n<c>(a, off[1], 1, av);
     load_n<c>(b, off[2], 1, bv);
-    for (int k = 0; k < c; k++) av[k] = av[k] / (T(1) + m_exp(-av[k])) * bv[k];
+    for (int k = 0; k < c; k++) av[k] = av[k] / (A(1) + m_exp(-av[k])) * bv[k];
     store_n<c>(out, off[0], 1, av);
   });
 }
@@ -36,14 +38,15 @@ __global__ void backward_kernel(T* da, T* db, const T* dout, const T* a, const T
                                 bool vec) {
   for_elements<T, 5>(n, vec, layout, [&](const int64_t* off, auto chunk) {
     constexpr int c = decltype(chunk)::value;
-    T gv[c], av[c], bv[c], ga[c], gb[c];
+    using A = C<T>;
+    A gv[c], av[c], bv[c], ga[c], gb[c];
     load_n<c>(dout, off[2], 1, gv);
     load_n<c>(a, off[3], 1, av);
     load_n<c>(b, off[4], 1, bv);
     for (int k = 0; k < c; k++) {
-      const T e = m_exp(-av[k]), s = T(1) / (T(1) + e);
-      ga[k] = gv[k] * bv[k] * (s * (T(1) + av[k] * (T(1) - s)));
-      gb[k] = gv[k] * (av[k] / (T(1) + e));
+      const A e = m_exp(-av[k]), s = A(1) / (A(1) + e);
+      ga[k] = gv[k] * bv[k] * (s * (A(1) + av[k] * (A(1) - s)));
+      gb[k] = gv[k] * (av[k] / (A(1) + e));
     }
     store_n<c>(da, off[0], 1, ga);
     store_n<c>(db, off[1], 1, gb);
@@ -74,15 +77,11 @@ void backward(const View& da, const View& db, const View& dout, const View& a, c
 }  // namespace swiglu_gate
 
 void swiglu(const View& out, const View& a, const View& b) {
-  if (a.dtype == DType::F32) swiglu_gate::forward<float>(out, a, b);
-  else if (a.dtype == DType::F64) swiglu_gate::forward<double>(out, a, b);
-  else fail(ErrorKind::DType, std::string("swiglu: f32 or f64 only, got ") + dtype_name(a.dtype));
+  dispatch_float(a.dtype, "swiglu", [&](auto t) { swiglu_gate::forward<decltype(t)>(out, a, b); });
 }
 
 void swiglu_backward(const View& da, const View& db, const View& dout, const View& a, const View& b) {
-  if (a.dtype == DType::F32) swiglu_gate::backward<float>(da, db, dout, a, b);
-  else if (a.dtype == DType::F64) swiglu_gate::backward<double>(da, db, dout, a, b);
-  else fail(ErrorKind::DType, std::string("swiglu: f32 or f64 only, got ") + dtype_name(a.dtype));
+  dispatch_float(a.dtype, "swigluBackward", [&](auto t) { swiglu_gate::backward<decltype(t)>(da, db, dout, a, b); });
 }
 
 }  // namespace emu::EMU_DEVICE_NS

@@ -7,7 +7,7 @@
 // temporaries are freed at once (the backward graph keeps what it needs). bf16 and f16 inputs of the
 // norms and the loss are computed in f32 and cast back, as PyTorch's kernels accumulate.
 import { autocastOperands } from '../tensor/autocast.ts';
-import { hasFusedKernel } from '../tensor/device.ts';
+import { fusedTakesHalf, hasFusedKernel } from '../tensor/device.ts';
 import { isFloat, isHalf, promoteTypes } from '../tensor/dtype.ts';
 import { DTypeError, IndexError, ShapeError, ValueError } from '../tensor/errors.ts';
 import { tidy } from '../tensor/memory.ts';
@@ -20,7 +20,7 @@ import { add, eq, ge, gelu, logicalAnd, logicalNot, mul, ne, neg, relu, rsqrt, s
 import { embedding as lookup, gather, matmul } from '../tensor/ops/linalg.ts';
 import { logSoftmax, max, mean, softmax, sum, variance } from '../tensor/ops/reduce.ts';
 import { expand, reshape, to, transpose, unsqueeze } from '../tensor/ops/views.ts';
-import { attention, attentionTakesHalf } from '../tensor/ops/attention.ts';
+import { attention } from '../tensor/ops/attention.ts';
 import { groupNormRows, normRows } from '../tensor/ops/norm.ts';
 import { crossEntropyRows } from '../tensor/ops/cross_entropy.ts';
 import { swiglu as fusedSwiglu } from '../tensor/ops/swiglu.ts';
@@ -41,13 +41,15 @@ function checkFloat(x: unknown, op: string, arg = 'input'): Tensor {
 /**
  * The SwiGLU gate of a LLaMA MLP, silu(gate) * up: one fused native pass each way
  * (src/tensor/ops/swiglu.ts) where the device has the kernels and both operands share one shape
- * and dtype, f32 or f64; silu then mul (broadcasting, bf16 and f16 included) elsewhere.
+ * and a dtype they take (f32 or f64; bf16 and f16 too on sim and cuda); silu then mul
+ * (broadcasting, bf16 and f16 on the CPU) elsewhere.
  */
 export function swiglu(gate: Tensor, up: Tensor): Tensor {
   checkFloat(gate, 'swiglu', 'gate');
   checkFloat(up, 'swiglu', 'up');
   const fused = hasFusedKernel(gate.device, 'swiglu') && hasFusedKernel(gate.device, 'swigluBackward') &&
-    up.device === gate.device && up.dtype === gate.dtype && (gate.dtype === 'f32' || gate.dtype === 'f64') && sameShape(gate.shape, up.shape);
+    up.device === gate.device && up.dtype === gate.dtype && sameShape(gate.shape, up.shape) &&
+    (gate.dtype === 'f32' || gate.dtype === 'f64' || (isHalf(gate.dtype) && fusedTakesHalf(gate.device)));
   return fused ? fusedSwiglu(gate, up) : tidy(() => mul(silu(gate), up));
 }
 
@@ -64,6 +66,17 @@ function checkReduction(r: unknown, op: string): Reduction {
 function inF32(x: Tensor, f: (xf: Tensor) => Tensor): Tensor {
   if (!isHalf(x.dtype)) return f(x);
   return to(f(to(x, 'f32')), x.dtype);
+}
+
+/**
+ * inF32 for a fused row kernel: where the device's kernels take bf16 and f16 (fusedTakesHalf),
+ * x goes to f as it is (the kernel widens on load and rounds once on store: no cast passes), and
+ * a result in f32 (cross-entropy's losses) is cast to x's dtype as inF32 would leave it.
+ */
+function forKernel(x: Tensor, f: (xk: Tensor) => Tensor): Tensor {
+  if (!isHalf(x.dtype) || !fusedTakesHalf(x.device)) return inF32(x, f);
+  const y = f(x);
+  return y.dtype === x.dtype ? y : to(y, x.dtype);
 }
 
 function reduceLoss(loss: Tensor, reduction: Reduction): Tensor {
@@ -158,7 +171,7 @@ function fusedNormApplies(x: Tensor, ...params: (Tensor | null)[]): boolean {
     params.every((t) => !t || promoteTypes(x.dtype, t.dtype) === x.dtype);
 }
 
-/** normRows over x folded into rows of D (x is f32 or f64, as inF32 leaves it); weight and bias [D] in x's dtype. */
+/** normRows over x folded into rows of D (x as forKernel leaves it); weight and bias [D] in x's dtype. */
 function fusedRows(x: Tensor, D: number, w: Tensor | null, b: Tensor | null, eps: number, rms: boolean): Tensor {
   const cast = (t: Tensor | null) => t && reshape(t.dtype === x.dtype ? t : to(t, x.dtype), [D]);
   return reshape(normRows(reshape(x, [x.numel / D, D]), { weight: cast(w), bias: cast(b), eps, rms }), x.shape as number[]);
@@ -183,12 +196,14 @@ export function layerNorm(x: Tensor, normalizedShape: number | number[], weight?
   }
   const dims = ns.map((_, i) => x.ndim - ns.length + i);
   const D = ns.reduce((a, c) => a * c, 1);
-  return tidy(() => inF32(x, (xf) => {
-    if (fusedNormApplies(x, w, b)) return fusedRows(xf, D, w, b, eps, false);
-    let y = normalize(xf, dims, eps);
-    if (w) y = mul(y, w);
-    return b ? add(y, b) : y;
-  }));
+  return tidy(() => {
+    if (fusedNormApplies(x, w, b)) return forKernel(x, (xk) => fusedRows(xk, D, w, b, eps, false));
+    return inF32(x, (xf) => {
+      let y = normalize(xf, dims, eps);
+      if (w) y = mul(y, w);
+      return b ? add(y, b) : y;
+    });
+  });
 }
 
 /** RMSNorm (T5, LLaMA): x * rsqrt(mean(x^2, -1) + eps) * weight, normalised in f32 for bf16 and f16. */
@@ -199,7 +214,7 @@ export function rmsNorm(x: Tensor, weight?: Tensor | null, eps = 1e-6): Tensor {
   const D = x.shape[x.ndim - 1];
   if (w && (w.ndim !== 1 || w.shape[0] !== D)) throw new ShapeError(`rmsNorm: weight must have shape [${D}], got ${shapeStr(w.shape)}`);
   return tidy(() => {
-    if (fusedNormApplies(x, w)) return inF32(x, (xf) => fusedRows(xf, D, w, null, eps, true));
+    if (fusedNormApplies(x, w)) return forKernel(x, (xk) => fusedRows(xk, D, w, null, eps, true));
     const y = inF32(x, (xf) => mul(xf, rsqrt(add(mean(square(xf), -1, true), eps))));
     return w ? mul(y, w) : y;
   });
@@ -219,18 +234,22 @@ export function groupNorm(x: Tensor, numGroups: number, weight?: Tensor | null, 
   }
   const perChannel = [C, ...x.shape.slice(2).map(() => 1)];
   const D = x.numel / (N * numGroups);
-  return tidy(() => inF32(x, (xf) => {
+  return tidy(() => {
     // The affine in the normalising pass where the device has GroupNorm's kernel, else after it.
     if (fusedNormApplies(x, w, b) && hasFusedKernel(x.device, 'groupNormForward') && hasFusedKernel(x.device, 'groupNormBackward')) {
-      const cast = (t: Tensor | null) => t && (t.dtype === xf.dtype ? t : to(t, xf.dtype));
-      const rows = groupNormRows(reshape(xf, [N * numGroups, D]), { weight: cast(w), bias: cast(b), eps, groups: numGroups, inner: D / (C / numGroups) });
-      return reshape(rows, x.shape as number[]);
+      return forKernel(x, (xk) => {
+        const cast = (t: Tensor | null) => t && (t.dtype === xk.dtype ? t : to(t, xk.dtype));
+        const rows = groupNormRows(reshape(xk, [N * numGroups, D]), { weight: cast(w), bias: cast(b), eps, groups: numGroups, inner: D / (C / numGroups) });
+        return reshape(rows, x.shape as number[]);
+      });
     }
-    let y = fusedNormApplies(x) ? fusedRows(xf, D, null, null, eps, false)
-      : reshape(normalize(reshape(xf, [N, numGroups, -1]), [2], eps), x.shape as number[]);
-    if (w) y = mul(y, reshape(w, perChannel));
-    return b ? add(y, reshape(b, perChannel)) : y;
-  }));
+    return inF32(x, (xf) => {
+      let y = fusedNormApplies(x) ? fusedRows(xf, D, null, null, eps, false)
+        : reshape(normalize(reshape(xf, [N, numGroups, -1]), [2], eps), x.shape as number[]);
+      if (w) y = mul(y, reshape(w, perChannel));
+      return b ? add(y, reshape(b, perChannel)) : y;
+    });
+  });
 }
 
 export interface DropoutOptions {
@@ -279,14 +298,17 @@ export function crossEntropy(logits: Tensor, targets: Tensor, opts: CrossEntropy
     throw new ShapeError(`crossEntropy: targets ${shapeStr(targets.shape)} must be the logits' ${shapeStr(logits.shape)} shape without its last dim`);
   }
   const V = logits.shape[logits.ndim - 1];
-  return tidy(() => inF32(logits, (lf) => {
-    const t = reshape(targets, [-1]);
-    if (hasFusedKernel(lf.device, 'crossEntropy') && hasFusedKernel(lf.device, 'crossEntropyBackward') && V > 0) {
+  if (hasFusedKernel(logits.device, 'crossEntropy') && hasFusedKernel(logits.device, 'crossEntropyBackward') && V > 0) {
+    return tidy(() => forKernel(logits, (lk) => {
       // The fused kernel (src/tensor/ops/cross_entropy.ts): per-row losses, never the probabilities.
-      const rows = crossEntropyRows(reshape(lf, [-1, V]), t, { ignoreIndex: ignore, labelSmoothing: s });
+      const t = reshape(targets, [-1]);
+      const rows = crossEntropyRows(reshape(lk, [-1, V]), t, { ignoreIndex: ignore, labelSmoothing: s });
       if (reduction === 'none') return reshape(rows, targets.shape as number[]);
       return reduction === 'sum' ? sum(rows) : sum(rows).div(sum(ne(t, ignore)));
-    }
+    }));
+  }
+  return tidy(() => inF32(logits, (lf) => {
+    const t = reshape(targets, [-1]);
     const logp = logSoftmax(reshape(lf, [-1, V]), 1);
     const valid = ne(t, ignore);
     // Ignored positions would index out of range: gather row 0 there and mask the result.
@@ -393,9 +415,9 @@ export function fusedAttention(q: Tensor, k: Tensor, v: Tensor, bias: Tensor | n
   if (bias && (bias.ndim > scores.length || shapeStr(broadcastShapes(bias.shape, scores, op)) !== shapeStr(scores))) return null;
   const B = lead.length ? lead[0] : 1, H = lead.slice(1).reduce((a, b) => a * b, 1);
   if (kpm && kpm.shape[0] !== B && kpm.shape[0] !== 1) return null;
-  // bf16 and f16 go to the kernel as they are where it takes them (attentionTakesHalf), else they
+  // bf16 and f16 go to the kernel as they are where it takes them (fusedTakesHalf), else they
   // are computed in f32 (one rounding at the end, as PyTorch's kernels accumulate).
-  const widen = isHalf(dt) && !attentionTakesHalf(q.device);
+  const widen = isHalf(dt) && !fusedTakesHalf(q.device);
   const to4 = (x: Tensor, tail: number[]) => reshape(expand(widen ? to(x, 'f32') : x, [...lead, ...tail]), [B, H, ...tail]);
   return tidy(() => {
     const out = attention(to4(q, [Lq, D]), to4(k, [Lk, D]), to4(v, [Lk, Dv]), {

@@ -71,6 +71,16 @@ export function hasFusedKernel(device: Device, name: FusedKernel): boolean {
   return names.has(name);
 }
 
+/**
+ * Whether the device's fused kernels (attention, the norms, cross-entropy, SwiGLU) take bf16 and
+ * f16 operands as they are, computing in f32 and saving row statistics in f32: sim and cuda do
+ * (native/cuda/). The CPU's take f32 and f64 only, so the functional layer casts bf16 and f16 to
+ * f32 around them there.
+ */
+export function fusedTakesHalf(device: Device): boolean {
+  return device === 'sim' || device === 'cuda';
+}
+
 /** Threads in the CPU pool (EMU_NUM_THREADS, default: the cores available). */
 export function numThreads(): number {
   return runtimeInfo().threads;

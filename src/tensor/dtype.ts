@@ -23,6 +23,15 @@ export function isHalf(d: DType): d is 'bf16' | 'f16' {
   return d === 'bf16' || d === 'f16';
 }
 
+/**
+ * The dtype the fused kernels save row statistics in (attention's and cross-entropy's log-sum-exp,
+ * the norms' mean and rstd, cross-entropy's per-row loss): f32 for bf16 and f16 operands (a 16-bit
+ * lse is too coarse to recompute the probabilities from), the operands' own otherwise.
+ */
+export function statDType(d: DType): DType {
+  return isHalf(d) ? 'f32' : d;
+}
+
 export function checkDType(d: unknown, op: string, arg = 'dtype'): DType {
   if (typeof d !== 'string' || !(DTYPES as readonly string[]).includes(d)) {
     throw new ValueError(`${op}: ${arg} must be one of ${DTYPES.join(', ')}, got ${String(d)}`);

@@ -11,7 +11,7 @@
 // thread orders must also give the same bits.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { Generator, IndexError, rand, randint, randn, setSimOrder, tensor, tidy, type DType, type Tensor } from '../../src/index.ts';
+import { DTypeError, F, Generator, IndexError, rand, randint, randn, setSimOrder, tensor, tidy, type DType, type Tensor } from '../../src/index.ts';
 import { hasFusedKernel } from '../../src/tensor/device.ts';
 import { groupNormRows, normRows } from '../../src/tensor/ops/norm.ts';
 import { crossEntropyRows } from '../../src/tensor/ops/cross_entropy.ts';
@@ -246,5 +246,121 @@ for (const [shape, layout] of [[[37, 5], 'contiguous'], [[9, 7], 'transposed'], 
     });
   });
 }
+
+// bf16 and f16 on sim: the norm, GroupNorm, cross-entropy and SwiGLU kernels read and write the
+// 16-bit type and compute in f32 (statistics and cross-entropy's losses in f32). The CPU's path at
+// that precision is the one the functional layer takes there: widen to f32, run the f32 kernel,
+// round each output once to the dtype the sim kernel gives it. Policy as above: the sim kernel's
+// error against the f64 reference (the same 16-bit inputs, widened) is at most twice that path's,
+// plus half an ulp of the output's largest magnitude (both round once; at a rounding boundary
+// their f32 sums may fall either side); the three orders give the same bits.
+const HALF_ULP = { bf16: 2 ** -9, f16: 2 ** -12 } as const;
+
+function checkHalf(what: string, half: 'bf16' | 'f16', inputs: (dtype: DType) => Input[], run: (xs: Tensor[]) => Tensor[]): void {
+  const widened = (dtype: DType) => inputs(half).map((i) => ({ ...i, t: i.t.dtype === 'i32' ? i.t : i.t.to(dtype) }));
+  const ref = tidy(() => run(widened('f64').map((i) => place(i, 'cpu'))).map(arr));
+  let first: number[][] | null = null;
+  for (const order of ORDERS) {
+    setSimOrder(order);
+    const [sim, cpu] = tidy(() => {
+      const outs = run(inputs(half).map((i) => place(i, 'sim')));
+      assert.ok(outs.every((o) => o.dtype === half || o.dtype === 'f32'), 'outputs in the 16-bit type or f32');
+      const path = run(widened('f32').map((i) => place(i, 'cpu'))).map((o, k) => o.to(outs[k].dtype));
+      return [outs.map(arr), path.map(arr)];
+    });
+    sim.forEach((o, i) => {
+      const { err, scale } = maxErr(o, ref[i]);
+      const bound = 2 * maxErr(cpu[i], ref[i]).err + HALF_ULP[half] * Math.max(1, scale);
+      assert.ok(err <= bound, `${what} ${half} output ${i} sim[${order}]: error ${err} > ${bound}`);
+    });
+    if (first) assert.equal(sim, first, `${what} ${half}: sim[${order}] gives other bits than sim[sequential]`);
+    first = sim;
+  }
+  setSimOrder('sequential');
+}
+
+for (const half of ['bf16', 'f16'] as const) {
+  const NORMS16: NormCase[] = [
+    { N: 70, D: 37, rms: false, w: true, b: true, stridedX: true, why: 'strided x, three row blocks' },
+    { N: 33, D: 136, rms: true, w: true, why: 'rows in 16-byte chunks of 8' },
+    { N: 9, D: 130, rms: false, w: true, b: true, stridedW: true, why: 'strided weight, chunks and a tail' },
+    { N: 3, D: 6200, rms: true, w: true, why: 'f32 column sums past 48 KiB: in global memory' },
+  ];
+  NORMS16.forEach((c) => test(`norm ${c.rms ? 'rms' : 'layer'} [${c.N}, ${c.D}] ${half} on sim: the CPU's f32 path's accuracy, mean and rstd in f32 (${c.why})`, () => {
+    checkHalf(`norm ${JSON.stringify(c)}`, half, (dtype) => {
+      const g = new Generator(c.N * 1000 + c.D);
+      const x = randn([c.N, c.D], { generator: g }).mul(2).add(0.5).to(dtype), gout = randn([c.N, c.D], { generator: g }).to(dtype);
+      const w = randn([c.D], { generator: g }).to(dtype), b = randn([c.D], { generator: g }).to(dtype);
+      return [{ t: x, layout: c.stridedX ? 'transposed' : undefined, grad: true }, { t: gout },
+        { t: w, layout: c.stridedW ? 'everyOther' : undefined, grad: true }, { t: b, grad: true }] as Input[];
+    }, ([x, gout, w, b]) => {
+      const y = normRows(x, { weight: c.w ? w : null, bias: c.b ? b : null, eps: 1e-5, rms: c.rms });
+      y.mul(gout).sum().backward();
+      return [y, x.grad!, ...(c.w ? [w.grad!] : []), ...(c.b ? [b.grad!] : [])];
+    });
+  }));
+
+  test(`groupNorm ${half} on sim: the CPU's f32 path's accuracy (strided x, runs of 35; chunks of 8 with a strided weight)`, () => {
+    for (const c of [GROUPS[0], GROUPS[1]]) {
+      const R = c.N * c.groups, D = (c.C / c.groups) * c.inner;
+      checkHalf(`groupNorm ${JSON.stringify(c)}`, half, (dtype) => {
+        const g = new Generator(c.N * 1000 + c.C * 10 + c.inner);
+        const x = randn([R, D], { generator: g }).mul(2).add(0.5).to(dtype), gout = randn([R, D], { generator: g }).to(dtype);
+        const w = randn([c.C], { generator: g }).to(dtype), b = randn([c.C], { generator: g }).to(dtype);
+        return [{ t: x, layout: c.stridedX ? 'transposed' : undefined, grad: true }, { t: gout },
+          { t: w, layout: c.stridedW ? 'everyOther' : undefined, grad: true }, { t: b, grad: true }] as Input[];
+      }, ([x, gout, w, b]) => {
+        const y = groupNormRows(x, { weight: w, bias: b, eps: 1e-5, groups: c.groups, inner: c.inner });
+        y.mul(gout).sum().backward();
+        return [y, x.grad!, w.grad!, b.grad!];
+      });
+    }
+  });
+
+  const CES16: CeCase[] = [
+    { N: 6, V: 264, smoothing: 0.1, ignore: 3, ignored: 0.3, why: 'chunks of 8, smoothing, some rows ignored' },
+    { N: 7, V: 37, smoothing: 0, ignore: -100, ignored: 0.2, stridedX: true, why: 'strided logits' },
+    { N: 5, V: 133, smoothing: 0, ignore: -100, ignored: 0.2, masked: 40, why: '-inf logits' },
+  ];
+  CES16.forEach((c) => test(`crossEntropy [${c.N}, ${c.V}] ${half} logits on sim: the CPU's f32 path's accuracy, losses in f32 (${c.why})`, () => {
+    checkHalf(`crossEntropy ${JSON.stringify(c)}`, half, (dtype) => {
+      const g = new Generator(c.N * 1000 + c.V);
+      const open = tensor(Array.from({ length: c.V }, (_, j) => j < c.V - (c.masked ?? 0)));
+      const x = randn([c.N, c.V], { generator: g }).mul(3).where(open, -Infinity).to(dtype);
+      const t = randint(0, c.V - (c.masked ?? 0), [c.N], { generator: g }).where(rand([c.N], { generator: g }).ge(c.ignored), c.ignore);
+      return [{ t: x, layout: c.stridedX ? 'transposed' : undefined, grad: true }, { t }, { t: randn([c.N], { generator: g }) }] as Input[];
+    }, ([x, t, gout]) => {
+      const loss = crossEntropyRows(x, t, { ignoreIndex: c.ignore, labelSmoothing: c.smoothing });
+      assert.is(loss.dtype, x.device === 'sim' ? 'f32' : x.dtype, 'loss rows in f32');
+      loss.mul(gout.to(loss.dtype)).sum().backward();
+      return [loss, x.grad!];
+    });
+  }));
+
+  test(`swiglu ${half} on sim: the CPU's f32 path's accuracy (chunks of 8 with a tail; transposed)`, () => {
+    for (const [shape, layout] of [[[37, 5], undefined], [[9, 7], 'transposed']] as const) {
+      checkHalf(`swiglu [${shape}]`, half, (dtype) => {
+        const g = new Generator(shape[0] + 7);
+        const make = (scale: number, grad: boolean): Input => ({ t: randn([...shape], { generator: g }).mul(scale).to(dtype), layout, grad });
+        return [make(3, true), make(1, true), make(1, false)];
+      }, ([a, b, gout]) => {
+        const y = swiglu(a, b);
+        y.mul(gout).sum().backward();
+        return [y, a.grad!, b.grad!];
+      });
+    }
+  });
+}
+
+test('the CPU row kernels take f32 and f64 only: bf16 is a DTypeError naming the op, and F computes it in f32', () => tidy(() => {
+  const x = randn([4, 8], { generator: new Generator(5) }).to('bf16');
+  assert.throws(() => normRows(x, { weight: null, bias: null, eps: 1e-5, rms: true }), (e: unknown) => e instanceof DTypeError && /normRows: f32 or f64 only on cpu, got bf16/.test((e as Error).message));
+  assert.throws(() => swiglu(x, x), (e: unknown) => e instanceof DTypeError && /swiglu: f32 or f64 only on cpu/.test((e as Error).message));
+  assert.throws(() => crossEntropyRows(x, tensor([0, 1, 2, 3], { dtype: 'i32' }), { ignoreIndex: -100, labelSmoothing: 0 }), (e: unknown) => e instanceof DTypeError);
+  const y = F.rmsNorm(x), ys = F.rmsNorm(x.to('sim'));
+  assert.is(y.dtype, 'bf16');
+  assert.is(ys.dtype, 'bf16');
+  assert.equal(arr(ys), arr(y), 'sim\'s bf16 kernel and the CPU\'s f32 path round to the same bf16 values here');
+}));
 
 test.run();

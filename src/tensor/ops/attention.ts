@@ -10,7 +10,7 @@
 //
 // dtypes: f32 and f64 everywhere; bf16 and f16 natively on sim and cuda (native/cuda/attention/:
 // tensor cores, f32 accumulation), with the row log-sum-exp saved in f32. The CPU kernel takes f32
-// and f64 only, so the functional layer computes bf16 and f16 there in f32 (attentionTakesHalf).
+// and f64 only, so the functional layer computes bf16 and f16 there in f32 (fusedTakesHalf).
 import { DTypeError, ShapeError, ValueError } from '../errors.ts';
 import { shapeStr } from '../shape.ts';
 import { Tensor } from '../tensor.ts';
@@ -18,8 +18,8 @@ import { record } from '../tape.ts';
 import { launch, sameDevice } from './dispatch.ts';
 import { native } from '../native.ts';
 import { DEVICE_CODE } from '../storage.ts';
-import { isHalf, type DType } from '../dtype.ts';
-import type { Device } from '../device.ts';
+import { isHalf, statDType } from '../dtype.ts';
+import { fusedTakesHalf, type Device } from '../device.ts';
 
 export interface FusedAttentionOptions {
   /** [B,H,Lq,Lk], any strides; added to the logits. */
@@ -41,7 +41,7 @@ function check(q: Tensor, k: Tensor, v: Tensor, o: FusedAttentionOptions): void 
   for (const t of [k, v, o.bias]) {
     if (t && t.dtype !== q.dtype) throw new DTypeError(`attention: q, k, v and bias must share a dtype, got ${q.dtype} and ${t.dtype}`);
   }
-  if (q.dtype !== 'f32' && q.dtype !== 'f64' && !(isHalf(q.dtype) && attentionTakesHalf(q.device))) {
+  if (q.dtype !== 'f32' && q.dtype !== 'f64' && !(isHalf(q.dtype) && fusedTakesHalf(q.device))) {
     throw new DTypeError(`attention: f32 or f64 only on ${q.device}, got ${q.dtype}`);
   }
   if (o.bias) want(o.bias, [B, H, Lq, Lk], 'bias');
@@ -52,13 +52,6 @@ function check(q: Tensor, k: Tensor, v: Tensor, o: FusedAttentionOptions): void 
   sameDevice('attention', ...[q, k, v, o.bias, o.keyPaddingMask].filter((t): t is Tensor => t !== null));
 }
 
-/** Whether the device's attention kernels take bf16 and f16 operands (sim and cuda; the CPU's do not). */
-export function attentionTakesHalf(device: Device): boolean {
-  return device === 'sim' || device === 'cuda';
-}
-
-/** The dtype of the saved row log-sum-exp: f32 for bf16 and f16 operands (too coarse to recompute P from). */
-const lseDType = (dt: DType): DType => (isHalf(dt) ? 'f32' : dt);
 
 /**
  * Forces attention kernel `version` on `device` for every later call (native/cuda/attention/:
@@ -79,7 +72,7 @@ export function attention(q: Tensor, k: Tensor, v: Tensor, o: FusedAttentionOpti
   check(q, k, v, o);
   const [B, H, Lq] = q.shape;
   const out = Tensor.empty([B, H, Lq, v.shape[3]], q.dtype, q.device);
-  const lse = Tensor.empty([B, H, Lq], lseDType(q.dtype), q.device);
+  const lse = Tensor.empty([B, H, Lq], statDType(q.dtype), q.device);
   const { bias, keyPaddingMask: kpm } = o;
   try {
     launch(out, (n) => n.attention(out.handle, out.desc, lse.handle, lse.desc, q.handle, q.desc, k.handle, k.desc, v.handle, v.desc,

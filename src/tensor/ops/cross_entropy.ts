@@ -2,6 +2,10 @@
 // per-row losses of logits [N, V] against i32 targets [N], 0 where the target is ignoreIndex,
 // without storing the probabilities. F.crossEntropy reduces them; the op records
 // 'crossEntropyRows' with the rows' log-sum-exp for its backward rule (src/autograd/rules/norm.ts).
+// bf16 and f16 logits go to the kernel as they are on devices that take them (fusedTakesHalf),
+// computed in f32, with the losses and lse in f32 (statDType); the gradient has the logits' dtype.
+import { fusedTakesHalf } from '../device.ts';
+import { isHalf, statDType } from '../dtype.ts';
 import { DTypeError, ShapeError } from '../errors.ts';
 import { shapeStr } from '../shape.ts';
 import { Tensor } from '../tensor.ts';
@@ -15,7 +19,9 @@ export interface CrossEntropyRowsOptions {
 
 function check(logits: Tensor, targets: Tensor): void {
   if (logits.ndim !== 2) throw new ShapeError(`crossEntropyRows: logits must be 2-d [N, V], got ${shapeStr(logits.shape)}`);
-  if (logits.dtype !== 'f32' && logits.dtype !== 'f64') throw new DTypeError(`crossEntropyRows: f32 or f64 logits only, got ${logits.dtype}`);
+  if (logits.dtype !== 'f32' && logits.dtype !== 'f64' && !(isHalf(logits.dtype) && fusedTakesHalf(logits.device))) {
+    throw new DTypeError(`crossEntropyRows: f32 or f64 logits only on ${logits.device}, got ${logits.dtype}`);
+  }
   if (targets.dtype !== 'i32') throw new DTypeError(`crossEntropyRows: targets must be i32, got ${targets.dtype}`);
   if (targets.ndim !== 1 || targets.shape[0] !== logits.shape[0]) {
     throw new ShapeError(`crossEntropyRows: targets must have shape [${logits.shape[0]}], got ${shapeStr(targets.shape)}`);
@@ -23,11 +29,11 @@ function check(logits: Tensor, targets: Tensor): void {
   sameDevice('crossEntropyRows', logits, targets);
 }
 
-/** loss[i] = (1 - s) (lse_i - x[i, t_i]) + s (lse_i - mean_j x[i, j]), 0 where t_i is ignored. */
+/** loss[i] = (1 - s) (lse_i - x[i, t_i]) + s (lse_i - mean_j x[i, j]), 0 where t_i is ignored (f32 for bf16 and f16 logits). */
 export function crossEntropyRows(logits: Tensor, targets: Tensor, o: CrossEntropyRowsOptions): Tensor {
   check(logits, targets);
   const N = logits.shape[0];
-  const loss = Tensor.empty([N], logits.dtype, logits.device), lse = Tensor.empty([N], logits.dtype, logits.device);
+  const loss = Tensor.empty([N], statDType(logits.dtype), logits.device), lse = Tensor.empty([N], statDType(logits.dtype), logits.device);
   try {
     launch(loss, (n) => n.crossEntropy(loss.handle, loss.desc, lse.handle, lse.desc, logits.handle, logits.desc,
       targets.handle, targets.desc, o.ignoreIndex, o.labelSmoothing));

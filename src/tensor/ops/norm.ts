@@ -4,6 +4,11 @@
 // op records 'normRows' with the row statistics (mean, rstd) for its backward rule
 // (src/autograd/rules/norm.ts). groupNormRows is its GroupNorm form, where a row holds a group's
 // channels and the weight and bias are per channel (recorded as 'groupNormRows').
+//
+// dtypes: f32 and f64 everywhere; bf16 and f16 on devices whose kernels take them (fusedTakesHalf:
+// sim and cuda), computed in f32 with mean and rstd saved in f32 (statDType).
+import { fusedTakesHalf } from '../device.ts';
+import { isHalf, statDType } from '../dtype.ts';
 import { DTypeError, ShapeError, ValueError } from '../errors.ts';
 import { shapeStr } from '../shape.ts';
 import { Tensor } from '../tensor.ts';
@@ -21,7 +26,9 @@ export interface NormRowsOptions {
 /** Checks x [N, D] and the optional weight and bias, which must have `length` elements (D when not given). */
 function check(x: Tensor, o: { weight: Tensor | null; bias: Tensor | null }, op = 'normRows', length?: number): void {
   if (x.ndim !== 2) throw new ShapeError(`${op}: x must be 2-d [N, D], got ${shapeStr(x.shape)}`);
-  if (x.dtype !== 'f32' && x.dtype !== 'f64') throw new DTypeError(`${op}: f32 or f64 only, got ${x.dtype}`);
+  if (x.dtype !== 'f32' && x.dtype !== 'f64' && !(isHalf(x.dtype) && fusedTakesHalf(x.device))) {
+    throw new DTypeError(`${op}: f32 or f64 only on ${x.device}, got ${x.dtype}`);
+  }
   const n = length ?? x.shape[1];
   for (const [t, arg] of [[o.weight, 'weight'], [o.bias, 'bias']] as const) {
     if (!t) continue;
@@ -38,8 +45,8 @@ const d = (t: Tensor | null) => (t ? t.desc : null);
 export function normRows(x: Tensor, o: NormRowsOptions): Tensor {
   check(x, o);
   const [N, D] = x.shape;
-  const y = Tensor.empty([N, D], x.dtype, x.device), rstd = Tensor.empty([N], x.dtype, x.device);
-  const mean = o.rms ? null : Tensor.empty([N], x.dtype, x.device);
+  const y = Tensor.empty([N, D], x.dtype, x.device), rstd = Tensor.empty([N], statDType(x.dtype), x.device);
+  const mean = o.rms ? null : Tensor.empty([N], statDType(x.dtype), x.device);
   try {
     launch(y, (n) => n.normForward(y.handle, y.desc, h(mean), d(mean), rstd.handle, rstd.desc, x.handle, x.desc,
       h(o.weight), d(o.weight), h(o.bias), d(o.bias), o.eps));
@@ -94,8 +101,8 @@ export function groupNormRows(x: Tensor, o: GroupNormRowsOptions): Tensor {
   if (x.ndim !== 2) throw new ShapeError(`groupNormRows: x must be 2-d [N, D], got ${shapeStr(x.shape)}`);
   check(x, o, 'groupNormRows', groupChannels(x, o.groups, o.inner, 'groupNormRows'));
   const [N, D] = x.shape;
-  const y = Tensor.empty([N, D], x.dtype, x.device), rstd = Tensor.empty([N], x.dtype, x.device);
-  const mean = Tensor.empty([N], x.dtype, x.device);
+  const y = Tensor.empty([N, D], x.dtype, x.device), rstd = Tensor.empty([N], statDType(x.dtype), x.device);
+  const mean = Tensor.empty([N], statDType(x.dtype), x.device);
   try {
     launch(y, (n) => n.groupNormForward(y.handle, y.desc, mean.handle, mean.desc, rstd.handle, rstd.desc, x.handle, x.desc,
       h(o.weight), d(o.weight), h(o.bias), d(o.bias), o.eps, o.inner));

@@ -1,7 +1,10 @@
 // swiglu.ts: the fused SwiGLU gate op (native/cpu/kernels/swiglu.cpp, native/cuda/swiglu.cu):
-// silu(a) * b for a and b of one shape and dtype (f32 or f64), one native pass forward and one
+// silu(a) * b for a and b of one shape and dtype (f32 or f64; bf16 and f16 computed in f32 on the
+// devices whose kernels take them, fusedTakesHalf), one native pass forward and one
 // backward. F.swiglu calls it where the device has the kernels and composes silu and mul
 // elsewhere; the op records 'swiglu' for its backward rule (src/autograd/rules/norm.ts).
+import { fusedTakesHalf } from '../device.ts';
+import { isHalf } from '../dtype.ts';
 import { DTypeError, ShapeError } from '../errors.ts';
 import { sameShape, shapeStr } from '../shape.ts';
 import { Tensor } from '../tensor.ts';
@@ -9,7 +12,9 @@ import { record } from '../tape.ts';
 import { launch, sameDevice } from './dispatch.ts';
 
 function check(a: Tensor, b: Tensor): void {
-  if (a.dtype !== 'f32' && a.dtype !== 'f64') throw new DTypeError(`swiglu: f32 or f64 only, got ${a.dtype}`);
+  if (a.dtype !== 'f32' && a.dtype !== 'f64' && !(isHalf(a.dtype) && fusedTakesHalf(a.device))) {
+    throw new DTypeError(`swiglu: f32 or f64 only on ${a.device}, got ${a.dtype}`);
+  }
   if (b.dtype !== a.dtype) throw new DTypeError(`swiglu: b must be ${a.dtype} like a, got ${b.dtype}`);
   if (!sameShape(a.shape, b.shape)) throw new ShapeError(`swiglu: a ${shapeStr(a.shape)} and b ${shapeStr(b.shape)} must have one shape`);
   sameDevice('swiglu', a, b);
