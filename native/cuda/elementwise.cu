@@ -1,7 +1,7 @@
 // elementwise.cu: fill, copy/cast, unary and binary math, where, on any strided Views; one kernel
 // family per arity (candle's way): a grid-stride loop over the output's flat indices, each thread
 // turning its index into every operand's offset through Strided<N> (broadcast dims have stride 0).
-// fill, copy/cast, unary and binary also have a vector path, taken when every operand is
+// fill, copy/cast, unary, binary and where also have a vector path, taken when every operand is
 // contiguous and aligned: 16-byte packs of the widest operand per thread, no offset arithmetic
 // (below, "the vector path").
 //
@@ -114,6 +114,20 @@ __global__ void map2_vec_kernel(int64_t n, TO* out, const TA* a, const TB* b, F 
     reinterpret_cast<Pack<TO, L>*>(out)[c] = z;
   }
   EMU_GRID_STRIDE(i, n - chunks * L) out[chunks * L + i] = f(a[chunks * L + i], b[chunks * L + i]);
+}
+
+template <class T, int L>
+__global__ void where_vec_kernel(int64_t n, T* out, const bool* cond, const T* a, const T* b) {
+  const int64_t chunks = n / L;
+  EMU_GRID_STRIDE(c, chunks) {
+    const Pack<bool, L> m = reinterpret_cast<const Pack<bool, L>*>(cond)[c];
+    const Pack<T, L> x = reinterpret_cast<const Pack<T, L>*>(a)[c], y = reinterpret_cast<const Pack<T, L>*>(b)[c];
+    Pack<T, L> z;
+#pragma unroll
+    for (int k = 0; k < L; k++) z.v[k] = m.v[k] ? x.v[k] : y.v[k];
+    reinterpret_cast<Pack<T, L>*>(out)[c] = z;
+  }
+  EMU_GRID_STRIDE(i, n - chunks * L) out[chunks * L + i] = cond[chunks * L + i] ? a[chunks * L + i] : b[chunks * L + i];
 }
 
 template <class T, int L>
@@ -446,6 +460,13 @@ void where(const View& out, const View& cond, const View& a, const View& b) {
   if (n == 0) return;
   dispatch(out.dtype, [&](auto t) {
     using T = decltype(t);
+    constexpr int L = elementwise::pack_length<T>();
+    if (elementwise::vectorisable<L>(out, cond, a, b)) {  // no broadcast: every operand out's shape
+      launch<elementwise::where_vec_kernel<T, L>>(dim3(blocks_for((n + L - 1) / L)), dim3(kThreads), 0, Stream{}, n,
+                                                  static_cast<T*>(out.data), static_cast<const bool*>(cond.data),
+                                                  static_cast<const T*>(a.data), static_cast<const T*>(b.data));
+      return;
+    }
     const View* v[4] = {&out, &cond, &a, &b};
     launch<elementwise::where_kernel<T>>(dim3(blocks_for(n)), dim3(kThreads), 0, Stream{}, Strided<4>::make(v), n,
                                          static_cast<T*>(out.data), static_cast<const bool*>(cond.data),

@@ -1,5 +1,5 @@
-// elementwise.test.ts: native/cuda/elementwise.cu's vector path on `sim`. fill, copy/cast, unary
-// and binary take 16-byte packs per thread when every operand is contiguous and aligned, and the
+// elementwise.test.ts: native/cuda/elementwise.cu's vector path on `sim`. fill, copy/cast, unary,
+// binary and where take 16-byte packs per thread when every operand is contiguous and aligned, and the
 // strided grid-stride kernels otherwise; both compute each element with the same function, so
 // they must give the same bits. Each case runs an op on contiguous operands (the vector path, or
 // the strided one when shifted by an element: contiguous but not aligned) and on step-2 views
@@ -13,6 +13,8 @@
 // elements t, t + blockDim, ..., a different summation order. Extremes, arg reductions and
 // all/any must still equal the strided path's bits; sums, means, variances and log-sum-exps
 // (accumulated in double) agree within a few units of the dtype; every order gives the same bits.
+// Softmax and log-softmax read their lines in 16-byte chunks the same way (the sum in another
+// order): within a few units too.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { full, randn, setSimOrder, simOrder, stack, Tensor, tidy, zerosLike, type DType } from '../../src/index.ts';
@@ -34,6 +36,7 @@ const OPS: [string, (x: Tensor, y: Tensor) => Tensor][] = [
   ['copy', (x) => x.contiguous().clone()],
   ['i32 add', (x, y) => x.mul(100).to('i32').add(y.mul(100).to('i32'))],
   ['fill', (x) => full(x.shape as number[], 1.5, { dtype: x.dtype, device: x.device })],
+  ['where', (x, y) => x.where(x.gt(y), y)],
 ];
 
 for (const dtype of ['f32', 'bf16', 'f16', 'f64'] as DType[]) {
@@ -76,6 +79,8 @@ const REDUCTIONS: [string, (x: Tensor) => Tensor, boolean][] = [
   ['mean', (x) => x.mean(-1), false],
   ['var', (x) => x.var(-1), false],
   ['logsumexp', (x) => x.logsumexp(-1), false],
+  ['softmax', (x) => x.softmax(-1), false],
+  ['logSoftmax', (x) => x.logSoftmax(-1), false],
 ];
 const UNIT: Record<string, number> = { f32: 2 ** -22, bf16: 2 ** -6, f16: 2 ** -9, f64: 2 ** -50 };
 
@@ -84,7 +89,7 @@ for (const dtype of ['f32', 'bf16', 'f16', 'f64'] as DType[]) {
     const before = simOrder();
     try {
       tidy(() => {
-        for (const [rows, n] of [[3, 1029], [5, 8], [2, 19], [1, 300]]) {
+        for (const [rows, n] of [[3, 1029], [3, 1032], [5, 8], [2, 19], [1, 300]]) {
           const base = randn([rows, n], { dtype: 'f32' }).to(dtype).to('sim');
           // The same values with the last dim at stride 2: the strided path.
           const strided = stack([base, zerosLike(base)], -1).select(-1, 0);
@@ -100,7 +105,7 @@ for (const dtype of ['f32', 'bf16', 'f16', 'f64'] as DType[]) {
               assert.equal(got, first, `${name} [${rows},${n}], ${order}: the bits depend on the order`);
             }
             if (exact) assert.equal(first, want, `${name} [${rows},${n}]`);
-            else first!.forEach((g, i) => assert.ok(Math.abs(g - want[i]) <= UNIT[dtype] * Math.max(1, Math.abs(want[i])), `${name} [${rows},${n}] row ${i}: ${g} vs ${want[i]}`));
+            else first!.forEach((g, i) => assert.ok(Math.abs(g - want[i]) <= UNIT[dtype] * Math.max(1, Math.abs(want[i])), `${name} [${rows},${n}] output ${i}: ${g} vs ${want[i]}`));
           }
         }
       });
