@@ -58,6 +58,50 @@ void run_norm(Bench& bench, int64_t N, int64_t D, DType dt, bool layer_norm, boo
   for (const Call& c : calls) run_call(bench, c, cpu::fused_kernels(), f, timed);
 }
 
+// RMSNorm forward of bf16 x [N, D] two ways: the kernel reading bf16 directly (what norm.cu does
+// since it took 16-bit types), and the chain it replaced, which is still the CPU's path: cast x
+// and w to f32, the f32 kernel, cast y back (4 launches, 20 bytes per element instead of 4).
+// Both are checked against the CPU kernel in f32 on the same rounded inputs.
+void run_norm_casts(Bench& bench, int64_t N, int64_t D, bool timed) {
+  if (!bench.wants(timed)) return;
+  const cpu::FusedKernels& f = bench.fused();
+  const cpu::KernelTable& t = bench.table();
+  HostTensor hx = HostTensor::uniform({N, D}, 31), hw = HostTensor::uniform({D}, 32, 0.5, 1.5);
+  DeviceTensor x = bench.upload(hx, DType::BF16), w = bench.upload(hw, DType::BF16), y = bench.tensor({N, D}, DType::BF16);
+  DeviceTensor xf = bench.tensor({N, D}, DType::F32), wf = bench.tensor({D}, DType::F32), yf = bench.tensor({N, D}, DType::F32);
+  DeviceTensor rstd = bench.tensor({N}, DType::F32);
+  HostTensor want({N, D}), want_rstd({N});
+  const View hwv = hw.view();
+  cpu::fused_kernels().norm_forward(want.view(), nullptr, want_rstd.view(), hx.view(), &hwv, nullptr, 1e-5);
+  want.round_to(DType::BF16);
+  const View xv = x.view(), wv = w.view(), yv = y.view(), xfv = xf.view(), wfv = wf.view(), yfv = yf.view(), rv = rstd.view();
+  const std::string shape = format("%lldx%lld", (long long)N, (long long)D);
+  Case c{"", DType::BF16, shape,
+         format("{\"op\":\"rmsnorm\",\"pass\":\"fwd\",\"N\":%lld,\"D\":%lld,\"dtype\":\"bf16\"}", (long long)N, (long long)D),
+         0, 2.0 * (N * D + D) + 4.0 * N, timed};
+  c.kernel = "rmsnorm fwd (16-bit direct)";
+  auto direct = [&] { f.norm_forward(yv, nullptr, rv, xv, &wv, nullptr, 1e-5); };
+  bench.run(c, f.norm_forward != nullptr, [&](Measure& m) {
+    y.poison();
+    direct();
+    m.check("y", y.download(), want);
+    m.time(direct);
+  });
+  c.kernel = "rmsnorm fwd via f32 casts";
+  auto chain = [&] {
+    t.copy(xfv, xv);
+    t.copy(wfv, wv);
+    f.norm_forward(yfv, nullptr, rv, xfv, &wfv, nullptr, 1e-5);
+    t.copy(yv, yfv);
+  };
+  bench.run(c, f.norm_forward != nullptr && t.copy != nullptr, [&](Measure& m) {
+    y.poison();
+    chain();
+    m.check("y", y.download(), want);
+    m.time(chain);
+  });
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -70,5 +114,7 @@ int main(int argc, char** argv) {
     for (DType dt : {DType::BF16, DType::F32}) run_norm(bench, 16384, 4096, dt, false, true);  // LLaMA-7B hidden
     run_norm(bench, 4096, 8192, DType::BF16, false, true);
     run_norm(bench, 16384, 4096, DType::BF16, true, true);
+    run_norm_casts(bench, 37, 53, false);
+    run_norm_casts(bench, 16384, 4096, true);
   });
 }
