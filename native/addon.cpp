@@ -938,16 +938,25 @@ Napi::Value AttentionBackward(const Napi::CallbackInfo& info) {
   });
 }
 
-// attentionVersion(device, version): forces one attention kernel version on the device (0: the
-// dispatcher's choice); tests and benchmarks run each version this way.
-Napi::Value AttentionVersion(const Napi::CallbackInfo& info) {
+// attentionVersion(device, version) and normVersion(device, version): force one attention (or
+// LayerNorm / RMSNorm) kernel version on the device (0: the default); tests and benchmarks run each
+// version this way. A device with one version (a null setter in its table) is a DeviceError.
+Napi::Value ForceVersion(const Napi::CallbackInfo& info, void (*cpu::FusedKernels::*setter)(int), const char* op, const char* what) {
   return guarded(info, [&]() -> Napi::Value {
     const DeviceKind d = device_at(info, 0);
-    auto set = fused_table_of(d).attention_version;
-    if (!set) fail(ErrorKind::Device, std::string("attentionVersion: ") + device_name(d) + " has one attention version only");
+    auto set = fused_table_of(d).*setter;
+    if (!set) fail(ErrorKind::Device, std::string(op) + ": " + device_name(d) + " has one " + what + " version only");
     set(int(num(info, 1)));
     return info.Env().Undefined();
   });
+}
+
+Napi::Value AttentionVersion(const Napi::CallbackInfo& info) {
+  return ForceVersion(info, &cpu::FusedKernels::attention_version, "attentionVersion", "attention");
+}
+
+Napi::Value NormVersion(const Napi::CallbackInfo& info) {
+  return ForceVersion(info, &cpu::FusedKernels::norm_version, "normVersion", "norm");
 }
 
 // An optional view at info[i] (null or undefined: absent).
@@ -1235,6 +1244,7 @@ Napi::Object Module(Napi::Env env, Napi::Object exports) {
   def("attention", Attention);
   def("attentionBackward", AttentionBackward);
   def("attentionVersion", AttentionVersion);
+  def("normVersion", NormVersion);
   def("normForward", NormForward);
   def("normBackward", NormBackward);
   def("groupNormForward", GroupNormForward);

@@ -17,7 +17,9 @@ namespace {
 using Call = TableCall<cpu::FusedKernels>;
 using Views = std::vector<View>;
 
-void run_norm(Bench& bench, int64_t N, int64_t D, DType dt, bool layer_norm, bool timed) {
+// version 0: the device's default (norm.cu's v2); 1: norm.cu's v1 (a thread per row), forced
+// around each device call and reset after it (the CPU reference has one version).
+void run_norm(Bench& bench, int64_t N, int64_t D, DType dt, bool layer_norm, bool timed, int version = 0) {
   if (!bench.wants(timed)) return;
   const cpu::FusedKernels& f = bench.fused();
   const DType st = stats_dtype(dt, f.norm_forward != nullptr, [&] {
@@ -33,26 +35,36 @@ void run_norm(Bench& bench, int64_t N, int64_t D, DType dt, bool layer_norm, boo
                   dtype_name(dt));
   };
   const std::string shape = format("%lldx%lld", (long long)N, (long long)D);
+  const std::string v = version ? format(" v%d", version) : "";
+  // The table call under `version`: set on the device's table, reset to the default after.
+  auto versioned = [version](void (*call)(const cpu::FusedKernels&, const Views&, const Views&)) {
+    return [version, call](const cpu::FusedKernels& k, const Views& o, const Views& i) {
+      if (k.norm_version) k.norm_version(version);
+      call(k, o, i);
+      if (k.norm_version) k.norm_version(0);
+    };
+  };
+  const bool present = f.norm_forward != nullptr && (version == 0 || f.norm_version != nullptr);
   std::vector<Call> calls;
   if (layer_norm) {
     calls = {
-        {"layernorm fwd", dt, shape, spec("fwd"), 0, {{x, dt}, {w, dt}, {w, dt}}, {{x, dt}, {n, st}, {n, st}}, f.norm_forward != nullptr,
-         [](const cpu::FusedKernels& k, const Views& o, const Views& i) { k.norm_forward(o[0], &o[1], o[2], i[0], &i[1], &i[2], 1e-5); }},
-        {"layernorm bwd", dt, shape, spec("bwd"), 0, {{x, dt}, {x, dt}, {w, dt}, {n, st, -0.1, 0.1}, {n, st, 0.5, 2}},
-         {{x, dt}, {w, dt}, {w, dt}}, f.norm_backward != nullptr,
-         [](const cpu::FusedKernels& k, const Views& o, const Views& i) {
+        {"layernorm fwd" + v, dt, shape, spec("fwd"), 0, {{x, dt}, {w, dt}, {w, dt}}, {{x, dt}, {n, st}, {n, st}}, present,
+         versioned([](const cpu::FusedKernels& k, const Views& o, const Views& i) { k.norm_forward(o[0], &o[1], o[2], i[0], &i[1], &i[2], 1e-5); })},
+        {"layernorm bwd" + v, dt, shape, spec("bwd"), 0, {{x, dt}, {x, dt}, {w, dt}, {n, st, -0.1, 0.1}, {n, st, 0.5, 2}},
+         {{x, dt}, {w, dt}, {w, dt}}, present && f.norm_backward != nullptr,
+         versioned([](const cpu::FusedKernels& k, const Views& o, const Views& i) {
            k.norm_backward(o[0], &o[1], &o[2], i[0], i[1], &i[2], &i[3], i[4]);
-         }},
+         })},
     };
   } else {
     calls = {
-        {"rmsnorm fwd", dt, shape, spec("fwd"), 0, {{x, dt}, {w, dt}}, {{x, dt}, {n, st}}, f.norm_forward != nullptr,
-         [](const cpu::FusedKernels& k, const Views& o, const Views& i) { k.norm_forward(o[0], nullptr, o[1], i[0], &i[1], nullptr, 1e-5); }},
-        {"rmsnorm bwd", dt, shape, spec("bwd"), 0, {{x, dt}, {x, dt}, {w, dt}, {n, st, 0.5, 2}}, {{x, dt}, {w, dt}},
-         f.norm_backward != nullptr,
-         [](const cpu::FusedKernels& k, const Views& o, const Views& i) {
+        {"rmsnorm fwd" + v, dt, shape, spec("fwd"), 0, {{x, dt}, {w, dt}}, {{x, dt}, {n, st}}, present,
+         versioned([](const cpu::FusedKernels& k, const Views& o, const Views& i) { k.norm_forward(o[0], nullptr, o[1], i[0], &i[1], nullptr, 1e-5); })},
+        {"rmsnorm bwd" + v, dt, shape, spec("bwd"), 0, {{x, dt}, {x, dt}, {w, dt}, {n, st, 0.5, 2}}, {{x, dt}, {w, dt}},
+         present && f.norm_backward != nullptr,
+         versioned([](const cpu::FusedKernels& k, const Views& o, const Views& i) {
            k.norm_backward(o[0], &o[1], nullptr, i[0], i[1], &i[2], nullptr, i[3]);
-         }},
+         })},
     };
   }
   for (const Call& c : calls) run_call(bench, c, cpu::fused_kernels(), f, timed);
@@ -107,10 +119,12 @@ void run_norm_casts(Bench& bench, int64_t N, int64_t D, bool timed) {
 int main(int argc, char** argv) {
   return main_of("norm", argc, argv, [](Bench& bench) {
     for (DType dt : {DType::F32, DType::BF16})
-      for (bool ln : {false, true}) {
-        run_norm(bench, 37, 53, dt, ln, false);
-        run_norm(bench, 3, 1031, dt, ln, false);
-      }
+      for (bool ln : {false, true})
+        for (int version : {0, 1}) {
+          run_norm(bench, 37, 53, dt, ln, false, version);
+          run_norm(bench, 3, 1031, dt, ln, false, version);
+        }
+    run_norm(bench, 16384, 4096, DType::BF16, false, true, 1);  // v1, a thread per row: the baseline v2 improves on
     for (DType dt : {DType::BF16, DType::F32}) run_norm(bench, 16384, 4096, dt, false, true);  // LLaMA-7B hidden
     run_norm(bench, 4096, 8192, DType::BF16, false, true);
     run_norm(bench, 16384, 4096, DType::BF16, true, true);

@@ -77,6 +77,10 @@ struct FusedKernels {
   // widens the gradient, runs adamw on the master and rounds it back, three passes.
   void (*adamw_mixed)(const View& p16, const View& master, const View& g16, const View& m, const View& v,
                       const AdamWHyper& h);
+  // Forces LayerNorm / RMSNorm version `version` (norm_forward, norm_backward) for every later call
+  // on the device (sim and cuda: norm.cu's v1 thread per row, v2 block per row; 0: the default);
+  // an unknown version is a ValueError. The CPU, with one version, leaves it null.
+  void (*norm_version)(int version);
 };
 
 namespace avx512 { const FusedKernels& fused_table(); }

@@ -56,6 +56,7 @@ using FusedFn = std::remove_pointer_t<Entry>;
 FusedFn<decltype(cpu::FusedKernels::norm_forward)> norm_forward;
 FusedFn<decltype(cpu::FusedKernels::linear)> linear;
 FusedFn<decltype(cpu::FusedKernels::adamw_mixed)> adamw_mixed;
+FusedFn<decltype(cpu::FusedKernels::norm_version)> norm_version;
 FusedFn<decltype(cpu::FusedKernels::norm_backward)> norm_backward;
 FusedFn<decltype(cpu::FusedKernels::group_norm_forward)> group_norm_forward;
 FusedFn<decltype(cpu::FusedKernels::group_norm_backward)> group_norm_backward;
@@ -127,6 +128,7 @@ const cpu::FusedKernels& fused_table() {
     t.attention_version = attention_version;
     t.linear = linear;
     t.adamw_mixed = adamw_mixed;
+    t.norm_version = norm_version;
     return t;
   }();
   return table;

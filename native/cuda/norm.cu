@@ -8,6 +8,17 @@
 //     dx = rstd (gx - mean(gx) - xhat mean(gx xhat))   (RMSNorm: no mean(gx) term)
 //     dw = sum over rows of dy xhat,  db = sum over rows of dy.
 //
+// Versions (norm_version(n) forces one for LayerNorm / RMSNorm on this device; 0, the default,
+// is v2; GroupNorm always runs v2's kernels):
+//   v1 (the naive one, llm.c's layernorm_forward1): one thread per row, walking the row element by
+//      element for the mean, the variance and the output; the backward likewise per row, and dw /
+//      db by one thread per column adding the rows in order. Simple and deterministic, but slow:
+//      the 32 threads of a warp read 32 rows D elements apart, so each load instruction touches 32
+//      cache lines, and N rows give only N threads (16384 rows: ~120 per SM), too few in flight to
+//      cover memory latency. Expect 5-15% of copy bandwidth at D = 4096.
+//   v2 (below; the default): a block per row, 16-byte chunks, block reductions; what that buys is
+//      the bench's v1 / v2 ratio (norm_bench.cpp; NOTES.md expects v2 at 80-90% of copy, so 6-15x).
+//
 // Forward: one block per row (grid-stride over rows), threads_for(D / 4) threads. The row is
 // walked in 16-byte chunks (4 f32, 2 f64 or 8 bf16 / f16; rows.cuh) when every operand allows it. Two block
 // reductions (block_reduce.cuh: warp shuffles, then shared memory) give the mean and then the
@@ -50,6 +61,7 @@
 // to f32, normalise, cast back) rounds it, but with half the bytes: forward 4 per element,
 // backward 6, against 20 and 24 for that cast-compute-cast chain (each cast a pass of its own).
 #include <algorithm>
+#include <atomic>
 #include <string>
 
 #include "cpu/fused.h"
@@ -255,6 +267,80 @@ __global__ void channel_sums_kernel(Rows<const T> dy, Rows<const T> x, Rows<cons
   }
 }
 
+// ---- v1: one thread per row ---------------------------------------------------------------
+
+template <class T>
+__global__ void forward_v1_kernel(Rows<T> y, Rows<C<T>> mean, Rows<C<T>> rstd, Rows<const T> x, Rows<const T> w,
+                                  Rows<const T> b, int64_t N, int64_t D, C<T> eps) {
+  using A = C<T>;
+  for (int64_t r = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; r < N; r += int64_t(gridDim.x) * blockDim.x) {
+    const T* xr = x.at(r);
+    A mu = A(0);
+    if (mean.data) {
+      for (int64_t j = 0; j < D; j++) mu += load(xr[j * x.col]);
+      mu /= A(D);
+    }
+    A ss = A(0);
+    for (int64_t j = 0; j < D; j++) {
+      const A d = A(load(xr[j * x.col])) - mu;
+      ss += d * d;
+    }
+    const A rs = A(1) / m_sqrt(ss / A(D) + eps);
+    rstd.data[r * rstd.col] = rs;
+    if (mean.data) mean.data[r * mean.col] = mu;
+    T* yr = y.at(r);
+    for (int64_t j = 0; j < D; j++) {
+      A o = (A(load(xr[j * x.col])) - mu) * rs;
+      if (w.data) o *= A(load(w.data[j * w.col]));
+      if (b.data) o += A(load(b.data[j * b.col]));
+      yr[j * y.col] = cvt<T>(o);
+    }
+  }
+}
+
+template <class T>
+__global__ void backward_v1_kernel(Rows<T> dx, Rows<const T> dy, Rows<const T> x, Rows<const T> w, Rows<const C<T>> mean,
+                                   Rows<const C<T>> rstd, int64_t N, int64_t D) {
+  using A = C<T>;
+  for (int64_t r = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; r < N; r += int64_t(gridDim.x) * blockDim.x) {
+    const T* xr = x.at(r);
+    const T* gr = dy.at(r);
+    const A mu = mean.data ? mean.data[r * mean.col] : A(0), rs = rstd.data[r * rstd.col];
+    auto gx = [&](int64_t j) { return w.data ? A(load(gr[j * dy.col])) * A(load(w.data[j * w.col])) : A(load(gr[j * dy.col])); };
+    A dot = A(0), sum = A(0);
+    for (int64_t j = 0; j < D; j++) {
+      const A g = gx(j);
+      dot += g * ((A(load(xr[j * x.col])) - mu) * rs);
+      sum += g;
+    }
+    const A c1 = dot / A(D), c2 = mean.data ? sum / A(D) : A(0);
+    T* dxr = dx.at(r);
+    for (int64_t j = 0; j < D; j++) dxr[j * dx.col] = cvt<T>(rs * (gx(j) - c2 - (A(load(xr[j * x.col])) - mu) * rs * c1));
+  }
+}
+
+// v1's dw[j] and db[j]: thread j adds dy xhat and dy over the rows in order.
+template <class T>
+__global__ void column_v1_kernel(Rows<const T> dy, Rows<const T> x, Rows<const C<T>> mean, Rows<const C<T>> rstd, int64_t N,
+                                 int64_t D, Rows<T> dw, Rows<T> db) {
+  using A = C<T>;
+  for (int64_t j = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; j < D; j += int64_t(gridDim.x) * blockDim.x) {
+    A sw = A(0), sb = A(0);
+    for (int64_t r = 0; r < N; r++) {
+      const A d = load(dy.at(r)[j * dy.col]);
+      const A mu = mean.data ? mean.data[r * mean.col] : A(0);
+      sw += d * ((A(load(x.at(r)[j * x.col])) - mu) * rstd.data[r * rstd.col]);
+      sb += d;
+    }
+    if (dw.data) dw.data[j * dw.col] = cvt<T>(sw);
+    if (db.data) db.data[j * db.col] = cvt<T>(sb);
+  }
+}
+
+// ---- v2 (and GroupNorm): the host side -----------------------------------------------------
+
+std::atomic<int> forced_version{0};  // norm_version's choice; 0: the default, v2
+
 constexpr size_t kSharedSums = 48 * 1024;  // column sums in shared memory up to this size
 
 unsigned row_threads(int64_t D, bool vec, int64_t esize) { return threads_for(vec ? (D * esize + 15) / 16 : D); }
@@ -266,6 +352,12 @@ void forward(const View& y, const View* mean, const View& rstd, const View& x, c
   using A = C<T>;
   const int64_t N = x.shape[0], D = x.shape[1];
   if (N == 0) return;
+  if (!inner && forced_version.load() == 1) {
+    launch<forward_v1_kernel<T>>(dim3(blocks_for(N)), dim3(kThreads), 0, Stream{}, rows_of<T>(&y), rows_of<A>(mean),
+                                 rows_of<A>(&rstd), rows_of<const T>(&x), rows_of<const T>(w), rows_of<const T>(b), N, D,
+                                 A(eps));
+    return;
+  }
   // GroupNorm's per-channel w and b are read element by element; only x and y decide the chunks.
   const bool vec = inner ? vectorizable({&y, &x}, sizeof(T)) : vectorizable({&y, &x, w, b}, sizeof(T));
   launch<forward_kernel<T>>(dim3(grid_for(N)), dim3(row_threads(D, vec, sizeof(T))), 0, Stream{}, rows_of<T>(&y),
@@ -278,6 +370,16 @@ void backward(const View& dx, const View* dw, const View* db, const View& dy, co
               const View* mean, const View& rstd) {
   using A = C<T>;
   const int64_t N = x.shape[0], D = x.shape[1];
+  if (forced_version.load() == 1) {
+    if (N > 0)
+      launch<backward_v1_kernel<T>>(dim3(blocks_for(N)), dim3(kThreads), 0, Stream{}, rows_of<T>(&dx), rows_of<const T>(&dy),
+                                    rows_of<const T>(&x), rows_of<const T>(w), rows_of<const A>(mean),
+                                    rows_of<const A>(&rstd), N, D);
+    if ((dw || db) && D > 0)
+      launch<column_v1_kernel<T>>(dim3(blocks_for(D)), dim3(kThreads), 0, Stream{}, rows_of<const T>(&dy), rows_of<const T>(&x),
+                                  rows_of<const A>(mean), rows_of<const A>(&rstd), N, D, rows_of<T>(dw), rows_of<T>(db));
+    return;
+  }
   const int64_t rows_per_block = std::max<int64_t>(32, (N + 1023) / 1024);
   const int64_t blocks = std::max<int64_t>(1, (N + rows_per_block - 1) / rows_per_block);
   const int sums = int(dw != nullptr) + int(db != nullptr);
@@ -332,6 +434,13 @@ void norm_forward(const View& y, const View* mean, const View& rstd, const View&
 void norm_backward(const View& dx, const View* dw, const View* db, const View& dy, const View& x, const View* w,
                    const View* mean, const View& rstd) {
   dispatch_float(x.dtype, "normBackward", [&](auto t) { norm::backward<decltype(t)>(dx, dw, db, dy, x, w, mean, rstd); });
+}
+
+void norm_version(int version) {
+  if (version < 0 || version > 2)
+    fail(ErrorKind::Value, "normVersion: no version " + std::to_string(version) +
+                                " (1: a thread per row, 2: a block per row; 0: the default, 2)");
+  norm::forced_version.store(version);
 }
 
 void group_norm_forward(const View& y, const View& mean, const View& rstd, const View& x, const View* w, const View* b,

@@ -114,6 +114,7 @@ export interface Native {
     mh: H | null, md: D | null, scale: number, causal: boolean): void;
   /** Forces attention kernel `version` on the device (a DEVICE_CODE); 0 restores the dispatcher's choice. */
   attentionVersion(device: number, version: number): void;
+  normVersion(device: number, version: number): void;
   normForward(yh: H, yd: D, mh: H | null, md: D | null, rh: H, rd: D, xh: H, xd: D, wh: H | null, wd: D | null,
     bh: H | null, bd: D | null, eps: number): void;
   normBackward(dxh: H, dxd: D, dwh: H | null, dwd: D | null, dbh: H | null, dbd: D | null, gh: H, gd: D, xh: H, xd: D,

@@ -11,9 +11,9 @@
 // thread orders must also give the same bits.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { DTypeError, F, Generator, IndexError, rand, randint, randn, setSimOrder, tensor, tidy, type DType, type Tensor } from '../../src/index.ts';
+import { DeviceError, DTypeError, F, Generator, IndexError, rand, randint, randn, setSimOrder, tensor, tidy, type DType, type Tensor, ValueError } from '../../src/index.ts';
 import { hasFusedKernel } from '../../src/tensor/device.ts';
-import { groupNormRows, normRows } from '../../src/tensor/ops/norm.ts';
+import { groupNormRows, normRows, setNormVersion } from '../../src/tensor/ops/norm.ts';
 import { crossEntropyRows } from '../../src/tensor/ops/cross_entropy.ts';
 import { adamwStep } from '../../src/tensor/ops/adamw.ts';
 import { swiglu } from '../../src/tensor/ops/swiglu.ts';
@@ -89,7 +89,17 @@ const NORMS: NormCase[] = [
   { N: 3, D: 6200, rms: false, w: true, b: true, why: 'column sums past 48 KiB: in global memory' },
 ];
 
-NORMS.forEach((c) => test(`norm ${c.rms ? 'rms' : 'layer'} [${c.N}, ${c.D}] on sim matches the CPU kernel, forward and backward (${c.why})`, () => {
+/** Runs f with norm.cu's `version` forced on sim, then restores the default. */
+function withNormVersion(version: number, f: () => void): void {
+  setNormVersion('sim', version);
+  try {
+    f();
+  } finally {
+    setNormVersion('sim', 0);
+  }
+}
+
+NORMS.forEach((c) => test(`norm ${c.rms ? 'rms' : 'layer'} [${c.N}, ${c.D}] on sim, v1 and v2, matches the CPU kernel, forward and backward (${c.why})`, () => {
   const inputs = (dtype: DType) => {
     const g = new Generator(c.N * 1000 + c.D);
     const x = randn([c.N, c.D], { generator: g }).mul(2).add(0.5).to(dtype);
@@ -98,11 +108,22 @@ NORMS.forEach((c) => test(`norm ${c.rms ? 'rms' : 'layer'} [${c.N}, ${c.D}] on s
     return [{ t: x, layout: c.stridedX ? 'transposed' : undefined, grad: true }, { t: gout },
       { t: w, layout: c.stridedW ? 'everyOther' : undefined, grad: true }, { t: b, grad: true }] as Input[];
   };
-  checkKernel(`norm ${JSON.stringify(c)}`, inputs, ([x, gout, w, b]) => {
+  for (const version of [1, 2]) withNormVersion(version, () => checkKernel(`norm v${version} ${JSON.stringify(c)}`, inputs, ([x, gout, w, b]) => {
     const y = normRows(x, { weight: c.w ? w : null, bias: c.b ? b : null, eps: 1e-5, rms: c.rms });
     y.mul(gout).sum().backward();
     return [y, x.grad!, ...(c.w ? [w.grad!] : []), ...(c.b ? [b.grad!] : [])];
-  });
+  }));
+}));
+
+test('setNormVersion: unknown versions and the CPU are errors; a forced version sticks until reset', () => tidy(() => {
+  assert.throws(() => setNormVersion('sim', 3), (e: unknown) => e instanceof ValueError && /no version 3/.test((e as Error).message));
+  assert.throws(() => setNormVersion('sim', 1.5), (e: unknown) => e instanceof ValueError && /integer/.test((e as Error).message));
+  assert.throws(() => setNormVersion('cpu', 1), (e: unknown) => e instanceof DeviceError && /one norm version/.test((e as Error).message));
+  const x = randn([5, 1000], { generator: new Generator(2) }).to('sim');
+  const run = () => arr(normRows(x, { weight: null, bias: null, eps: 1e-5, rms: true }));
+  const v2 = run();
+  withNormVersion(1, () => assert.not.equal(run(), v2, 'v1 sums each row in another order: some bits differ'));
+  assert.equal(run(), v2, 'back to v2');
 }));
 
 // GroupNorm rows with the per-channel affine: [N samples x groups, channels per row x inner].
@@ -286,8 +307,8 @@ for (const half of ['bf16', 'f16'] as const) {
     { N: 9, D: 130, rms: false, w: true, b: true, stridedW: true, why: 'strided weight, chunks and a tail' },
     { N: 3, D: 6200, rms: true, w: true, why: 'f32 column sums past 48 KiB: in global memory' },
   ];
-  NORMS16.forEach((c) => test(`norm ${c.rms ? 'rms' : 'layer'} [${c.N}, ${c.D}] ${half} on sim: the CPU's f32 path's accuracy, mean and rstd in f32 (${c.why})`, () => {
-    checkHalf(`norm ${JSON.stringify(c)}`, half, (dtype) => {
+  NORMS16.forEach((c) => test(`norm ${c.rms ? 'rms' : 'layer'} [${c.N}, ${c.D}] ${half} on sim, v1 and v2: the CPU's f32 path's accuracy, mean and rstd in f32 (${c.why})`, () => {
+    for (const version of [1, 2]) withNormVersion(version, () => checkHalf(`norm v${version} ${JSON.stringify(c)}`, half, (dtype) => {
       const g = new Generator(c.N * 1000 + c.D);
       const x = randn([c.N, c.D], { generator: g }).mul(2).add(0.5).to(dtype), gout = randn([c.N, c.D], { generator: g }).to(dtype);
       const w = randn([c.D], { generator: g }).to(dtype), b = randn([c.D], { generator: g }).to(dtype);
@@ -297,7 +318,7 @@ for (const half of ['bf16', 'f16'] as const) {
       const y = normRows(x, { weight: c.w ? w : null, bias: c.b ? b : null, eps: 1e-5, rms: c.rms });
       y.mul(gout).sum().backward();
       return [y, x.grad!, ...(c.w ? [w.grad!] : []), ...(c.b ? [b.grad!] : [])];
-    });
+    }));
   }));
 
   test(`groupNorm ${half} on sim: the CPU's f32 path's accuracy (strided x, runs of 35; chunks of 8 with a strided weight)`, () => {

@@ -72,9 +72,12 @@ test('the kernels sim has today are checked against the CPU, f32 and bf16 (and f
     'index_select (embedding)', 'rope', 'matmul (default)', 'matmul v1', 'matmul v2', 'conv2d fwd', 'conv2d bwd data',
     'conv2d bwd weight'])
     for (const dt of ['f32', 'bf16']) assert.ok(checked(k, dt).length > 0, `${k} ${dt} was not checked`);
-  // the fused kernels sim has in f32, the bf16 and f16 tensor-core GEMM versions, and attention in f16
+  // the fused kernels sim has in f32 (and bf16 for the row kernels, the norms in both versions), the
+  // bf16 and f16 tensor-core GEMM versions, and attention in f16
   for (const k of ['swiglu fwd', 'swiglu bwd', 'rmsnorm fwd', 'rmsnorm bwd', 'layernorm bwd', 'cross-entropy fwd', 'cross-entropy bwd', 'adamw'])
     assert.ok(checked(k, 'f32').length > 0, `${k} f32 was not checked`);
+  for (const k of ['swiglu fwd', 'rmsnorm fwd', 'rmsnorm bwd', 'rmsnorm fwd v1', 'layernorm bwd v1', 'cross-entropy fwd', 'cross-entropy bwd'])
+    for (const dt of ['f32', 'bf16']) assert.ok(checked(k, dt).length > 0, `${k} ${dt} was not checked`);
   for (const k of ['matmul v3', 'matmul v5']) {
     for (const dt of ['bf16', 'f16']) assert.ok(checked(k, dt).length > 0, `${k} ${dt} was not checked`);
     assert.ok(rows.some((r) => r.kernel === k && r.dtype === 'f32' && r.status === 'unsupported'), `${k} f32 not refused`);
@@ -148,8 +151,10 @@ test('--device cpu: the driver of every family runs its checks, the CPU kernels 
   const cpuRows: Row[] = readFileSync(json, 'utf8').trim().split('\n').map((l) => JSON.parse(l));
   for (const r of cpuRows) {
     // the CPU's fused kernels are f32/f64 only: their bf16 and f16 cases may be unsupported, never
-    // failed; the CPU composes linear's epilogue and the mixed AdamW (cpu/fused.h), so those rows have no kernel
-    const allowed = CPU_COMPOSES.includes(r.kernel) ? ['no kernel'] : r.dtype === 'bf16' || r.dtype === 'f16' ? ['ok', 'unsupported'] : ['ok'];
+    // failed; the CPU composes linear's epilogue and the mixed AdamW (cpu/fused.h), and has one norm
+    // version (no norm_version), so those rows have no kernel
+    const noKernel = CPU_COMPOSES.includes(r.kernel) || (r.family === 'norm' && / v\d+$/.test(r.kernel));
+    const allowed = noKernel ? ['no kernel'] : r.dtype === 'bf16' || r.dtype === 'f16' ? ['ok', 'unsupported'] : ['ok'];
     assert.ok(allowed.includes(r.status), `${r.family} ${r.kernel} ${r.dtype}: ${r.status} ${r.notes}`);
   }
   for (const k of ['attention fwd', 'attention bwd', 'rmsnorm bwd', 'layernorm bwd', 'cross-entropy bwd', 'adamw'])

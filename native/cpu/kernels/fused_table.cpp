@@ -33,6 +33,7 @@ const FusedKernels& fused_table() {
       group_norm_forward, group_norm_backward,
       nullptr,  // linear: the CPU composes matmul, bias, activation and residual (F.linear)
       nullptr,  // adamw_mixed: the optimizer composes it from adamw and two casts
+      nullptr,  // norm_version: the CPU has one norm version
   };
   return table;
 }

@@ -7,13 +7,15 @@
 //
 // dtypes: f32 and f64 everywhere; bf16 and f16 on devices whose kernels take them (fusedTakesHalf:
 // sim and cuda), computed in f32 with mean and rstd saved in f32 (statDType).
-import { fusedTakesHalf } from '../device.ts';
+import { fusedTakesHalf, type Device } from '../device.ts';
 import { isHalf, statDType } from '../dtype.ts';
 import { DTypeError, ShapeError, ValueError } from '../errors.ts';
 import { shapeStr } from '../shape.ts';
 import { Tensor } from '../tensor.ts';
 import { record } from '../tape.ts';
 import { launch, sameDevice } from './dispatch.ts';
+import { native } from '../native.ts';
+import { DEVICE_CODE } from '../storage.ts';
 
 export interface NormRowsOptions {
   weight: Tensor | null;
@@ -36,6 +38,17 @@ function check(x: Tensor, o: { weight: Tensor | null; bias: Tensor | null }, op 
     if (t.dtype !== x.dtype) throw new DTypeError(`${op}: ${arg} must be ${x.dtype} like x, got ${t.dtype}`);
   }
   sameDevice(op, ...[x, o.weight, o.bias].filter((t): t is Tensor => t !== null));
+}
+
+/**
+ * Forces LayerNorm / RMSNorm kernel `version` on `device` for every later normRows call
+ * (native/cuda/norm.cu: 1 a thread per row, the naive one; 2 a block per row with 16-byte chunks,
+ * the default); 0 restores the default. For tests and benchmarks; the CPU has one version (a
+ * DeviceError), an unknown version is a ValueError.
+ */
+export function setNormVersion(device: Exclude<Device, 'meta'>, version: number): void {
+  if (!Number.isInteger(version)) throw new ValueError(`setNormVersion: version must be an integer, got ${String(version)}`);
+  native.normVersion(DEVICE_CODE[device], version);
 }
 
 const h = (t: Tensor | null) => (t ? t.handle : null);
