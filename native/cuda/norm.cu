@@ -19,15 +19,16 @@
 //   v2 (below; the default): a block per row, 16-byte chunks, block reductions; what that buys is
 //      the bench's v1 / v2 ratio (norm_bench.cpp; NOTES.md expects v2 at 80-90% of copy, so 6-15x).
 //
-// Forward: one block per row (grid-stride over rows), threads_for(D / 4) threads. The row is
-// walked in 16-byte chunks (4 f32, 2 f64 or 8 bf16 / f16; rows.cuh) when every operand allows it. Two block
-// reductions (block_reduce.cuh: warp shuffles, then shared memory) give the mean and then the
-// sum of squared deviations, in A = C<T> (f64 for f64, f32 otherwise), exactly the CPU's two-pass
-// statistics, so there is no E[x^2] - E[x]^2 cancellation; mean and rstd are saved per row.
+// v2's forward: one block per row (grid-stride over rows), threads_for(D / 4) threads. The row
+// is walked in 16-byte chunks (4 f32, 2 f64 or 8 bf16 / f16; rows.cuh) when every operand allows
+// it. Two block reductions (block_reduce.cuh: warp shuffles, then shared memory) give the mean
+// and then the sum of squared deviations, in A = C<T> (f64 for f64, f32 otherwise), as the
+// CPU's two-pass statistics, so there is no E[x^2] - E[x]^2 cancellation; mean and rstd are
+// saved per row.
 // The three passes over a row read x from HBM once: the second and third hit L1/L2 (a row of
 // 4096 f32 is 16 KiB).
 //
-// Backward: block k takes the rows [k R, (k + 1) R), R = max(32, ceil(N / 1024)) (so at most
+// v2's backward: block k takes the rows [k R, (k + 1) R), R = max(32, ceil(N / 1024)) (so at most
 // 1024 blocks, and R depends only on N: the result is the same bits on every GPU). Per row, one
 // block reduction of the pair (sum gx xhat, sum gx), then dx in a second pass over the row
 // (again from L1/L2). dw and db: each thread owns the same columns in every row (rows.cuh), so
