@@ -13,6 +13,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { DeviceError, DTypeError, F, Generator, IndexError, rand, randint, randn, setSimOrder, tensor, tidy, type DType, type Tensor, ValueError } from '../../src/index.ts';
 import { hasFusedKernel } from '../../src/tensor/device.ts';
+import { isHalf } from '../../src/tensor/dtype.ts';
 import { groupNormRows, normRows, setNormVersion } from '../../src/tensor/ops/norm.ts';
 import { crossEntropyRows } from '../../src/tensor/ops/cross_entropy.ts';
 import { adamwStep } from '../../src/tensor/ops/adamw.ts';
@@ -99,20 +100,24 @@ function withNormVersion(version: number, f: () => void): void {
   }
 }
 
+// Each case's inputs (x, gout, w, b; seeded by its sizes) and its run (forward, then backward of
+// sum(y * gout)), shared by the f32 / f64 tests here and the bf16 / f16 ones below.
+const normInputs = (c: NormCase) => (dtype: DType): Input[] => {
+  const g = new Generator(c.N * 1000 + c.D);
+  const x = randn([c.N, c.D], { generator: g }).mul(2).add(0.5).to(dtype);
+  const gout = randn([c.N, c.D], { generator: g }).to(dtype);
+  const w = randn([c.D], { generator: g }).to(dtype), b = randn([c.D], { generator: g }).to(dtype);
+  return [{ t: x, layout: c.stridedX ? 'transposed' : undefined, grad: true }, { t: gout },
+    { t: w, layout: c.stridedW ? 'everyOther' : undefined, grad: true }, { t: b, grad: true }];
+};
+const normRun = (c: NormCase) => ([x, gout, w, b]: Tensor[]): Tensor[] => {
+  const y = normRows(x, { weight: c.w ? w : null, bias: c.b ? b : null, eps: 1e-5, rms: c.rms });
+  y.mul(gout).sum().backward();
+  return [y, x.grad!, ...(c.w ? [w.grad!] : []), ...(c.b ? [b.grad!] : [])];
+};
+
 NORMS.forEach((c) => test(`norm ${c.rms ? 'rms' : 'layer'} [${c.N}, ${c.D}] on sim, v1 and v2, matches the CPU kernel, forward and backward (${c.why})`, () => {
-  const inputs = (dtype: DType) => {
-    const g = new Generator(c.N * 1000 + c.D);
-    const x = randn([c.N, c.D], { generator: g }).mul(2).add(0.5).to(dtype);
-    const gout = randn([c.N, c.D], { generator: g }).to(dtype);
-    const w = randn([c.D], { generator: g }).to(dtype), b = randn([c.D], { generator: g }).to(dtype);
-    return [{ t: x, layout: c.stridedX ? 'transposed' : undefined, grad: true }, { t: gout },
-      { t: w, layout: c.stridedW ? 'everyOther' : undefined, grad: true }, { t: b, grad: true }] as Input[];
-  };
-  for (const version of [1, 2]) withNormVersion(version, () => checkKernel(`norm v${version} ${JSON.stringify(c)}`, inputs, ([x, gout, w, b]) => {
-    const y = normRows(x, { weight: c.w ? w : null, bias: c.b ? b : null, eps: 1e-5, rms: c.rms });
-    y.mul(gout).sum().backward();
-    return [y, x.grad!, ...(c.w ? [w.grad!] : []), ...(c.b ? [b.grad!] : [])];
-  }));
+  for (const version of [1, 2]) withNormVersion(version, () => checkKernel(`norm v${version} ${JSON.stringify(c)}`, normInputs(c), normRun(c)));
 }));
 
 test('setNormVersion: unknown versions and the CPU are errors; a forced version sticks until reset', () => tidy(() => {
@@ -135,20 +140,22 @@ const GROUPS: GroupCase[] = [
   { N: 37, C: 4, groups: 1, inner: 3, w: true, why: 'two row blocks in the backward, weight only' },
 ];
 
-GROUPS.forEach((c) => test(`groupNorm [${c.N}, ${c.C}, ${c.inner}] / ${c.groups} on sim matches the CPU kernel, forward and backward (${c.why})`, () => {
+const groupInputs = (c: GroupCase) => (dtype: DType): Input[] => {
   const R = c.N * c.groups, D = (c.C / c.groups) * c.inner;
-  const inputs = (dtype: DType) => {
-    const g = new Generator(c.N * 1000 + c.C * 10 + c.inner);
-    const x = randn([R, D], { generator: g }).mul(2).add(0.5).to(dtype), gout = randn([R, D], { generator: g }).to(dtype);
-    const w = randn([c.C], { generator: g }).to(dtype), b = randn([c.C], { generator: g }).to(dtype);
-    return [{ t: x, layout: c.stridedX ? 'transposed' : undefined, grad: true }, { t: gout },
-      { t: w, layout: c.stridedW ? 'everyOther' : undefined, grad: true }, { t: b, grad: true }] as Input[];
-  };
-  checkKernel(`groupNorm ${JSON.stringify(c)}`, inputs, ([x, gout, w, b]) => {
-    const y = groupNormRows(x, { weight: c.w ? w : null, bias: c.b ? b : null, eps: 1e-5, groups: c.groups, inner: c.inner });
-    y.mul(gout).sum().backward();
-    return [y, x.grad!, ...(c.w ? [w.grad!] : []), ...(c.b ? [b.grad!] : [])];
-  });
+  const g = new Generator(c.N * 1000 + c.C * 10 + c.inner);
+  const x = randn([R, D], { generator: g }).mul(2).add(0.5).to(dtype), gout = randn([R, D], { generator: g }).to(dtype);
+  const w = randn([c.C], { generator: g }).to(dtype), b = randn([c.C], { generator: g }).to(dtype);
+  return [{ t: x, layout: c.stridedX ? 'transposed' : undefined, grad: true }, { t: gout },
+    { t: w, layout: c.stridedW ? 'everyOther' : undefined, grad: true }, { t: b, grad: true }];
+};
+const groupRun = (c: GroupCase) => ([x, gout, w, b]: Tensor[]): Tensor[] => {
+  const y = groupNormRows(x, { weight: c.w ? w : null, bias: c.b ? b : null, eps: 1e-5, groups: c.groups, inner: c.inner });
+  y.mul(gout).sum().backward();
+  return [y, x.grad!, ...(c.w ? [w.grad!] : []), ...(c.b ? [b.grad!] : [])];
+};
+
+GROUPS.forEach((c) => test(`groupNorm [${c.N}, ${c.C}, ${c.inner}] / ${c.groups} on sim matches the CPU kernel, forward and backward (${c.why})`, () => {
+  checkKernel(`groupNorm ${JSON.stringify(c)}`, groupInputs(c), groupRun(c));
 }));
 
 interface CeCase {
@@ -166,22 +173,25 @@ const CES: CeCase[] = [
   { N: 5, V: 133, smoothing: 0, ignore: -100, ignored: 0.2, masked: 40, why: '-inf logits: exp gives 0, not NaN' },
 ];
 
+const ceInputs = (c: CeCase) => (dtype: DType): Input[] => {
+  const g = new Generator(c.N * 1000 + c.V);
+  const open = tensor(Array.from({ length: c.V }, (_, j) => j < c.V - (c.masked ?? 0)));
+  const x = randn([c.N, c.V], { generator: g }).mul(3).where(open, -Infinity).to(dtype);
+  const t = randint(0, c.V - (c.masked ?? 0), [c.N], { generator: g }).where(rand([c.N], { generator: g }).ge(c.ignored), c.ignore);
+  const gout = randn([c.N], { generator: g }).to(dtype);
+  return [{ t: x, layout: c.stridedX ? 'transposed' : undefined, grad: true }, { t }, { t: gout }];
+};
+const ceRun = (c: CeCase) => ([x, t, gout]: Tensor[]): Tensor[] => {
+  const loss = crossEntropyRows(x, t, { ignoreIndex: c.ignore, labelSmoothing: c.smoothing });
+  assert.is(loss.dtype, isHalf(x.dtype) ? 'f32' : x.dtype, 'loss rows in f32 for 16-bit logits');
+  loss.mul(gout.to(loss.dtype)).sum().backward();
+  return [loss, x.grad!];
+};
+
 CES.forEach((c) => test(`crossEntropy [${c.N}, ${c.V}] on sim matches the CPU kernel, loss and dlogits (${c.why})`, () => {
-  const inputs = (dtype: DType) => {
-    const g = new Generator(c.N * 1000 + c.V);
-    const open = tensor(Array.from({ length: c.V }, (_, j) => j < c.V - (c.masked ?? 0)));
-    const x = randn([c.N, c.V], { generator: g }).mul(3).where(open, -Infinity).to(dtype);
-    const t = randint(0, c.V - (c.masked ?? 0), [c.N], { generator: g }).where(rand([c.N], { generator: g }).ge(c.ignored), c.ignore);
-    const gout = randn([c.N], { generator: g }).to(dtype);
-    return [{ t: x, layout: c.stridedX ? 'transposed' : undefined, grad: true }, { t }, { t: gout }] as Input[];
-  };
-  checkKernel(`crossEntropy ${JSON.stringify(c)}`, inputs, ([x, t, gout]) => {
-    const loss = crossEntropyRows(x, t, { ignoreIndex: c.ignore, labelSmoothing: c.smoothing });
-    loss.mul(gout).sum().backward();
-    return [loss, x.grad!];
-  });
+  checkKernel(`crossEntropy ${JSON.stringify(c)}`, ceInputs(c), ceRun(c));
   if (c.ignored === 1) tidy(() => {
-    const [x, t, gout] = inputs('f32').map((i) => place(i, 'sim'));
+    const [x, t, gout] = ceInputs(c)('f32').map((i) => place(i, 'sim'));
     const loss = crossEntropyRows(x, t, { ignoreIndex: c.ignore, labelSmoothing: c.smoothing });
     loss.mul(gout).sum().backward();
     assert.ok([...arr(loss), ...arr(x.grad!)].every((v) => v === 0), 'every row ignored: zero losses and gradients');
@@ -251,20 +261,22 @@ for (const dtype of ['bf16', 'f16'] as const) {
   }));
 }
 
+const swigluInputs = (shape: readonly number[], layout: 'contiguous' | 'transposed') => (dtype: DType): Input[] => {
+  const g = new Generator(shape[0] + 7);
+  const make = (scale: number, grad: boolean): Input => ({
+    t: randn([...shape], { generator: g }).mul(scale).to(dtype), layout: layout === 'transposed' ? layout : undefined, grad,
+  });
+  return [make(3, true), make(1, true), make(1, false)];
+};
+const swigluRun = ([a, b, gout]: Tensor[]): Tensor[] => {
+  const y = swiglu(a, b);
+  y.mul(gout).sum().backward();
+  return [y, a.grad!, b.grad!];
+};
+
 for (const [shape, layout] of [[[37, 5], 'contiguous'], [[9, 7], 'transposed'], [[3], 'contiguous']] as const) {
   test(`swiglu [${shape}] ${layout} on sim matches the CPU kernel, forward and backward`, () => {
-    const inputs = (dtype: DType) => {
-      const g = new Generator(shape[0] + 7);
-      const make = (scale: number, grad: boolean): Input => ({
-        t: randn([...shape], { generator: g }).mul(scale).to(dtype), layout: layout === 'transposed' ? layout : undefined, grad,
-      });
-      return [make(3, true), make(1, true), make(1, false)];
-    };
-    checkKernel(`swiglu ${layout} [${shape}]`, inputs, ([a, b, gout]) => {
-      const y = swiglu(a, b);
-      y.mul(gout).sum().backward();
-      return [y, a.grad!, b.grad!];
-    });
+    checkKernel(`swiglu ${layout} [${shape}]`, swigluInputs(shape, layout), swigluRun);
   });
 }
 
@@ -308,34 +320,11 @@ for (const half of ['bf16', 'f16'] as const) {
     { N: 3, D: 6200, rms: true, w: true, why: 'f32 column sums past 48 KiB: in global memory' },
   ];
   NORMS16.forEach((c) => test(`norm ${c.rms ? 'rms' : 'layer'} [${c.N}, ${c.D}] ${half} on sim, v1 and v2: the CPU's f32 path's accuracy, mean and rstd in f32 (${c.why})`, () => {
-    for (const version of [1, 2]) withNormVersion(version, () => checkHalf(`norm v${version} ${JSON.stringify(c)}`, half, (dtype) => {
-      const g = new Generator(c.N * 1000 + c.D);
-      const x = randn([c.N, c.D], { generator: g }).mul(2).add(0.5).to(dtype), gout = randn([c.N, c.D], { generator: g }).to(dtype);
-      const w = randn([c.D], { generator: g }).to(dtype), b = randn([c.D], { generator: g }).to(dtype);
-      return [{ t: x, layout: c.stridedX ? 'transposed' : undefined, grad: true }, { t: gout },
-        { t: w, layout: c.stridedW ? 'everyOther' : undefined, grad: true }, { t: b, grad: true }] as Input[];
-    }, ([x, gout, w, b]) => {
-      const y = normRows(x, { weight: c.w ? w : null, bias: c.b ? b : null, eps: 1e-5, rms: c.rms });
-      y.mul(gout).sum().backward();
-      return [y, x.grad!, ...(c.w ? [w.grad!] : []), ...(c.b ? [b.grad!] : [])];
-    }));
+    for (const version of [1, 2]) withNormVersion(version, () => checkHalf(`norm v${version} ${JSON.stringify(c)}`, half, normInputs(c), normRun(c)));
   }));
 
   test(`groupNorm ${half} on sim: the CPU's f32 path's accuracy (strided x, runs of 35; chunks of 8 with a strided weight)`, () => {
-    for (const c of [GROUPS[0], GROUPS[1]]) {
-      const R = c.N * c.groups, D = (c.C / c.groups) * c.inner;
-      checkHalf(`groupNorm ${JSON.stringify(c)}`, half, (dtype) => {
-        const g = new Generator(c.N * 1000 + c.C * 10 + c.inner);
-        const x = randn([R, D], { generator: g }).mul(2).add(0.5).to(dtype), gout = randn([R, D], { generator: g }).to(dtype);
-        const w = randn([c.C], { generator: g }).to(dtype), b = randn([c.C], { generator: g }).to(dtype);
-        return [{ t: x, layout: c.stridedX ? 'transposed' : undefined, grad: true }, { t: gout },
-          { t: w, layout: c.stridedW ? 'everyOther' : undefined, grad: true }, { t: b, grad: true }] as Input[];
-      }, ([x, gout, w, b]) => {
-        const y = groupNormRows(x, { weight: w, bias: b, eps: 1e-5, groups: c.groups, inner: c.inner });
-        y.mul(gout).sum().backward();
-        return [y, x.grad!, w.grad!, b.grad!];
-      });
-    }
+    for (const c of [GROUPS[0], GROUPS[1]]) checkHalf(`groupNorm ${JSON.stringify(c)}`, half, groupInputs(c), groupRun(c));
   });
 
   const CES16: CeCase[] = [
@@ -344,31 +333,12 @@ for (const half of ['bf16', 'f16'] as const) {
     { N: 5, V: 133, smoothing: 0, ignore: -100, ignored: 0.2, masked: 40, why: '-inf logits' },
   ];
   CES16.forEach((c) => test(`crossEntropy [${c.N}, ${c.V}] ${half} logits on sim: the CPU's f32 path's accuracy, losses in f32 (${c.why})`, () => {
-    checkHalf(`crossEntropy ${JSON.stringify(c)}`, half, (dtype) => {
-      const g = new Generator(c.N * 1000 + c.V);
-      const open = tensor(Array.from({ length: c.V }, (_, j) => j < c.V - (c.masked ?? 0)));
-      const x = randn([c.N, c.V], { generator: g }).mul(3).where(open, -Infinity).to(dtype);
-      const t = randint(0, c.V - (c.masked ?? 0), [c.N], { generator: g }).where(rand([c.N], { generator: g }).ge(c.ignored), c.ignore);
-      return [{ t: x, layout: c.stridedX ? 'transposed' : undefined, grad: true }, { t }, { t: randn([c.N], { generator: g }) }] as Input[];
-    }, ([x, t, gout]) => {
-      const loss = crossEntropyRows(x, t, { ignoreIndex: c.ignore, labelSmoothing: c.smoothing });
-      assert.is(loss.dtype, x.device === 'sim' ? 'f32' : x.dtype, 'loss rows in f32');
-      loss.mul(gout.to(loss.dtype)).sum().backward();
-      return [loss, x.grad!];
-    });
+    checkHalf(`crossEntropy ${JSON.stringify(c)}`, half, ceInputs(c), ceRun(c));
   }));
 
   test(`swiglu ${half} on sim: the CPU's f32 path's accuracy (chunks of 8 with a tail; transposed)`, () => {
-    for (const [shape, layout] of [[[37, 5], undefined], [[9, 7], 'transposed']] as const) {
-      checkHalf(`swiglu [${shape}]`, half, (dtype) => {
-        const g = new Generator(shape[0] + 7);
-        const make = (scale: number, grad: boolean): Input => ({ t: randn([...shape], { generator: g }).mul(scale).to(dtype), layout, grad });
-        return [make(3, true), make(1, true), make(1, false)];
-      }, ([a, b, gout]) => {
-        const y = swiglu(a, b);
-        y.mul(gout).sum().backward();
-        return [y, a.grad!, b.grad!];
-      });
+    for (const [shape, layout] of [[[37, 5], 'contiguous'], [[9, 7], 'transposed']] as const) {
+      checkHalf(`swiglu ${layout} [${shape}]`, half, swigluInputs(shape, layout), swigluRun);
     }
   });
 }
