@@ -2,9 +2,9 @@
 // pass each; the device version of cpu/kernels/swiglu.cpp, with its formulas:
 //   out = a / (1 + exp(-a)) * b
 //   da = dout b s (1 + a (1 - s)),  db = dout silu(a),  s = 1 / (1 + exp(-a))
-// A grid-stride loop (rows.cuh's for_elements, 256 threads): 16-byte chunks (float4 / double2)
-// when every operand is contiguous and aligned, else any strides through Strided<N>. f32, f64,
-// and bf16 / f16 computed in f32 and rounded once (8 elements per 16-byte chunk).
+// A grid-stride loop (rows.cuh's for_elements, 256 threads): 16-byte chunks (4 f32, 2 f64, 8
+// bf16 / f16) when every operand is contiguous and aligned, else any strides through Strided<N>.
+// bf16 and f16 are computed in f32 and rounded once.
 //
 // What bounds it on an H100/H200: memory. Forward: 12 bytes per f32 element (read a, b; write
 // out) and one exp, against 20 for the composed silu then mul (read a, write s, read s and b,

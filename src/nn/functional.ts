@@ -7,7 +7,7 @@
 // temporaries are freed at once (the backward graph keeps what it needs). bf16 and f16 inputs of the
 // norms and the loss are computed in f32 and cast back, as PyTorch's kernels accumulate.
 import { autocastOperands } from '../tensor/autocast.ts';
-import { fusedTakesHalf, hasFusedKernel } from '../tensor/device.ts';
+import { fusedTakes, fusedTakesHalf, hasFusedKernel } from '../tensor/device.ts';
 import { isFloat, isHalf, promoteTypes } from '../tensor/dtype.ts';
 import { DTypeError, IndexError, ShapeError, ValueError } from '../tensor/errors.ts';
 import { tidy } from '../tensor/memory.ts';
@@ -48,8 +48,7 @@ export function swiglu(gate: Tensor, up: Tensor): Tensor {
   checkFloat(gate, 'swiglu', 'gate');
   checkFloat(up, 'swiglu', 'up');
   const fused = hasFusedKernel(gate.device, 'swiglu') && hasFusedKernel(gate.device, 'swigluBackward') &&
-    up.device === gate.device && up.dtype === gate.dtype && sameShape(gate.shape, up.shape) &&
-    (gate.dtype === 'f32' || gate.dtype === 'f64' || (isHalf(gate.dtype) && fusedTakesHalf(gate.device)));
+    up.device === gate.device && up.dtype === gate.dtype && sameShape(gate.shape, up.shape) && fusedTakes(gate.device, gate.dtype);
   return fused ? fusedSwiglu(gate, up) : tidy(() => mul(silu(gate), up));
 }
 

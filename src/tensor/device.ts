@@ -6,6 +6,7 @@
 //   sim   the SIMT emulator running native/cuda's kernels on the CPU; its memory is the sim
 //         runtime's device memory. Ops without a sim kernel yet raise a DeviceError saying so.
 //   cuda  native/cuda kernels on an NVIDIA GPU (CUDA backend issue).
+import { isHalf, type DType } from './dtype.ts';
 import { DeviceError, ValueError } from './errors.ts';
 import { native, type RuntimeInfo } from './native.ts';
 import { DEVICE_CODE } from './storage.ts';
@@ -79,6 +80,11 @@ export function hasFusedKernel(device: Device, name: FusedKernel): boolean {
  */
 export function fusedTakesHalf(device: Device): boolean {
   return device === 'sim' || device === 'cuda';
+}
+
+/** Whether the device's fused kernels take operands of `dtype`: f32 and f64 everywhere, bf16 and f16 where fusedTakesHalf. */
+export function fusedTakes(device: Device, dtype: DType): boolean {
+  return dtype === 'f32' || dtype === 'f64' || (isHalf(dtype) && fusedTakesHalf(device));
 }
 
 /** Threads in the CPU pool (EMU_NUM_THREADS, default: the cores available). */

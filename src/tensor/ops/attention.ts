@@ -18,8 +18,8 @@ import { record } from '../tape.ts';
 import { launch, sameDevice } from './dispatch.ts';
 import { native } from '../native.ts';
 import { DEVICE_CODE } from '../storage.ts';
-import { isHalf, statDType } from '../dtype.ts';
-import { fusedTakesHalf, type Device } from '../device.ts';
+import { statDType } from '../dtype.ts';
+import { fusedTakes, type Device } from '../device.ts';
 
 export interface FusedAttentionOptions {
   /** [B,H,Lq,Lk], any strides; added to the logits. */
@@ -41,7 +41,7 @@ function check(q: Tensor, k: Tensor, v: Tensor, o: FusedAttentionOptions): void 
   for (const t of [k, v, o.bias]) {
     if (t && t.dtype !== q.dtype) throw new DTypeError(`attention: q, k, v and bias must share a dtype, got ${q.dtype} and ${t.dtype}`);
   }
-  if (q.dtype !== 'f32' && q.dtype !== 'f64' && !(isHalf(q.dtype) && fusedTakesHalf(q.device))) {
+  if (!fusedTakes(q.device, q.dtype)) {
     throw new DTypeError(`attention: f32 or f64 only on ${q.device}, got ${q.dtype}`);
   }
   if (o.bias) want(o.bias, [B, H, Lq, Lk], 'bias');

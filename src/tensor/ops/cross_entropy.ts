@@ -4,8 +4,8 @@
 // 'crossEntropyRows' with the rows' log-sum-exp for its backward rule (src/autograd/rules/norm.ts).
 // bf16 and f16 logits go to the kernel as they are on devices that take them (fusedTakesHalf),
 // computed in f32, with the losses and lse in f32 (statDType); the gradient has the logits' dtype.
-import { fusedTakesHalf } from '../device.ts';
-import { isHalf, statDType } from '../dtype.ts';
+import { fusedTakes } from '../device.ts';
+import { statDType } from '../dtype.ts';
 import { DTypeError, ShapeError } from '../errors.ts';
 import { shapeStr } from '../shape.ts';
 import { Tensor } from '../tensor.ts';
@@ -19,7 +19,7 @@ export interface CrossEntropyRowsOptions {
 
 function check(logits: Tensor, targets: Tensor): void {
   if (logits.ndim !== 2) throw new ShapeError(`crossEntropyRows: logits must be 2-d [N, V], got ${shapeStr(logits.shape)}`);
-  if (logits.dtype !== 'f32' && logits.dtype !== 'f64' && !(isHalf(logits.dtype) && fusedTakesHalf(logits.device))) {
+  if (!fusedTakes(logits.device, logits.dtype)) {
     throw new DTypeError(`crossEntropyRows: f32 or f64 logits only on ${logits.device}, got ${logits.dtype}`);
   }
   if (targets.dtype !== 'i32') throw new DTypeError(`crossEntropyRows: targets must be i32, got ${targets.dtype}`);

@@ -7,8 +7,8 @@
 //
 // dtypes: f32 and f64 everywhere; bf16 and f16 on devices whose kernels take them (fusedTakesHalf:
 // sim and cuda), computed in f32 with mean and rstd saved in f32 (statDType).
-import { fusedTakesHalf, type Device } from '../device.ts';
-import { isHalf, statDType } from '../dtype.ts';
+import { fusedTakes, type Device } from '../device.ts';
+import { statDType } from '../dtype.ts';
 import { DTypeError, ShapeError, ValueError } from '../errors.ts';
 import { shapeStr } from '../shape.ts';
 import { Tensor } from '../tensor.ts';
@@ -28,7 +28,7 @@ export interface NormRowsOptions {
 /** Checks x [N, D] and the optional weight and bias, which must have `length` elements (D when not given). */
 function check(x: Tensor, o: { weight: Tensor | null; bias: Tensor | null }, op = 'normRows', length?: number): void {
   if (x.ndim !== 2) throw new ShapeError(`${op}: x must be 2-d [N, D], got ${shapeStr(x.shape)}`);
-  if (x.dtype !== 'f32' && x.dtype !== 'f64' && !(isHalf(x.dtype) && fusedTakesHalf(x.device))) {
+  if (!fusedTakes(x.device, x.dtype)) {
     throw new DTypeError(`${op}: f32 or f64 only on ${x.device}, got ${x.dtype}`);
   }
   const n = length ?? x.shape[1];

@@ -3,8 +3,7 @@
 // devices whose kernels take them, fusedTakesHalf), one native pass forward and one
 // backward. F.swiglu calls it where the device has the kernels and composes silu and mul
 // elsewhere; the op records 'swiglu' for its backward rule (src/autograd/rules/norm.ts).
-import { fusedTakesHalf } from '../device.ts';
-import { isHalf } from '../dtype.ts';
+import { fusedTakes } from '../device.ts';
 import { DTypeError, ShapeError } from '../errors.ts';
 import { sameShape, shapeStr } from '../shape.ts';
 import { Tensor } from '../tensor.ts';
@@ -12,7 +11,7 @@ import { record } from '../tape.ts';
 import { launch, sameDevice } from './dispatch.ts';
 
 function check(a: Tensor, b: Tensor): void {
-  if (a.dtype !== 'f32' && a.dtype !== 'f64' && !(isHalf(a.dtype) && fusedTakesHalf(a.device))) {
+  if (!fusedTakes(a.device, a.dtype)) {
     throw new DTypeError(`swiglu: f32 or f64 only on ${a.device}, got ${a.dtype}`);
   }
   if (b.dtype !== a.dtype) throw new DTypeError(`swiglu: b must be ${a.dtype} like a, got ${b.dtype}`);
