@@ -29,7 +29,7 @@ export interface Peaks {
 export interface RefSpec {
   /** torch-style op name: 'matmul', 'add', 'exp', 'sum', 'softmax', 'conv2d', 'contiguous', ... */
   op: string;
-  /** Input shapes, in order; all f32 and random. */
+  /** Input shapes, in order; random, f32 unless params.dtype says otherwise (matmul: 'bf16'). */
   inputs: number[][];
   /** Op arguments (dim, padding, permutation of a view input, ...). */
   params?: Record<string, number | number[] | string | boolean>;

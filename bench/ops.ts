@@ -6,7 +6,7 @@
 // case reports microseconds per call. Inputs are random normals, never zeros; every timed call
 // runs in tidy and returns nothing, so its output is freed before the next call.
 import {
-  AdamW, add, conv2d, contiguous, exp, F, matmul, randint, randn, softmax, sum, Tensor, tidy, transpose,
+  AdamW, add, conv2d, contiguous, exp, F, matmul, randint, randn, runtimeInfo, softmax, sum, Tensor, tidy, transpose,
 } from '../src/index.ts';
 import { native } from '../src/tensor/native.ts';
 import { conv2dFlops, f32Bytes, matmulFlops, type Case, type Setup } from './harness.ts';
@@ -63,6 +63,18 @@ function matmulCases(quick: boolean): Case[] {
     };
   };
   const cases: Case[] = sizes.map((n) => square(n, false, false));
+  // bf16 operands, f32 accumulation (v4 widens them while packing; v5, avx512_bf16 dot products,
+  // with EMU_CPU_BF16_DOT=1); "% of peak" is against the f32 FMA peak, which dot products can pass.
+  for (const n of quick ? [256] : [1024, 2048]) {
+    cases.push({
+      suite: 'matmul', op: 'matmul bf16', size: `${n}x${n}x${n}`, metric: 'GFLOP/s', work: matmulFlops(n, n, n),
+      spec: { op: 'matmul', inputs: [[n, n], [n, n]], params: { dtype: 'bf16' } },
+      setup: () => {
+        const a = randn([n, n], { dtype: 'bf16' }), b = randn([n, n], { dtype: 'bf16' });
+        return withInputs([a, b], () => matmul(a, b));
+      },
+    });
+  }
   // All four transpose combinations at one size, none materialised.
   const nt = quick ? 256 : 1024;
   cases.push(square(nt, true, false), square(nt, false, true), square(nt, true, true));
@@ -79,10 +91,25 @@ function matmulCases(quick: boolean): Case[] {
   return cases;
 }
 
-/** The kernel versions kept side by side (gemm/v1_naive, v2_packed, v3_microkernel: v3 and v4), same run. */
+/**
+ * The kernel versions kept side by side (gemm/v1_naive, v2_packed, v3_microkernel: v3 and v4), same
+ * run; and for bf16, v4 (widened to f32 while packing) against v5 (avx512_bf16 dot products).
+ */
 function matmulVersionCases(quick: boolean): Case[] {
   const names = ['v1 naive', 'v2 packed', 'v3 micro-kernel', 'v4 tiles'];
   const cases: Case[] = [];
+  const bf16Versions: [number, string][] = [[4, 'v4 widened to f32'], ...(runtimeInfo().cpuBf16Dot !== 'absent' ? [[5, 'v5 avx512_bf16 dot'] as [number, string]] : [])];
+  for (const [v, name] of bf16Versions) {
+    const n = quick ? 128 : 1024;
+    cases.push({
+      suite: 'gemm versions', op: `matmul bf16 ${name}`, size: `${n}x${n}x${n}`, metric: 'GFLOP/s', work: matmulFlops(n, n, n),
+      spec: { op: 'matmul_version', inputs: [[1, n, n], [1, n, n]], params: { version: v, dtype: 'bf16' } },
+      setup: () => {
+        const a = randn([1, n, n], { dtype: 'bf16' }), b = randn([1, n, n], { dtype: 'bf16' });
+        return { fn: () => matmulVersion(v, a, b), dispose: () => { a.dispose(); b.dispose(); } };
+      },
+    });
+  }
   for (const n of quick ? [128] : [256, 1024]) {
     for (const v of [1, 2, 3, 4]) {
       if (v === 1 && n > 256) continue;  // seconds per call

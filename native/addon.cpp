@@ -19,6 +19,7 @@
 //  - kernel failures (emu::Error) become the TypeScript error classes registered by `init`.
 #include <napi.h>
 
+#include <array>
 #include <cmath>
 #include <cstring>
 #include <deque>
@@ -413,6 +414,7 @@ Napi::Value RuntimeInfo(const Napi::CallbackInfo& info) {
   auto env = info.Env();
   auto o = Napi::Object::New(env);
   o.Set("cpuIsa", cpu::kernels().isa);
+  o.Set("cpuBf16Dot", std::array<const char*, 3>{"absent", "available", "default"}[size_t(cpu::kernels().bf16_dot())]);
   o.Set("threads", cpu::num_threads());
   o.Set("builtWithCuda", cuda::built_with_cuda());
   std::string why;

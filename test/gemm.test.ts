@@ -1,14 +1,17 @@
 // gemm.test.ts: the CPU GEMM (native/cpu/kernels/gemm/) and what runs on it. The matmul kernel
 // versions (matmul.cpp): each against an f64 product on shapes that cut through every block and
 // register tile, with transposed and broadcast operands read through their strides; the default
-// version's result bit-identical for any thread count; the version entry point's errors. conv2d's
+// version's result bit-identical for any thread count; version 5 (bf16 on avx512_bf16) where the
+// CPU has it; the version entry point's errors. conv2d's
 // gradients (image_backward.cpp) in f32 at sizes past the GEMM's blocks, checked exactly against
 // the f64 reference through the adjoint identities. The backend-parity table (parity.test.ts)
 // covers matmul, bmm and conv2d forward through the public API, gradcheck.test.ts the conv2d
 // gradients in f64 on small shapes.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { conv2d, numThreads, randn, setNumThreads, Tensor, tidy, ValueError, type DType } from '../src/index.ts';
+import {
+  bmm, conv2d, numThreads, randn, runtimeInfo, setNumThreads, tensor, Tensor, tidy, ValueError, type DType,
+} from '../src/index.ts';
 import { native } from '../src/tensor/native.ts';
 import * as R from './reference.ts';
 
@@ -81,11 +84,78 @@ for (const version of [1, 2, 3, 4]) {
   }
 }
 
-test('matmul versions 3 and 4 with k = 0 write zeros, and empty outputs are fine', () => tidy(() => {
-  for (const v of [3, 4]) {
-    const out = matmulVersion(v, randn([2, 5, 0]), randn([2, 0, 7]));
+// Version 5, bf16 on avx512_bf16 dot products, packs k in pairs: odd depths leave a half pair,
+// and its slices are 1024 pairs deep, so these cross one with an odd and an even remainder. It
+// runs only where the CPU has the instructions; elsewhere the error test below checks it says so.
+const BF16_DOT = runtimeInfo().cpuBf16Dot !== 'absent';
+const PAIR_SHAPES: (typeof SHAPES)[number][] = [
+  [1, 20, 40, 2051, false, false, false],      // past one 1024-pair slice, a last half pair
+  [1, 45, 70, 2100, true, true, false],        // both transposed, whole pairs in both slices
+  [2, 14, 32, 64, false, true, false],         // exactly one register tile
+];
+if (BF16_DOT) {
+  test('matmul version 5 (avx512_bf16 dot products) matches the f64 product (bf16, strided operands, half pairs)', () => tidy(() => {
+    for (const shape of [...SHAPES, ...PAIR_SHAPES]) {
+      const [a, b] = operands('bf16', shape);
+      const got = f64(matmulVersion(5, a, b));
+      const { value, magnitude } = reference(a, b);
+      for (let i = 0; i < value.length; i++) {
+        const tol = 2 ** -8 * Math.abs(value[i]) + 2 ** -20 * shape[3] * magnitude[i];
+        if (!(Math.abs(got[i] - value[i]) <= tol))
+          assert.unreachable(`version 5 shape ${shape}: element ${i} is ${got[i]}, expected ${value[i]} (tol ${tol})`);
+      }
+    }
+  }));
+
+  test('matmul version 5 zeroes both halves of a last, odd pair: an inf just past a row of A or a column of B stays out', () => tidy(() => {
+    // A [1, 6, 7] row-major: row r's k = 7 would be row r + 1's k = 0. B^T likewise for columns.
+    const K = 7, av = randn([1, 6, K]).data() as Float32Array, bv = randn([1, 5, K]).data() as Float32Array;
+    av[3 * K] = Infinity;  // row 3, k = 0
+    bv[2 * K] = Infinity;  // column 2, k = 0
+    const a = tensor(av).reshape([1, 6, K]).to('bf16'), b = tensor(bv).reshape([1, 5, K]).to('bf16').transpose(1, 2);
+    const got = f64(matmulVersion(5, a, b));
+    for (let i = 0; i < 6; i++)
+      for (let j = 0; j < 5; j++) assert.is(Number.isFinite(got[i * 5 + j]), i !== 3 && j !== 2, `element (${i}, ${j}) is ${got[i * 5 + j]}`);
+  }));
+
+  test('matmul version 5 gives the same bits for 1, 2 and 3 threads, and bf16 matmul runs it only when asked to', () => {
+    const before = numThreads();
+    try {
+      tidy(() => {
+        for (const shape of [[1, 345, 97, 400, false, true, false], [3, 64, 90, 301, true, false, true]] as (typeof SHAPES)[number][]) {
+          const [a, b] = operands('bf16', shape);
+          const results = [1, 2, 3].map((n) => {
+            setNumThreads(n);
+            return matmulVersion(5, a, b).data();
+          });
+          for (let i = 1; i < results.length; i++) assert.equal(results[i], results[0], `${shape}: ${i + 1} threads differ`);
+          const v4 = matmulVersion(4, a, b).data();
+          const byDefault = runtimeInfo().cpuBf16Dot === 'default' ? results[0] : v4;
+          assert.equal(bmm(a, b).data(), byDefault, `${shape}: bf16 matmul runs version ${byDefault === v4 ? 4 : 5}`);
+        }
+      });
+    } finally {
+      setNumThreads(before);
+    }
+  });
+}
+
+test('matmul version 5 takes bf16 only, and says so where the CPU has no avx512_bf16', () => tidy(() => {
+  const a = randn([1, 3, 4], { dtype: 'bf16' }), b = randn([1, 4, 5], { dtype: 'bf16' });
+  if (BF16_DOT) {
+    assert.throws(() => matmulVersion(5, a.to('f32'), b.to('f32')), (e: unknown) => e instanceof ValueError && /version 5 \(avx512_bf16 dot products\) does not take f32/.test(e.message));
+  } else {
+    assert.throws(() => matmulVersion(5, a, b), (e: unknown) => e instanceof ValueError && /avx512_bf16/.test(e.message));
+    assert.equal(bmm(a, b).data(), matmulVersion(4, a, b).data(), 'bf16 matmul runs version 4');
+  }
+}));
+
+test('matmul versions 3 to 5 with k = 0 write zeros, and empty outputs are fine', () => tidy(() => {
+  const cases: [number, DType][] = [[3, 'f32'], [4, 'f32'], ...(BF16_DOT ? [[5, 'bf16'] as [number, DType]] : [])];
+  for (const [v, dtype] of cases) {
+    const out = matmulVersion(v, randn([2, 5, 0], { dtype }), randn([2, 0, 7], { dtype }));
     assert.equal([...f64(out)], new Array(70).fill(0));
-    assert.equal(matmulVersion(v, randn([2, 0, 4]), randn([2, 4, 7])).shape, [2, 0, 7]);
+    assert.equal(matmulVersion(v, randn([2, 0, 4], { dtype }), randn([2, 4, 7], { dtype })).shape, [2, 0, 7]);
   }
 }));
 
@@ -112,7 +182,7 @@ test('matmul versions 3 and 4 give the same bits for 1, 2 and 3 threads, and the
 
 test('matmulVersion rejects an unknown version and mismatched shapes', () => tidy(() => {
   const a = randn([1, 3, 4]), b = randn([1, 4, 5]);
-  assert.throws(() => matmulVersion(5, a, b), (e: unknown) => e instanceof ValueError && /no version 5/.test(e.message));
+  assert.throws(() => matmulVersion(6, a, b), (e: unknown) => e instanceof ValueError && /no version 6/.test(e.message));
   assert.throws(() => matmulVersion(4, a, randn([1, 3, 5])), (e: unknown) => e instanceof Error && /matmul/.test(e.message));
 }));
 

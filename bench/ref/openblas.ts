@@ -38,7 +38,8 @@ export function openblasRunner(outDir: string, ourIsa: string, threads: number):
   const { env, note } = referenceEnv(ourIsa, threads, [exe]);
   const runner: ReferenceRunner = {
     name: 'openblas',
-    supports: (spec: RefSpec) => spec.op === 'matmul' || spec.op === 'bmm',
+    // sgemm only: Debian's OpenBLAS is built without its bf16 GEMM (sbgemm).
+    supports: (spec: RefSpec) => (spec.op === 'matmul' || spec.op === 'bmm') && spec.params?.dtype === undefined,
     run(specs) {
       const lines = specs.map(({ key, spec }) => {
         const [a, b] = spec.inputs;

@@ -7,7 +7,8 @@ call, then repeats for about --seconds (at least 3 calls); the figure is the mea
 Specs it does not know are skipped (their keys are absent from the answer).
 
 Ops (params in brackets):
-  matmul / bmm         [ta, tb: the operand is stored transposed and passed as a .transpose view]
+  matmul / bmm         [ta, tb: the operand is stored transposed and passed as a .transpose view;
+                        dtype "bf16": both operands bf16]
   conv2d               [stride, padding, backward: forward+backward of x, weight and bias]
   attention            q, k, v [B, H, L, D]; [causal, backward] (torch 1.13 has no fused SDPA:
                        softmax(q k^T / sqrt(D) + mask) v written out, as a user would)
@@ -61,6 +62,8 @@ def case_matmul(spec):
     p = spec.get("params", {})
     a = stored(spec["inputs"][0], p.get("ta", False))
     b = stored(spec["inputs"][1], p.get("tb", False))
+    if p.get("dtype") == "bf16":
+        a, b = a.bfloat16(), b.bfloat16()
     return lambda: torch.matmul(a, b)
 
 

@@ -88,6 +88,9 @@ struct KernelTable {
   double (*triad_gbps)(int64_t n, int reps);
   // matmul through one of the kernel versions kept side by side (matmul.cpp lists them), for bench/.
   void (*matmul_version)(int version, const View& out, const View& a, const View& b);
+  // matmul version 5 (avx512_bf16 dot products): 0 the CPU or build has none, 1 available to
+  // matmul_version, 2 also what bf16 matmul runs (EMU_CPU_BF16_DOT=1).
+  int (*bf16_dot)();
   // The GPU convolution's kernel versions (cuda/conv.cu; null on the CPU): the conv entries run
   // `version` from now on (0 = the dispatcher's choice, 1 = direct, 2 = implicit GEMM; others are
   // a ValueError), and the name of the kernel the last conv call launched, for tests and bench/.

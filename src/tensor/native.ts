@@ -13,6 +13,11 @@ export type Desc = Float64Array;
 
 export interface RuntimeInfo {
   cpuIsa: string;
+  /**
+   * The CPU matmul on avx512_bf16 dot products (native/cpu/kernels/gemm/v5_bf16_dot.cpp): absent,
+   * available as matmul version 5, or the bf16 default (EMU_CPU_BF16_DOT=1).
+   */
+  cpuBf16Dot: 'absent' | 'available' | 'default';
   threads: number;
   builtWithCuda: boolean;
   cudaDeviceCount: number;

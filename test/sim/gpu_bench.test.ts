@@ -11,6 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
+import { runtimeInfo } from '../../src/index.ts';
 
 const root = join(import.meta.dirname, '..', '..');
 const out = mkdtempSync(join(tmpdir(), 'emu-gpu-bench-'));
@@ -154,14 +155,17 @@ test('--device cpu: the driver of every family runs its checks, the CPU kernels 
     // failed; the CPU composes linear's epilogue and the mixed AdamW (cpu/fused.h), and has one norm
     // version (no norm_version), so those rows have no kernel
     const noKernel = CPU_COMPOSES.includes(r.kernel) || (r.family === 'norm' && / v\d+$/.test(r.kernel));
-    const allowed = noKernel ? ['no kernel'] : r.dtype === 'bf16' || r.dtype === 'f16' ? ['ok', 'unsupported'] : ['ok'];
+    // matmul v5 (avx512_bf16 dot products, where the CPU has them) takes bf16 only
+    const allowed = noKernel ? ['no kernel'] : r.kernel === 'matmul v5' ? [r.dtype === 'bf16' ? 'ok' : 'unsupported']
+      : r.dtype === 'bf16' || r.dtype === 'f16' ? ['ok', 'unsupported'] : ['ok'];
     assert.ok(allowed.includes(r.status), `${r.family} ${r.kernel} ${r.dtype}: ${r.status} ${r.notes}`);
   }
   for (const k of ['attention fwd', 'attention bwd', 'rmsnorm bwd', 'layernorm bwd', 'cross-entropy bwd', 'adamw'])
     assert.ok(cpuRows.some((r) => r.kernel === k && r.status === 'ok' && r.err === 0), `${k}: not checked, or not exact`);
   const versions = new Set(cpuRows.filter((r) => r.family === 'matmul').map((r) => r.kernel));
   for (const v of ['matmul (default)', 'matmul v1', 'matmul v4']) assert.ok(versions.has(v), `no row for ${v}`);
-  assert.not.ok(versions.has('matmul v5'), 'the probe stops where matmul_version says there is no version');
+  assert.is(versions.has('matmul v5'), runtimeInfo().cpuBf16Dot !== 'absent', 'matmul v5 exactly where the CPU has avx512_bf16');
+  assert.not.ok(versions.has('matmul v6'), 'the probe stops where matmul_version says there is no version');
 });
 
 test('--small times the small cases: the timing path (events, L2 flush, median) runs on sim too', () => {

@@ -5,6 +5,8 @@
 //   v2 gemm/v2_packed.cpp       packing and cache blocking, a 6 x 2-vector register tile
 //   v3 gemm/v3_microkernel.cpp  BLIS-style: shared packed B, 14 x 32 AVX-512 tile
 //   v4 gemm/v3_microkernel.cpp  v3's kernel, one C rectangle per thread, no barrier (the default)
+//   v5 gemm/v5_bf16_dot.cpp     bf16 only: v4's drivers on k-pairs, avx512_bf16 dot products; the bf16
+//                               default only with EMU_CPU_BF16_DOT=1 (slower than v4 where measured)
 //
 // a and b may have any strides (a transposed view, a stride-0 broadcast batch): every version
 // reads them through their strides, none materialises a transpose; out is contiguous. Every
@@ -21,6 +23,8 @@ void matmul_v1_naive(const View& out, const View& a, const View& b);
 void matmul_v2_packed(const View& out, const View& a, const View& b);
 void matmul_v3_microkernel(const View& out, const View& a, const View& b);
 void matmul_v4_tiles(const View& out, const View& a, const View& b);
+void matmul_v5_bf16_dot(const View& out, const View& a, const View& b);
+int bf16_dot();
 
 namespace {
 
@@ -40,7 +44,8 @@ void check_matmul(const View& out, const View& a, const View& b) {
 
 void matmul(const View& out, const View& a, const View& b) {
   check_matmul(out, a, b);
-  matmul_v4_tiles(out, a, b);
+  if (out.dtype == DType::BF16 && bf16_dot() == 2) matmul_v5_bf16_dot(out, a, b);
+  else matmul_v4_tiles(out, a, b);
 }
 
 void matmul_version(int version, const View& out, const View& a, const View& b) {
@@ -50,8 +55,9 @@ void matmul_version(int version, const View& out, const View& a, const View& b) 
     case 2: matmul_v2_packed(out, a, b); return;
     case 3: matmul_v3_microkernel(out, a, b); return;
     case 4: matmul_v4_tiles(out, a, b); return;
+    case 5: matmul_v5_bf16_dot(out, a, b); return;
   }
-  fail(ErrorKind::Value, "matmulVersion: no version " + std::to_string(version) + " (there are 1 to 4)");
+  fail(ErrorKind::Value, "matmulVersion: no version " + std::to_string(version) + " (there are 1 to 5)");
 }
 
 }  // namespace emu::cpu::EMU_ISA

@@ -38,6 +38,7 @@ void upsample_nearest2d_backward(const View& grad_in, const View& grad_out);
 double peak_gflops(int64_t iters);
 double triad_gbps(int64_t n, int reps);
 void matmul_version(int version, const View& out, const View& a, const View& b);
+int bf16_dot();
 
 #define EMU_STR2(x) #x
 #define EMU_STR(x) EMU_STR2(x)
@@ -47,7 +48,7 @@ const KernelTable& kernel_table() {
       EMU_STR(EMU_ISA), copy, fill, unary, binary, where, rope, reduce, softmax, cumsum, matmul, gather, scatter_add,
       index_select, triangle, rand_uniform, rand_normal, rand_int, randperm, conv2d, max_pool2d, avg_pool2d,
       upsample_nearest2d, conv2d_backward_input, conv2d_backward_weight, avg_pool2d_backward,
-      upsample_nearest2d_backward, peak_gflops, triad_gbps, matmul_version,
+      upsample_nearest2d_backward, peak_gflops, triad_gbps, matmul_version, bf16_dot,
       nullptr, nullptr,  // set_conv2d_version, conv2d_last_kernel: the CPU has one conv2d kernel
   };
   return table;

@@ -122,14 +122,24 @@ inline Vec<double> madd(Vec<double> a, Vec<double> b, Vec<double> c) {
 #endif
 }
 
+// What the micro-kernel does per k step and row: bcast reads the packed A element into every
+// lane, madd adds its product with a B vector to an accumulator. Fma is the plain f32/f64 one;
+// v5_bf16_dot.cpp's DotBf16 reads each packed "element" as a pair of bf16 values (two k steps)
+// and adds both products with one avx512_bf16 instruction. The drivers below pass it through.
+template <class V>
+struct Fma {
+  // The broadcast `x - Vec{}` is exact (keeps -0) and folds into the FMA's memory operand.
+  __attribute__((always_inline)) static Vec<V> bcast(const V* p) { return *p - Vec<V>{}; }
+  __attribute__((always_inline)) static Vec<V> madd(Vec<V> a, Vec<V> b, Vec<V> c) { return gemm::madd(a, b, c); }
+};
+
 // c[0:MR, 0:kNR] = (accumulate ? c : 0) + sum over k of ap[k][r] * bp[k][j]. ap is a packed A
 // micro-panel [kc][kMR] (of which the first MR rows are used), bp a packed, 64-byte aligned B
 // micro-panel [kc][kNR]; c has rows ldc apart. MR < kMR serves the last rows of a block (64 rows
 // are 4 tiles of 14 and one of 8) at the cost of its own rows only: through the full tile and a
 // buffer, conv2d's 8-row tile cost as much as a 14-row one. The loops have constant bounds and
-// are unrolled, so acc[][] lives in registers; the broadcast `x - Vec{}` is exact (keeps -0) and
-// folds into the FMA's memory operand.
-template <class V, int MR = kMR>
+// are unrolled, so acc[][] lives in registers.
+template <class V, int MR = kMR, class Op = Fma<V>>
 __attribute__((always_inline)) inline void micro_kernel(int64_t kc, const V* __restrict ap, const V* __restrict bp,
                                                         V* c, int64_t ldc, bool accumulate, const V* c_next) {
   using W = Vec<V>;
@@ -156,9 +166,9 @@ __attribute__((always_inline)) inline void micro_kernel(int64_t kc, const V* __r
     for (int v = 0; v < kNV; v++) b[v] = *reinterpret_cast<const W*>(bp + k * NR + v * L);
 #pragma GCC unroll 16
     for (int r = 0; r < MR; r++) {
-      const W a = ap[k * kMR + r] - W{};
+      const W a = Op::bcast(ap + k * kMR + r);
 #pragma GCC unroll 4
-      for (int v = 0; v < kNV; v++) acc[r][v] = madd(a, b[v], acc[r][v]);
+      for (int v = 0; v < kNV; v++) acc[r][v] = Op::madd(a, b[v], acc[r][v]);
     }
   }
 #pragma GCC unroll 16
@@ -168,17 +178,17 @@ __attribute__((always_inline)) inline void micro_kernel(int64_t kc, const V* __r
 }
 
 // The micro-kernel on mr < kMR rows of full width: the instantiation for exactly mr rows.
-template <class V, int MR = kMR - 1>
+template <class V, class Op, int MR = kMR - 1>
 void micro_kernel_rows(int64_t kc, const V* ap, const V* bp, V* c, int64_t ldc, int64_t mr, bool accumulate) {
   if constexpr (MR >= 1) {
-    if (mr == MR) return micro_kernel<V, MR>(kc, ap, bp, c, ldc, accumulate, c + kNR<V>);
-    micro_kernel_rows<V, MR - 1>(kc, ap, bp, c, ldc, mr, accumulate);
+    if (mr == MR) return micro_kernel<V, MR, Op>(kc, ap, bp, c, ldc, accumulate, c + kNR<V>);
+    micro_kernel_rows<V, Op, MR - 1>(kc, ap, bp, c, ldc, mr, accumulate);
   }
 }
 
 // The micro-kernel on a partial tile (mr <= kMR rows, nr < kNR columns of c), through a
 // register-tile-sized buffer.
-template <class V>
+template <class V, class Op>
 void micro_kernel_edge(int64_t kc, const V* ap, const V* bp, V* c, int64_t ldc, int64_t mr, int64_t nr,
                        bool accumulate) {
   constexpr int NR = kNR<V>;
@@ -187,7 +197,7 @@ void micro_kernel_edge(int64_t kc, const V* ap, const V* bp, V* c, int64_t ldc, 
     for (int64_t r = 0; r < mr; r++)
       for (int64_t j = 0; j < nr; j++) tile[r * NR + j] = c[r * ldc + j];
   }
-  micro_kernel(kc, ap, bp, tile, NR, accumulate, tile);
+  micro_kernel<V, kMR, Op>(kc, ap, bp, tile, NR, accumulate, tile);
   for (int64_t r = 0; r < mr; r++)
     for (int64_t j = 0; j < nr; j++) c[r * ldc + j] = tile[r * NR + j];
 }
@@ -216,7 +226,11 @@ struct Scratch {
 // Transposes a 16 x 16 block of floats held in r[0..15] (row i in r[i]) in place, so that r[j]
 // holds column j: the usual four rounds of 2x2 exchanges of growing size (single floats, pairs,
 // 128-bit quarters, halves). Packing a row-major A or a transposed B is such a transpose; done
-// one element at a time it cost as much as the product itself at n = 256.
+// one element at a time it cost as much as the product itself at n = 256. (GCC 12's unpack and
+// shuffle intrinsics pass _mm512_undefined_ps() as the unused merge source, which -Wall reports
+// as maybe-uninitialized wherever this is inlined; hence the pragmas.)
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 inline void transpose16(__m512 r[16]) {
   __m512 t[16];
   for (int i = 0; i < 16; i += 2) {
@@ -240,6 +254,7 @@ inline void transpose16(__m512 r[16]) {
     r[i + 8] = _mm512_shuffle_f32x4(t[i], t[i + 8], 0xDD);
   }
 }
+#pragma GCC diagnostic pop
 #endif
 
 // A[i][k] = a[i * sm + k * sk]: packs rows [i0, i0 + mc) and depth [p0, p0 + kc) into
@@ -324,7 +339,7 @@ void pack_b_strided(const T* b, int64_t sk, int64_t sn, int64_t j0, int64_t nc, 
 // BLIS's two innermost loops: C[0:mc, 0:nc] (+)= the packed A block ap (mc rows) times the packed
 // B panels bp (nc columns), depth kc. Each B micro-panel stays in L1 while the micro-kernel
 // sweeps the A micro-panels down the block.
-template <class V>
+template <class V, class Op = Fma<V>>
 void macro_kernel(int64_t kc, const V* ap, int64_t mc, const V* bp, int64_t nc, V* c, int64_t ldc, bool accumulate) {
   constexpr int NR = kNR<V>;
   for (int64_t j = 0; j < nc; j += NR) {
@@ -333,9 +348,9 @@ void macro_kernel(int64_t kc, const V* ap, int64_t mc, const V* bp, int64_t nc, 
     for (int64_t i = 0; i < mc; i += kMR) {
       V* cij = c + i * ldc + j;
       const int64_t mr = std::min<int64_t>(kMR, mc - i);
-      if (mr == kMR && nr == NR) micro_kernel(kc, ap + i * kc, b, cij, ldc, accumulate, i + kMR < mc ? cij + kMR * ldc : cij + NR);
-      else if (nr == NR) micro_kernel_rows(kc, ap + i * kc, b, cij, ldc, mr, accumulate);
-      else micro_kernel_edge(kc, ap + i * kc, b, cij, ldc, mr, nr, accumulate);
+      if (mr == kMR && nr == NR) micro_kernel<V, kMR, Op>(kc, ap + i * kc, b, cij, ldc, accumulate, i + kMR < mc ? cij + kMR * ldc : cij + NR);
+      else if (nr == NR) micro_kernel_rows<V, Op>(kc, ap + i * kc, b, cij, ldc, mr, accumulate);
+      else micro_kernel_edge<V, Op>(kc, ap + i * kc, b, cij, ldc, mr, nr, accumulate);
     }
   }
 }
@@ -349,7 +364,7 @@ void macro_kernel(int64_t kc, const V* ap, int64_t mc, const V* bp, int64_t nc, 
 // then split its row panels: no operand is packed twice, but every slice costs two pool
 // round trips (pack, compute), and on a shared, oversubscribed machine each round trip waits for
 // the slowest thread to be scheduled again.
-template <class V, class PackA, class PackB>
+template <class V, class Op = Fma<V>, class PackA, class PackB>
 void run_shared_b(int64_t M, int64_t N, int64_t K, const PackA& pack_a, const PackB& pack_b, V* c, int64_t ldc,
          bool accumulate, bool parallel) {
   constexpr int NR = kNR<V>;
@@ -390,7 +405,7 @@ void run_shared_b(int64_t M, int64_t N, int64_t K, const PackA& pack_a, const Pa
             const int64_t i0 = ib * kMR, mc = std::min({kMC, M - i0, (ip_end - ib) * kMR});
             pack_a(i0, mc, pc, kc, ap);
             if (jp_begin < jp_end)
-              macro_kernel(kc, ap, mc, bp + jp_begin * kc * NR, std::min(nc, jp_end * NR) - jp_begin * NR,
+              macro_kernel<V, Op>(kc, ap, mc, bp + jp_begin * kc * NR, std::min(nc, jp_end * NR) - jp_begin * NR,
                            c + i0 * ldc + jc + jp_begin * NR, ldc, acc);
           }
           u0 += ip_end - ip_begin;
@@ -404,7 +419,7 @@ void run_shared_b(int64_t M, int64_t N, int64_t K, const PackA& pack_a, const Pa
 
 // One rectangle of C, rows [i_begin, i_end) and columns [j_begin, j_end) (i_begin a multiple of
 // kMR, j_begin of kNR), computed by the calling thread with its own packed A and B.
-template <class V, class PackA, class PackB>
+template <class V, class Op, class PackA, class PackB>
 void run_block(int64_t i_begin, int64_t i_end, int64_t j_begin, int64_t j_end, int64_t K, const PackA& pack_a,
                const PackB& pack_b, V* c, int64_t ldc, bool accumulate) {
   constexpr int NR = kNR<V>;
@@ -421,7 +436,7 @@ void run_block(int64_t i_begin, int64_t i_end, int64_t j_begin, int64_t j_end, i
       for (int64_t i0 = i_begin; i0 < i_end; i0 += kMC) {
         const int64_t mc = std::min(kMC, i_end - i0);
         pack_a(i0, mc, pc, kc, ap);
-        macro_kernel(kc, ap, mc, bp, nc, c + i0 * ldc + jc, ldc, acc);
+        macro_kernel<V, Op>(kc, ap, mc, bp, nc, c + i0 * ldc + jc, ldc, acc);
       }
     }
   }
@@ -431,7 +446,7 @@ void run_block(int64_t i_begin, int64_t i_end, int64_t j_begin, int64_t j_end, i
 // rows, whichever divides into the thread count more evenly (on a tie: columns when M <= N, so the
 // operand every thread packs in full is the smaller one). Each thread packs what its rectangle
 // reads, so A (or B) is packed once per thread, and the whole product is ONE pool round trip.
-template <class V, class PackA, class PackB>
+template <class V, class Op = Fma<V>, class PackA, class PackB>
 void run(int64_t M, int64_t N, int64_t K, const PackA& pack_a, const PackB& pack_b, V* c, int64_t ldc,
          bool accumulate, bool parallel) {
   constexpr int NR = kNR<V>;
@@ -443,7 +458,7 @@ void run(int64_t M, int64_t N, int64_t K, const PackA& pack_a, const PackB& pack
   }
   const int64_t threads = parallel ? num_threads() : 1;
   const int64_t mpanels = (M + kMR - 1) / kMR, npanels = (N + NR - 1) / NR;
-  if (threads == 1 || (mpanels < threads && npanels < threads)) return run_block(0, M, 0, N, K, pack_a, pack_b, c, ldc, accumulate);
+  if (threads == 1 || (mpanels < threads && npanels < threads)) return run_block<V, Op>(0, M, 0, N, K, pack_a, pack_b, c, ldc, accumulate);
   // Slots the busiest thread's share takes over an even share: 1 is a perfect split.
   auto imbalance = [&](int64_t panels) {
     return panels < threads ? 1e9 : double((panels + threads - 1) / threads * threads) / double(panels);
@@ -454,10 +469,10 @@ void run(int64_t M, int64_t N, int64_t K, const PackA& pack_a, const PackB& pack
     for (int64_t t = t0; t < t1; t++) {
       if (columns) {
         const int64_t j0 = npanels * t / threads * NR, j1 = std::min(N, npanels * (t + 1) / threads * NR);
-        if (j0 < j1) run_block(0, M, j0, j1, K, pack_a, pack_b, c, ldc, accumulate);
+        if (j0 < j1) run_block<V, Op>(0, M, j0, j1, K, pack_a, pack_b, c, ldc, accumulate);
       } else {
         const int64_t i0 = mpanels * t / threads * kMR, i1 = std::min(M, mpanels * (t + 1) / threads * kMR);
-        if (i0 < i1) run_block(i0, i1, 0, N, K, pack_a, pack_b, c, ldc, accumulate);
+        if (i0 < i1) run_block<V, Op>(i0, i1, 0, N, K, pack_a, pack_b, c, ldc, accumulate);
       }
     }
   });

@@ -16,9 +16,9 @@
 // one operand once per thread (a few % of the flops at n = 512), and wins wherever a thread may
 // be descheduled: on this shared 2-core machine, a barrier waits for the slowest thread.
 //
-// bf16 operands are widened to f32 while packing (this machine has no avx512_bf16 dot product
-// instruction, so there is nothing faster to use) and accumulated in f32 into a scratch C, which
-// is rounded to bf16 once at the end; f64 runs the same tile in f64 lanes.
+// bf16 operands are widened to f32 while packing and accumulated in f32 into a scratch C, which
+// is rounded to bf16 once at the end (v5_bf16_dot.cpp keeps them bf16 for avx512_bf16's dot
+// product, and says why that is not the default); f64 runs the same tile in f64 lanes.
 #include <algorithm>
 #include <type_traits>
 #include <vector>
