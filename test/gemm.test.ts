@@ -92,6 +92,8 @@ const PAIR_SHAPES: (typeof SHAPES)[number][] = [
   [1, 20, 40, 2051, false, false, false],      // past one 1024-pair slice, a last half pair
   [1, 45, 70, 2100, true, true, false],        // both transposed, whole pairs in both slices
   [2, 14, 32, 64, false, true, false],         // exactly one register tile
+  [1, 28, 64, 63, false, false, false],        // odd depth through the vector packers (A rows, B rows)
+  [1, 28, 64, 63, true, true, false],          // ... and A^T, B^T
 ];
 if (BF16_DOT) {
   test('matmul version 5 (avx512_bf16 dot products) matches the f64 product (bf16, strided operands, half pairs)', () => tidy(() => {
@@ -100,7 +102,9 @@ if (BF16_DOT) {
       const got = f64(matmulVersion(5, a, b));
       const { value, magnitude } = reference(a, b);
       for (let i = 0; i < value.length; i++) {
-        const tol = 2 ** -8 * Math.abs(value[i]) + 2 ** -20 * shape[3] * magnitude[i];
+        // f32 sums of K exact products err by at most about K 2^-24 of their magnitude; 4 times
+        // that is tight enough that one missing or extra product fails.
+        const tol = 2 ** -8 * Math.abs(value[i]) + 2 ** -22 * shape[3] * magnitude[i];
         if (!(Math.abs(got[i] - value[i]) <= tol))
           assert.unreachable(`version 5 shape ${shape}: element ${i} is ${got[i]}, expected ${value[i]} (tol ${tol})`);
       }
@@ -116,6 +120,16 @@ if (BF16_DOT) {
     const got = f64(matmulVersion(5, a, b));
     for (let i = 0; i < 6; i++)
       for (let j = 0; j < 5; j++) assert.is(Number.isFinite(got[i * 5 + j]), i !== 3 && j !== 2, `element (${i}, ${j}) is ${got[i * 5 + j]}`);
+    // The vector packers (a full 14-row A^T panel, a full 32-column B panel) stop before the
+    // half pair too: here row K of A^T's and of B's storage is inf, outside the views.
+    const K2 = 7;
+    const withInfRow = (cols: number): Tensor => {
+      const v = randn([K2 + 1, cols]).data() as Float32Array;
+      v.fill(Infinity, K2 * cols);
+      return tensor(v).reshape([1, K2 + 1, cols]).to('bf16').narrow(1, 0, K2);
+    };
+    const wide = f64(matmulVersion(5, withInfRow(14).transpose(1, 2), withInfRow(32)));
+    assert.ok(wide.every(Number.isFinite), 'a value past K leaked into the product');
   }));
 
   test('matmul version 5 gives the same bits for 1, 2 and 3 threads, and bf16 matmul runs it only when asked to', () => {

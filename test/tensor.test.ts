@@ -557,11 +557,13 @@ function assertClose(actual: number[], expected: number[], what: string, rel = 1
 }
 
 test('random streams and kernels are independent of the thread count and the instruction set', async () => {
-  // The thread-count children run this process's instruction set, which EMU_CPU_ISA may have chosen.
-  const isa = runtimeInfo().cpuIsa;
+  // The thread-count children run this process's instruction set (which EMU_CPU_ISA may have
+  // chosen) and its EMU_CPU_BF16_DOT (which picks the bf16 matmul).
+  const isa = runtimeInfo().cpuIsa, dotEnv = process.env.EMU_CPU_BF16_DOT;
+  const same = { EMU_CPU_ISA: isa, ...(dotEnv === undefined ? {} : { EMU_CPU_BF16_DOT: dotEnv }) };
   const children = Promise.all([
-    childReport({ EMU_NUM_THREADS: '1', EMU_CPU_ISA: isa }),
-    childReport({ EMU_NUM_THREADS: '3', EMU_CPU_ISA: isa }),
+    childReport({ EMU_NUM_THREADS: '1', ...same }),
+    childReport({ EMU_NUM_THREADS: '3', ...same }),
     childReport({ EMU_CPU_ISA: 'generic' }),
     childReport({ EMU_CPU_ISA: 'avx2' }),
     childReport({ EMU_CPU_ISA: isa, EMU_CPU_BF16_DOT: '1' }),

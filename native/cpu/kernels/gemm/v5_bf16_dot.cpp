@@ -11,11 +11,13 @@
 // The bytes per packed slot, hence the cache footprint of every block, are those of v4, while
 // each slot now carries two multiply-adds; packing also reads half the bytes v4's widening did.
 //
-// What differs in the results: each step adds two exact products (a bf16 product fits in f32)
-// instead of one, and the instruction treats subnormal inputs and outputs as zero (DAZ/FTZ, as
-// Intel documents it). Every C element is still one chain over k in order, so results are
-// identical for any thread count and run to run; against v4 they differ by f32 rounding, which
-// the final rounding to bf16 mostly hides (test/gemm.test.ts measures both against f64).
+// What differs in the results: each instruction adds a pair's two products (each exact in f32,
+// a bf16 product having 16 significant bits) to the accumulator, in the order and with the
+// roundings the CPU implements (Intel's pseudocode: k = 2p + 1, then k = 2p), and treats
+// subnormal inputs, accumulators and results as zero (DAZ/FTZ). Every C element is still one
+// chain over the pairs in order, so results are identical for any thread count and run to run;
+// against v4 they differ by f32 rounding, which the final rounding to bf16 mostly hides
+// (test/gemm.test.ts measures both against f64).
 //
 // Why it is not the default: on the only avx512_bf16 machine measured (an Intel Xeon VM, two
 // vCPUs; /tmp microbenchmark of 24 independent accumulators) VDPBF16PS zmm issued once per
@@ -60,11 +62,11 @@ struct DotBf16 {
   }
 };
 
-inline uint32_t pair(uint16_t lo, uint16_t hi) { return uint32_t(lo) | uint32_t(hi) << 16; }
-inline float as_slot(uint32_t bits) {
-  float f;
-  std::memcpy(&f, &bits, 4);
-  return f;
+// Writes the pair (lo at k = 2p, hi at k = 2p + 1) into a packed slot, as bits (never as a
+// float value, which a NaN-looking pair must not pass through).
+inline void put_pair(float* slot, uint16_t lo, uint16_t hi) {
+  const uint32_t bits = uint32_t(lo) | uint32_t(hi) << 16;
+  std::memcpy(slot, &bits, 4);
 }
 
 // A[i][k] = a[i * sm + k * sk] (K columns): packs rows [i0, i0 + mc) and pairs [p0, p0 + kp)
@@ -73,25 +75,27 @@ inline float as_slot(uint32_t bits) {
 void pack_a_pairs(const bf16* a, int64_t sm, int64_t sk, int64_t K, int64_t i0, int64_t mc, int64_t p0, int64_t kp,
                   float* dst) {
   constexpr int MR = gemm::kMR;
-  const bool whole = 2 * (p0 + kp) <= K;  // no pair of this slice runs past K
+  // The vector paths take the pairs that lie wholly inside K: all of them, or all but a last,
+  // odd one (K odd, and this the last slice), which the scalar loop packs with its zero half.
+  const int64_t kv = 2 * (p0 + kp) <= K ? kp : kp - 1;
   for (int64_t i = 0; i < mc; i += MR, dst += kp * MR) {
     const int64_t mr = std::min<int64_t>(MR, mc - i);
     const bf16* src = a + (i0 + i) * sm + 2 * p0 * sk;
     int64_t p = 0;
-    if (sk == 1 && mr == MR && whole) {
+    if (sk == 1 && mr == MR) {
       // Rows contiguous in k: a pair is one 32-bit word, so 16 rows x 16 pairs are a 16 x 16
       // transpose of 32-bit words, the f32 packer's.
-      for (; p + 16 <= kp; p += 16) {
+      for (; p + 16 <= kv; p += 16) {
         __m512 r[16];
         for (int row = 0; row < 16; row++)
           r[row] = row < MR ? _mm512_loadu_ps(reinterpret_cast<const float*>(src + row * sm + 2 * p)) : _mm512_setzero_ps();
         gemm::transpose16(r);
         for (int q = 0; q < 16; q++) _mm512_mask_storeu_ps(dst + (p + q) * MR, __mmask16((1u << MR) - 1), r[q]);
       }
-    } else if (sm == 1 && mr == MR && whole) {
+    } else if (sm == 1 && mr == MR) {
       // A transposed: k = 2p and 2p + 1 are two rows of MR contiguous values; interleave them.
       const __mmask16 rows = __mmask16((1u << MR) - 1);
-      for (; p < kp; p++) {
+      for (; p < kv; p++) {
         const __m512i lo = _mm512_cvtepu16_epi32(_mm256_maskz_loadu_epi16(rows, src + 2 * p * sk));
         const __m512i hi = _mm512_cvtepu16_epi32(_mm256_maskz_loadu_epi16(rows, src + (2 * p + 1) * sk));
         _mm512_mask_storeu_epi32(dst + p * MR, rows, _mm512_or_si512(lo, _mm512_slli_epi32(hi, 16)));
@@ -100,9 +104,8 @@ void pack_a_pairs(const bf16* a, int64_t sm, int64_t sk, int64_t K, int64_t i0, 
     for (; p < kp; p++) {
       const int64_t k = 2 * (p0 + p);
       for (int64_t r = 0; r < MR; r++) {
-        const bf16* row = src + r * sm + 2 * p * sk;
-        const uint16_t lo = r < mr ? row[0].bits : 0, hi = r < mr && k + 1 < K ? row[sk].bits : 0;
-        dst[p * MR + r] = as_slot(pair(lo, hi));
+        const bf16* row = r < mr ? src + r * sm + 2 * p * sk : nullptr;
+        put_pair(dst + p * MR + r, row ? row[0].bits : 0, row && k + 1 < K ? row[sk].bits : 0);
       }
     }
   }
@@ -113,22 +116,22 @@ void pack_a_pairs(const bf16* a, int64_t sm, int64_t sk, int64_t K, int64_t i0, 
 void pack_b_pairs(const bf16* b, int64_t sk, int64_t sn, int64_t K, int64_t j0, int64_t nc, int64_t p0, int64_t kp,
                   float* dst) {
   constexpr int NR = gemm::kNR<float>;
-  const bool whole = 2 * (p0 + kp) <= K;
+  const int64_t kv = 2 * (p0 + kp) <= K ? kp : kp - 1;  // as in pack_a_pairs
   for (int64_t j = 0; j < nc; j += NR, dst += kp * NR) {
     const int64_t nr = std::min<int64_t>(NR, nc - j);
     const bf16* src = b + 2 * p0 * sk + (j0 + j) * sn;
     int64_t p = 0;
-    if (sn == 1 && nr == NR && whole) {
+    if (sn == 1 && nr == NR) {
       // Rows of B contiguous: widen 16 columns of rows 2p and 2p + 1 to 32 bits, interleave.
-      for (; p < kp; p++)
+      for (; p < kv; p++)
         for (int c0 = 0; c0 < NR; c0 += 16) {
           const __m512i lo = _mm512_cvtepu16_epi32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(src + 2 * p * sk + c0)));
           const __m512i hi = _mm512_cvtepu16_epi32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(src + (2 * p + 1) * sk + c0)));
           _mm512_storeu_si512(dst + p * NR + c0, _mm512_or_si512(lo, _mm512_slli_epi32(hi, 16)));
         }
-    } else if (sk == 1 && nr == NR && whole) {
+    } else if (sk == 1 && nr == NR) {
       // B transposed: a column's pair is one 32-bit word; 16 columns x 16 pairs at a time.
-      for (; p + 16 <= kp; p += 16)
+      for (; p + 16 <= kv; p += 16)
         for (int c0 = 0; c0 < NR; c0 += 16) {
           __m512 r[16];
           for (int c = 0; c < 16; c++) r[c] = _mm512_loadu_ps(reinterpret_cast<const float*>(src + (c0 + c) * sn + 2 * p));
@@ -139,9 +142,8 @@ void pack_b_pairs(const bf16* b, int64_t sk, int64_t sn, int64_t K, int64_t j0, 
     for (; p < kp; p++) {
       const int64_t k = 2 * (p0 + p);
       for (int64_t c = 0; c < NR; c++) {
-        const bf16* col = src + 2 * p * sk + c * sn;
-        const uint16_t lo = c < nr ? col[0].bits : 0, hi = c < nr && k + 1 < K ? col[sk].bits : 0;
-        dst[p * NR + c] = as_slot(pair(lo, hi));
+        const bf16* col = c < nr ? src + 2 * p * sk + c * sn : nullptr;
+        put_pair(dst + p * NR + c, col ? col[0].bits : 0, col && k + 1 < K ? col[sk].bits : 0);
       }
     }
   }
