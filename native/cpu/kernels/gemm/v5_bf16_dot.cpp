@@ -69,6 +69,12 @@ inline void put_pair(float* slot, uint16_t lo, uint16_t hi) {
   std::memcpy(slot, &bits, 4);
 }
 
+// 16 pair slots from 16 bf16 values at k = 2p (lo) and 16 at k = 2p + 1 (hi): each widened to
+// 32 bits, hi shifted into the upper half.
+inline __m512i interleave16(__m256i lo, __m256i hi) {
+  return _mm512_or_si512(_mm512_cvtepu16_epi32(lo), _mm512_slli_epi32(_mm512_cvtepu16_epi32(hi), 16));
+}
+
 // A[i][k] = a[i * sm + k * sk] (K columns): packs rows [i0, i0 + mc) and pairs [p0, p0 + kp)
 // into micro-panels [kp][kMR] of pair slots, as gemm::pack_a_strided packs single values. Rows
 // past mc and the k = K half of a last, odd pair are zero.
@@ -95,11 +101,9 @@ void pack_a_pairs(const bf16* a, int64_t sm, int64_t sk, int64_t K, int64_t i0, 
     } else if (sm == 1 && mr == MR) {
       // A transposed: k = 2p and 2p + 1 are two rows of MR contiguous values; interleave them.
       const __mmask16 rows = __mmask16((1u << MR) - 1);
-      for (; p < kv; p++) {
-        const __m512i lo = _mm512_cvtepu16_epi32(_mm256_maskz_loadu_epi16(rows, src + 2 * p * sk));
-        const __m512i hi = _mm512_cvtepu16_epi32(_mm256_maskz_loadu_epi16(rows, src + (2 * p + 1) * sk));
-        _mm512_mask_storeu_epi32(dst + p * MR, rows, _mm512_or_si512(lo, _mm512_slli_epi32(hi, 16)));
-      }
+      for (; p < kv; p++)
+        _mm512_mask_storeu_epi32(dst + p * MR, rows, interleave16(_mm256_maskz_loadu_epi16(rows, src + 2 * p * sk),
+                                                                  _mm256_maskz_loadu_epi16(rows, src + (2 * p + 1) * sk)));
     }
     for (; p < kp; p++) {
       const int64_t k = 2 * (p0 + p);
@@ -124,11 +128,9 @@ void pack_b_pairs(const bf16* b, int64_t sk, int64_t sn, int64_t K, int64_t j0, 
     if (sn == 1 && nr == NR) {
       // Rows of B contiguous: widen 16 columns of rows 2p and 2p + 1 to 32 bits, interleave.
       for (; p < kv; p++)
-        for (int c0 = 0; c0 < NR; c0 += 16) {
-          const __m512i lo = _mm512_cvtepu16_epi32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(src + 2 * p * sk + c0)));
-          const __m512i hi = _mm512_cvtepu16_epi32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(src + (2 * p + 1) * sk + c0)));
-          _mm512_storeu_si512(dst + p * NR + c0, _mm512_or_si512(lo, _mm512_slli_epi32(hi, 16)));
-        }
+        for (int c0 = 0; c0 < NR; c0 += 16)
+          _mm512_storeu_si512(dst + p * NR + c0, interleave16(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(src + 2 * p * sk + c0)),
+                                                              _mm256_loadu_si256(reinterpret_cast<const __m256i*>(src + (2 * p + 1) * sk + c0))));
     } else if (sk == 1 && nr == NR) {
       // B transposed: a column's pair is one 32-bit word; 16 columns x 16 pairs at a time.
       for (; p + 16 <= kv; p += 16)
