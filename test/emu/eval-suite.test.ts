@@ -65,6 +65,8 @@ test('evaluate fills every table, and the chance rows do not depend on the model
   const rows = [r.visual.flattened, r.visual.mean, r.visual.chance];
   assert.ok(rows.every((row) => Object.values(row).every((x) => x >= 0 && x <= 1)), JSON.stringify(r.visual));
   assert.equal(r.visual.counts.read, small.readScenes);
+  assert.equal(r.visual.counts.pairs, small.readScenes);
+  assert.ok(Object.values(r.visual.reading).every((x) => x >= 0 && x <= 1), JSON.stringify(r.visual.reading));
   assert.is(r.visual.chance.kind, 1 / 3);
   assert.equal(headline(r).length, 3);
   assert.throws(() => evaluate(trained, { ...small, scenes: 0 }), (e: unknown) => e instanceof ValueError && /scenes must be a positive integer/.test((e as Error).message));

@@ -37,6 +37,16 @@ test('micro recipe: every stage runs, writes its checkpoint, metrics and loss pl
   }
   const t = loadTrained(full);
   assert.ok(t.emuI && t.unet && t.vae, 'loadTrained finds every model');
+  // Emu-I trains LoRA only: every pretrained weight (the vision tower and C-Former included) is
+  // unchanged, the added vocabulary rows aside.
+  const tuned = t.emuI.stateDict();
+  for (const [name, w] of Object.entries(t.emu.stateDict())) {
+    const v = tuned[name];
+    assert.ok(v, `Emu-I has ${name}`);
+    const a = Array.from(w.contiguous().data()), b = Array.from(v.contiguous().data()).slice(0, a.length);
+    assert.equal(b, a, `instruct changed ${name}`);
+  }
+  assert.ok(Object.keys(tuned).some((n) => n.endsWith('loraB')), 'Emu-I has LoRA weights');
 });
 
 test('a killed run resumed from its checkpoint reproduces the uninterrupted losses bit for bit', () => {

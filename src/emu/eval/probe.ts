@@ -10,6 +10,9 @@
 //  - Reading: for each scene of one shape, the pretrained model's caption loss on
 //    "a picture of a {size} {colour} {kind}" with each kind (and with each colour); the fraction
 //    of scenes where the true word gives the lowest loss. That is what the LLM reads.
+//  - Binding: in scenes of two shapes that differ in colour and in kind, for each shape the loss
+//    of "a picture of a {its colour} {kind}" with its own kind against the other shape's kind.
+//    Both kinds are in the picture, so only a model that pairs colours with kinds beats 50%.
 //
 // A property the probes find and the reading misses is lost between the embeddings and the LLM;
 // one the probes miss was never encoded. Chance: 1/3 kind, 1/6 colour, 1/2 size.
@@ -119,19 +122,19 @@ export interface VisualProbes {
   /** Linear-probe accuracy from the N embeddings flattened, and from their mean. */
   flattened: ProbeRow;
   mean: ProbeRow;
-  /** What the LLM reads: the caption loss picks the right kind / colour of a lone shape. */
-  reading: { kind: number; colour: number };
+  /** What the LLM reads: the caption loss picks the right kind / colour of a lone shape, and the named colour's own kind of two (chance 1/2). */
+  reading: { kind: number; colour: number; binding: number };
   /** Chance: 1/3, 1/6, 1/2, and the majority count of the held-out scenes. */
   chance: ProbeRow;
-  /** Held-out scenes the probes were scored on (lone shapes / all) and scenes read. */
-  counts: { single: number; all: number; read: number };
+  /** Held-out scenes the probes were scored on (lone shapes / all), scenes of one shape read, and of two shapes read for binding. */
+  counts: { single: number; all: number; read: number; pairs: number };
 }
 
 export interface ProbeOptions {
   /** Scenes the probes are fitted on (training split) and scored on (held-out split). */
   train: number;
   test: number;
-  /** Held-out scenes of one shape whose captions are scored. */
+  /** Held-out scenes of one shape whose captions are scored (and as many of two shapes, for binding). */
   read: number;
 }
 
@@ -215,12 +218,26 @@ export function probeVisualEmbeddings(emu: Emu, tok: Tokenizer, opts: ProbeOptio
       kindHits.push(KINDS[argmin(kinds)] === s.kind);
       colourHits.push(COLORS[argmin(colours)] === s.color);
     }
+    const pairs: Scene[] = [];
+    for (let i = 0; pairs.length < opts.read; i++) {
+      const sc = scene(splitSeed('heldOut', 500000 + i));
+      const [a, b] = sc.shapes;
+      if (sc.shapes.length === 2 && a.color !== b.color && a.kind !== b.kind) pairs.push(sc);
+    }
+    const bindingHits: boolean[] = [];
+    for (const sc of pairs) {
+      const image = render(sc);
+      for (const [s, other] of [sc.shapes, [...sc.shapes].reverse()]) {
+        const own = captionLoss(emu, tok, image, `a picture of a ${s.color} ${s.kind}`);
+        bindingHits.push(own < captionLoss(emu, tok, image, `a picture of a ${s.color} ${other.kind}`));
+      }
+    }
     return {
       flattened: probeRow(train, test, 'flat'),
       mean: probeRow(train, test, 'mean'),
-      reading: { kind: accuracy(kindHits), colour: accuracy(colourHits) },
+      reading: { kind: accuracy(kindHits), colour: accuracy(colourHits), binding: accuracy(bindingHits) },
       chance: { kind: 1 / KINDS.length, colour: 1 / COLORS.length, size: 1 / SIZES.length, count: majority },
-      counts: { single: test.filter((f) => f.sc.shapes.length === 1).length, all: test.length, read: lones.length },
+      counts: { single: test.filter((f) => f.sc.shapes.length === 1).length, all: test.length, read: lones.length, pairs: pairs.length },
     };
   } finally {
     if (wasTraining) emu.train();

@@ -52,7 +52,10 @@ export function writeReport(root: string, results: EvalResults, info: ReportInfo
     `| probe, N embeddings flattened | ${pc(v.flattened.kind)} | ${pc(v.flattened.colour)} | ${pc(v.flattened.size)} | ${pc(v.flattened.count)} |`,
     `| probe, mean of the N | ${pc(v.mean.kind)} | ${pc(v.mean.colour)} | ${pc(v.mean.size)} | ${pc(v.mean.count)} |`,
     `| read by the LLM (caption loss) | ${pc(v.reading.kind)} | ${pc(v.reading.colour)} | - | - |`,
-    `| chance | ${pc(v.chance.kind)} | ${pc(v.chance.colour)} | ${pc(v.chance.size)} | ${pc(v.chance.count)} (majority) |`, '');
+    `| chance | ${pc(v.chance.kind)} | ${pc(v.chance.colour)} | ${pc(v.chance.size)} | ${pc(v.chance.count)} (majority) |`, '',
+    `Binding: on ${v.counts.pairs} held-out scenes of two shapes that differ in colour and in kind, "a picture of a {colour} {kind}" ` +
+    `has a lower loss with the named colour's own kind than with the other shape's in ${pc(v.reading.binding)}% of cases (chance 50%; ` +
+    'both kinds are in the picture, so only pairing colours with kinds beats it).', '');
   md.push('## Few-shot captioning with the pretrained model (the shape of Table 3)', '',
     'k in-context (image, caption) examples from the training split, then the held-out query image.', '',
     fewShotTable(results.fewShot, FEW_SHOT_CAPTION, [0, 2, 4, 8]), '');

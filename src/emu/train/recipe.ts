@@ -24,10 +24,15 @@
 // Pretraining runs 1500 steps (it had been cut to 1200 to fit the old budget): one run each, at
 // 1200 -> 1500 held-out VQA went 45.0% -> 54.2% (majority 51.7%), few-shot captioning at k = 4 / 8
 // 71 / 35 -> 107 / 87, Emu-I captions 155 -> 165, but digit captions 59 -> 13 and the pretrained
-// model's zero-shot captions 188 -> 162. Measured with this recipe (`emu train --recipe tiny` then
-// `emu eval`, what `npm start` runs): 11 min 32 s on this 2-core machine with nothing else running
-// (stages: clip 75 s, lm 21 s, pretrain 115 s, vae 148 s, decoder 116 s, instruct 168 s; the
-// evaluation about 47 s); expect about 10% between runs.
+// model's zero-shot captions 188 -> 162. Its batch is 16, the top of the spec's 8-16: twice the
+// captions of batch 8 for 1.8x the time, and the LLM read a lone shape's kind 66% of the time
+// instead of 42% (300 scenes); with Emu-I's LoRA-only fix (run_dir.ts makeInstruct) held-out VQA
+// 53.8% -> 61.7%, Emu-I captions 174 -> 225, digit captions 46 -> 190, few-shot k = 2 / 4 / 8
+// 111 / 136 / 99 -> 144 / 157 / 133, generated digits read back 10% -> 27%, shapes' colour 64% ->
+// 52%, position 50% -> 70% (one run each). Measured with this recipe (`emu train --recipe tiny`
+// then `emu eval`, what `npm start` runs): 10 min 32 s on a 2-core AMD EPYC with nothing else
+// running (stages: clip 48 s, lm 13 s, pretrain 164 s, vae 126 s, decoder 87 s, instruct 141 s;
+// the evaluation about 37 s; batch 8 took 9 min 14 s there); expect about 10% between runs.
 // Pretraining keeps the clip stage's tower frozen (vision share 0; the paper trains it at
 // 4 : 3 : 10). Trained jointly at 1 : 3 : 3 it lost the shape kinds the clip stage taught it: the
 // report's probes of the visual embeddings read a lone shape's kind 74% (flattened) / 48% (mean)
@@ -75,7 +80,7 @@ export const RECIPES: Record<string, Recipe> = {
   tiny: {
     name: 'tiny', preset: 'tiny', pretrainRatio: [0, 3, 3], checkpointEvery: 100, decoderPool: 2048, mixture: [4, 4, 2, 1, 1],
     stages: {
-      clip: stage(1600, 32, 1e-3), lm: stage(150, 16, 2e-3), pretrain: stage(1500, 8, 1.5e-3, 0.05),
+      clip: stage(1600, 32, 1e-3), lm: stage(150, 16, 2e-3), pretrain: stage(1500, 16, 1.5e-3, 0.05),
       vae: stage(600, 16, 2e-3), decoder: stage(2000, 16, 1e-3), instruct: stage(600, 8, 5e-3),
     },
   },
