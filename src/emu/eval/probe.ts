@@ -193,6 +193,16 @@ function argmin(xs: number[]): number {
   return xs.indexOf(Math.min(...xs));
 }
 
+/** The first n held-out scenes from index `from` on that `keep` accepts. */
+function heldOutWhere(n: number, from: number, keep: (sc: Scene) => unknown): Scene[] {
+  const out: Scene[] = [];
+  for (let i = from; out.length < n; i++) {
+    const sc = scene(splitSeed('heldOut', i));
+    if (keep(sc)) out.push(sc);
+  }
+  return out;
+}
+
 /** Both checks on the pretrained Emu (evaluation mode); deterministic for a given model. */
 export function probeVisualEmbeddings(emu: Emu, tok: Tokenizer, opts: ProbeOptions): VisualProbes {
   for (const k of ['train', 'test', 'read'] as const) {
@@ -205,11 +215,7 @@ export function probeVisualEmbeddings(emu: Emu, tok: Tokenizer, opts: ProbeOptio
     const test = features(emu, Array.from({ length: opts.test }, (_, i) => scene(splitSeed('heldOut', 300000 + i))));
     const counts = test.map((f) => f.sc.shapes.length);
     const majority = Math.max(...[1, 2, 3].map((n) => counts.filter((c) => c === n).length)) / counts.length;
-    const lones: Scene[] = [];
-    for (let i = 0; lones.length < opts.read; i++) {
-      const sc = scene(splitSeed('heldOut', 400000 + i));
-      if (sc.shapes.length === 1) lones.push(sc);
-    }
+    const lones = heldOutWhere(opts.read, 400000, (sc) => sc.shapes.length === 1);
     const kindHits: boolean[] = [], colourHits: boolean[] = [];
     for (const sc of lones) {
       const s = sc.shapes[0], image = render(sc);
@@ -218,12 +224,7 @@ export function probeVisualEmbeddings(emu: Emu, tok: Tokenizer, opts: ProbeOptio
       kindHits.push(KINDS[argmin(kinds)] === s.kind);
       colourHits.push(COLORS[argmin(colours)] === s.color);
     }
-    const pairs: Scene[] = [];
-    for (let i = 0; pairs.length < opts.read; i++) {
-      const sc = scene(splitSeed('heldOut', 500000 + i));
-      const [a, b] = sc.shapes;
-      if (sc.shapes.length === 2 && a.color !== b.color && a.kind !== b.kind) pairs.push(sc);
-    }
+    const pairs = heldOutWhere(opts.read, 500000, ({ shapes: [a, b, c] }) => b && !c && a.color !== b.color && a.kind !== b.kind);
     const bindingHits: boolean[] = [];
     for (const sc of pairs) {
       const image = render(sc);
