@@ -49,7 +49,7 @@ test('evaluate fills every table, and the chance rows do not depend on the model
     assert.ok(chance.results[k]! >= 0 && chance.results[k]! <= 10, k);
   }
   assert.equal(Object.keys(r.fewShot[0].results.caption).map(Number), [0, 2, 4, 8]);
-  assert.equal(r.textToImage.length, 2);
+  assert.equal(r.textToImage.length, 3);
   assert.equal(r.images.length, small.images + 10 * small.digitsPerLabel);
   assert.ok(r.images.every((x) => x.pixels.length === 32 * 32 * 3));
   assert.equal(r.samples.answers.length, r.vqaByType.reduce((n, t) => n + t.questions, 0));
@@ -62,6 +62,8 @@ test('evaluate fills every table, and the chance rows do not depend on the model
   assert.equal(again.zeroShot[2], chance, 'chance rows are a function of the held-out data only');
   assert.equal(again.zeroShot[1], emuI, 'evaluation is deterministic');
   assert.equal(again.visual, r.visual, 'the probes are deterministic');
+  assert.equal(again.textToImage, r.textToImage, 'generation, its read-back and the VAE ceiling are deterministic');
+  assert.ok(Object.values(r.textToImage[2].results).every((x) => x !== null && x >= 0), JSON.stringify(r.textToImage[2]));
   const rows = [r.visual.flattened, r.visual.mean, r.visual.chance];
   assert.ok(rows.every((row) => Object.values(row).every((x) => x >= 0 && x <= 1)), JSON.stringify(r.visual));
   assert.equal(r.visual.counts.read, small.readScenes);

@@ -13,12 +13,14 @@ import { Emu, emuGenerate, type Part } from '../../src/emu/emu.ts';
 import { Tokenizer } from '../../src/emu/tokenizer.ts';
 import { RunDir } from '../../src/emu/train/run_dir.ts';
 import { imageTensor, toParts } from '../../src/emu/train/samples.ts';
+import { vaeInput } from '../../src/emu/train/stages/vae.ts';
+import { noGrad } from '../../src/autograd/grad_mode.ts';
 import {
   IMAGE_SYSTEM_MESSAGE, VIDEO_SYSTEM_MESSAGE, blendPrompt, captionPrompt, chatPrompt, fewShotPrompt, inContextImagePrompt,
   joinParts, textToImagePrompt, videoQAPrompt, vqaPrompt,
 } from '../../src/emu/infer/prompts.ts';
 import {
-  Chat, blend, caption, fewShot, generate, inContextGenerate, loadForInference, sampleFrameIndices, textToImage, videoQA, vqa,
+  Chat, blend, caption, fewShot, generate, inContextGenerate, loadForInference, reconstruct, sampleFrameIndices, textToImage, videoQA, vqa,
 } from '../../src/emu/infer/tasks.ts';
 import { MICRO, testImage, writeMicroRun } from './infer_fixture.ts';
 
@@ -231,6 +233,23 @@ test('blend and in-context generation run from images (guidance 10 by default fo
   const ic = inContextGenerate(trained, ['This is the first image: ', testImage(8), 'An image like it: '], gen);
   const ic10 = generate(trained, ['This is the first image: ', testImage(8), 'An image like it: '], { ...gen, guidanceScale: 10 });
   assert.equal(Array.from(ic.pixels), Array.from(ic10.pixels));
+});
+
+test('reconstruct: the VAE round trip of an image (posterior mean), checked like every image input', () => {
+  const img = testImage(8);
+  const r = reconstruct(trained, img);
+  assert.is(r.size, S);
+  const expected = noGrad(() => tidy(() => trained.vae!.forward(vaeInput([img]), { useMode: true }).data() as Float32Array));
+  const n = S * S;
+  r.pixels.forEach((v, i) => {
+    const want = Math.min(1, Math.max(0, (expected[(i % 3) * n + Math.floor(i / 3)] + 1) / 2));
+    assert.ok(Math.abs(v - want) < 1e-6, `pixel ${i}: ${v} vs ${want}`);
+  });
+  assert.throws(() => reconstruct(trained, new Float32Array(7)), (e: unknown) => e instanceof ShapeError);
+  const factor = trained.vae!.factor;
+  if (factor > 1) assert.throws(() => reconstruct(trained, new Float32Array(3 * (factor + 1) ** 2)), (e: unknown) => e instanceof ValueError && /factor/.test(e.message));
+  const partial = loadForInference(writeMicroRun(['pretrain']));
+  assert.throws(() => reconstruct(partial, img), (e: unknown) => e instanceof CheckpointError && /vae/.test(e.message));
 });
 
 test('generation options are checked', () => {

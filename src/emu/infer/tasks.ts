@@ -5,6 +5,8 @@
 //   fewShot                        the pretrained Emu, k in-context {image, text} examples
 //   generate, textToImage, blend,  the pretrained Emu's regressed visual embeddings -> the UNet
 //   inContextGenerate              sampler with classifier-free guidance -> the VAE decoder
+//   reconstruct                    the VAE alone: an image through its latents and back (what
+//                                  the decoder could draw at best; the evaluation's ceiling row)
 //
 // Images come in as pixels: square HxWx3 Float32Arrays in [0,1] (what src/emu/io/image.ts
 // readImage returns and src/emu/data renders), resized and CLIP-normalised to the vision tower's
@@ -28,6 +30,7 @@ import { emuGenerate, type Emu, type Part } from '../emu.ts';
 import type { GenerateOptions } from '../generate.ts';
 import { generateImage } from '../pipeline.ts';
 import { loadTrained, type Trained } from '../train/run_dir.ts';
+import { vaeInput } from '../train/stages/vae.ts';
 import { preprocess } from '../vision.ts';
 import {
   IMAGE_SYSTEM_MESSAGE, blendPrompt, captionPrompt, chatPrompt, fewShotPrompt, inContextImagePrompt, videoQAPrompt, vqaPrompt,
@@ -268,6 +271,18 @@ function toPixels(x: Tensor): Pixels {
     for (let p = 0; p < S * S; p++) out[p * 3 + c] = Math.min(1, Math.max(0, (chw[c * S * S + p] + 1) / 2));
   }
   return out;
+}
+
+/** An image through the VAE's latents (posterior mean) and back: the best picture the decoder's latents can hold. */
+export function reconstruct(trained: Trained, image: Pixels): GeneratedImage {
+  const { vae } = trained;
+  if (!vae) throw new CheckpointError('reconstruct: needs the VAE, but this run has no vae checkpoint (train it with: emu train --stage vae)');
+  const side = squareSide(image, 'reconstruct');
+  if (side % vae.factor !== 0) throw new ValueError(`reconstruct: the image side ${side} must be a multiple of the VAE's factor ${vae.factor}`);
+  return tidy(() => {
+    const posterior = vae.encode(vaeInput([image], deviceOf(trained.emu)));
+    return { pixels: toPixels(vae.decode(posterior.mode())), size: side };
+  });
 }
 
 /** An image from an interleaved prompt built from pixel inputs (the pretrained Emu, UNet and VAE). */
