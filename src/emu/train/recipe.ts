@@ -1,44 +1,28 @@
 // recipe.ts: the stage plans of the built-in recipes, and the data each stage reads.
 //
 //   micro  CI: the micro preset, a few steps of every stage (checks that each loss falls).
-//   quick  the tiny preset with short stages: `npm start -- --quick`, about two minutes.
+//   quick  the tiny preset with short stages: `npm start -- --quick`, about a minute; a smoke run.
 //   tiny   the demo: the tiny preset long enough to learn to caption, answer and draw
-//          (`npm start`, at most 15 minutes on 2 cores).
-// Learning rates follow spec section 5 (the paper's, scaled up for a small model trained for
-// minutes); the pretrain lr is the LLM group's. Measured on the tiny preset (CE on held-out
-// captions with the right image vs a wrong one): at the paper's ratio vision : LLM : C-Former =
-// 4 : 3 : 10 with lr 1.5e-3 the visual embeddings collapsed to image-independent ones within 50
-// steps (gap 0.00); at 1 : 3 : 3, with a captioning phase first (stages/pretrain.ts), the gap
-// grew to 0.17 by step 1500. The clip warm-up is cheap per image: with random batches, after 150
-// steps its tower matched a held-out scene to its caption among 64 in 3% of cases (chance 1.6%),
-// after 800 in 47%, but it told shapes apart by little more than chance (stages/clip.ts). It now
-// trains on scenes with their kind twins, 1600 steps at lr 1e-3 (about 65 s): the pretrained
-// C-Former's output then tells a single shape's kind 73% of the time (linear probe; 43% before),
-// and Emu-I's captions and few-shot captions improved (figures below). The vae stage's 600 steps of 16 are what it takes to
-// reconstruct the shapes (stages/vae.ts). The decoder draws from 2048 precomputed pairs, not 512
-// (where its loss fell to 0.025, a sign of a memorised pool; not compared with the new VAE), and
-// trains 2000 steps: its pictures of 16 held-out prompts read back colour 23% after 600 steps and
-// 62% after 2000 (guidance 3). Emu-I uses the reference's LoRA rank 16
-// (alpha 16) for 600 steps at lr 5e-3: with rank 4, 300 steps at 2e-3 it answered size
-// questions with colours (0% of 42) and VQA overall 41%, with this 49% (288 held-out questions).
-// Pretraining runs 1500 steps (it had been cut to 1200 to fit the old budget): one run each, at
-// 1200 -> 1500 held-out VQA went 45.0% -> 54.2% (majority 51.7%), few-shot captioning at k = 4 / 8
-// 71 / 35 -> 107 / 87, Emu-I captions 155 -> 165, but digit captions 59 -> 13 and the pretrained
-// model's zero-shot captions 188 -> 162. Its batch is 16, the top of the spec's 8-16: twice the
-// captions of batch 8 for 1.8x the time, and the LLM read a lone shape's kind 66% of the time
-// instead of 42% (300 scenes); with Emu-I's LoRA-only fix (run_dir.ts makeInstruct) held-out VQA
-// 53.8% -> 61.7%, Emu-I captions 174 -> 225, digit captions 46 -> 190, few-shot k = 2 / 4 / 8
-// 111 / 136 / 99 -> 144 / 157 / 133, generated digits read back 10% -> 27%, shapes' colour 64% ->
-// 52%, position 50% -> 70% (one run each). Measured with this recipe (`emu train --recipe tiny`
-// then `emu eval`, what `npm start` runs): 10 min 32 s on a 2-core AMD EPYC with nothing else
-// running (stages: clip 48 s, lm 13 s, pretrain 164 s, vae 126 s, decoder 87 s, instruct 141 s;
-// the evaluation about 37 s; batch 8 took 9 min 14 s there); expect about 10% between runs.
-// Pretraining keeps the clip stage's tower frozen (vision share 0; the paper trains it at
-// 4 : 3 : 10). Trained jointly at 1 : 3 : 3 it lost the shape kinds the clip stage taught it: the
-// report's probes of the visual embeddings read a lone shape's kind 74% (flattened) / 48% (mean)
-// and the LLM 28%; frozen, 92% / 74% and 43%, the pretrained model's zero-shot captions 183.5 ->
-// 248.5 and few-shot k = 2 / 4 89 -> 111 / 112 -> 136, Emu-I's VQA 57.9% -> 53.8% and digit
-// captions 80 -> 46 (one run each).
+//          (`npm start`, at most 15 minutes on 2 cores: 10 min 32 s on a 2-core AMD EPYC).
+//
+// Learning rates follow spec section 5, scaled up for a small model trained for minutes; the
+// pretrain lr is the LLM group's. Why the tiny recipe's other numbers are what they are (one run
+// each; the README's "What the tiny model learns" has the whole story and the current figures):
+// - clip: 1600 steps at lr 1e-3 on scenes with their kind twins (stages/clip.ts). With random
+//   batches the tower told shapes apart by little more than chance; now the pretrained C-Former's
+//   output tells a lone shape's kind 73% of the time (linear probe; 43% before).
+// - pretrain ratio vision : LLM : C-Former = 0 : 3 : 3, not the paper's 4 : 3 : 10. At 4 : 3 : 10
+//   the visual embeddings collapsed to image-independent ones within 50 steps (the CE gap between
+//   the right image and a wrong one fell to 0.00); trained jointly at 1 : 3 : 3 the tower lost the
+//   kinds the clip stage taught it (probe 92% frozen, 74% trained), so it stays frozen.
+// - pretrain 1500 steps of batch 16 (the top of the spec's 8-16): against 1200 steps, held-out
+//   VQA and few-shot captioning rose while digit and zero-shot captions fell; against batch 8
+//   (1.8x faster) the LLM read a lone shape's kind 66% of the time instead of 42%.
+// - vae 600 steps of 16: what it takes to reconstruct the shapes (stages/vae.ts).
+// - decoder: a pool of 2048 precomputed pairs (with 512 its loss fell to 0.025, a memorised pool)
+//   and 2000 steps (colour read back from 16 held-out prompts: 23% after 600 steps, 62% after 2000).
+// - instruct: the reference's LoRA rank 16 (alpha 16), 600 steps at lr 5e-3; with rank 4 and 300
+//   steps at 2e-3, Emu-I answered size questions with colours.
 import { ValueError } from '../../tensor/errors.ts';
 import type { DataSource, MixtureEntry } from '../data/sources.ts';
 import { mnistSource, seededSource } from '../data/sources.ts';
