@@ -1,4 +1,5 @@
-// vae.ts: the KL autoencoder of Stable Diffusion (diffusers' AutoencoderKL layout), and the
+// vae.ts: the KL autoencoder of Stable Diffusion (diffusers' AutoencoderKL layout), vaeInput (pixels
+// to its [-1, 1] input, for training, encoding and the evaluation's reconstructions), and the
 // convolutional pieces it shares with the UNet (ResnetBlock2D, Downsample2D, Upsample2D).
 //
 //   encoder: conv_in, down_blocks.{i} (resnets.{j}, downsamplers.0 except the last level),
@@ -15,6 +16,7 @@ import { ShapeError, ValueError } from '../tensor/errors.ts';
 import { tidy } from '../tensor/memory.ts';
 import { randn, type Generator } from '../tensor/random.ts';
 import { Tensor } from '../tensor/tensor.ts';
+import { fromValues } from '../tensor/ops/creation.ts';
 import { pad } from '../tensor/ops/image.ts';
 import { abs, add, clamp, div, exp, mul, square, sub } from '../tensor/ops/elementwise.ts';
 import { mean, sum } from '../tensor/ops/reduce.ts';
@@ -380,4 +382,14 @@ export class AutoencoderKL extends Module {
       d.dispose();
     }
   }
+}
+
+/** Images HxWx3 in [0,1] -> a [B, 3, H, W] batch in [-1, 1] (the VAE's range, Stable Diffusion's) on `device`. */
+export function vaeInput(images: Float32Array[], device: Device = 'cpu'): Tensor {
+  const side = Math.round(Math.sqrt(images[0].length / 3)), n = side * side;
+  const out = new Float32Array(images.length * 3 * n);
+  images.forEach((img, b) => {
+    for (let i = 0; i < n; i++) for (let c = 0; c < 3; c++) out[(b * 3 + c) * n + i] = img[i * 3 + c] * 2 - 1;
+  });
+  return fromValues(out, [images.length, 3, side, side], 'f32', device);
 }

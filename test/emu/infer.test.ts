@@ -13,7 +13,7 @@ import { Emu, emuGenerate, type Part } from '../../src/emu/emu.ts';
 import { Tokenizer } from '../../src/emu/tokenizer.ts';
 import { RunDir } from '../../src/emu/train/run_dir.ts';
 import { imageTensor, toParts } from '../../src/emu/train/samples.ts';
-import { vaeInput } from '../../src/emu/train/stages/vae.ts';
+import { vaeInput } from '../../src/emu/vae.ts';
 import { noGrad } from '../../src/autograd/grad_mode.ts';
 import {
   IMAGE_SYSTEM_MESSAGE, VIDEO_SYSTEM_MESSAGE, blendPrompt, captionPrompt, chatPrompt, fewShotPrompt, inContextImagePrompt,

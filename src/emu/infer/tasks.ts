@@ -19,7 +19,7 @@
 // overridden per call.
 //
 // The VAE decodes to [-1, 1] (Stable Diffusion's convention; the vae stage trains on
-// train/stages/vae.ts vaeInput, pixels * 2 - 1), so generated pixels are (x + 1) / 2, clamped.
+// vae.ts vaeInput, pixels * 2 - 1), so generated pixels are (x + 1) / 2, clamped.
 import { checkDevice, type Device } from '../../tensor/device.ts';
 import { CheckpointError, DeviceError, ShapeError, ValueError } from '../../tensor/errors.ts';
 import { tidy } from '../../tensor/memory.ts';
@@ -29,8 +29,8 @@ import { emuShortAnswer } from '../eval/vqa.ts';
 import { emuGenerate, type Emu, type Part } from '../emu.ts';
 import type { GenerateOptions } from '../generate.ts';
 import { generateImage } from '../pipeline.ts';
+import { vaeInput } from '../vae.ts';
 import { loadTrained, type Trained } from '../train/run_dir.ts';
-import { vaeInput } from '../train/stages/vae.ts';
 import { preprocess } from '../vision.ts';
 import {
   IMAGE_SYSTEM_MESSAGE, blendPrompt, captionPrompt, chatPrompt, fewShotPrompt, inContextImagePrompt, videoQAPrompt, vqaPrompt,

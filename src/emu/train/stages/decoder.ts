@@ -19,12 +19,11 @@ import { noGrad } from '../../../autograd/grad_mode.ts';
 import { Emu, emuVisualEmbeddings } from '../../emu.ts';
 import { ddpmLoss } from '../../diffusion.ts';
 import { UNet2DConditionModel } from '../../unet.ts';
-import { AutoencoderKL } from '../../vae.ts';
+import { AutoencoderKL, vaeInput } from '../../vae.ts';
 import { shuffledIndex } from '../../data/shuffle.ts';
 import { regressVisual } from '../../generate.ts';
 import type { StageSpec } from '../loop.ts';
 import type { Pair } from './clip.ts';
-import { vaeInput } from './vae.ts';
 import { indexedBatches, optimizer, stageGenerator, type StageContext } from '../stage.ts';
 
 /** Prompts of equal token length go through the regression together (it takes no padding). */

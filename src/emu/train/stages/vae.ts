@@ -10,25 +10,12 @@
 // shapes only), so the stage reads shapes and digits 3 : 1 (recipe.ts vaeSources). The tiny
 // recipe's 600 steps of 16 reconstruct colour, size and position 100%, kind 75%, count 97%
 // (the old L1 stage at 300 steps of 8: 0% on all), in about two minutes on two idle cores.
-import { fromValues } from '../../../tensor/ops/creation.ts';
-import type { Device } from '../../../tensor/device.ts';
-import type { Tensor } from '../../../tensor/tensor.ts';
-import { AutoencoderKL } from '../../vae.ts';
+import { AutoencoderKL, vaeInput } from '../../vae.ts';
 import type { BatchSource, StageSpec } from '../loop.ts';
 import { optimizer, stageGenerator, type StageContext } from '../stage.ts';
 
 /** KL weight: enough to keep the latents near unit scale without blurring 32x32 shapes. */
 export const VAE_BETA = 1e-4;
-
-/** Images HxWx3 in [0,1] -> a [B, 3, H, W] batch in [-1, 1] (the VAE's range) on `device`. */
-export function vaeInput(images: Float32Array[], device: Device = 'cpu'): Tensor {
-  const side = Math.round(Math.sqrt(images[0].length / 3)), n = side * side;
-  const out = new Float32Array(images.length * 3 * n);
-  images.forEach((img, b) => {
-    for (let i = 0; i < n; i++) for (let c = 0; c < 3; c++) out[(b * 3 + c) * n + i] = img[i * 3 + c] * 2 - 1;
-  });
-  return fromValues(out, [images.length, 3, side, side], 'f32', device);
-}
 
 export function vaeStage(ctx: StageContext, data: BatchSource<Float32Array[]>): StageSpec<Float32Array[]> {
   const vae = new AutoencoderKL(ctx.meta.config.vae).to(ctx.device);
