@@ -1,5 +1,7 @@
 // lm.ts: stage `lm`, a text-only warm-up of the LLM (spec section 5: we have no pretrained
-// LLaMA, so the tiny LLM first learns the language of the captions, questions and dialogues).
+// LLaMA, so the tiny LLM first learns the language of the captions and documents: the
+// pretraining mixture's text, recipe.ts textOnly). Questions and answers first appear in
+// instruction tuning; the README ("What the tiny model learns") says what adding them here did.
 // Next-token cross-entropy through Emu.loss on samples without images; only the LLM is trained
 // and saved (as decoder.lm.*, the names it has inside Emu).
 import { Emu } from '../../emu.ts';
